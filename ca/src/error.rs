@@ -1,0 +1,101 @@
+//! The one error type of the certificate authority.
+//!
+//! Variants are structured so the server can map them to gRPC status codes in one place:
+//! `InvalidArgument`, `InvalidCsr`, `KeyNotAllowed` and `NameNotAllowed` are bad input;
+//! the token variants and `CallerNotCurrent` are authentication failures; `Kms` carries the
+//! key-management centre's own error (a sealed kms among them).
+
+use std::time::SystemTime;
+
+use crate::timestamps::rfc3339;
+
+/// Why a certificate-authority call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `initialize` was called on a store that already holds a CA hierarchy.
+    #[error("the certificate authority is already initialized")]
+    AlreadyInitialized,
+    /// The store holds no CA hierarchy yet.
+    #[error("the certificate authority is not initialized: run `govtrust init` first")]
+    NotInitialized,
+    /// A request field is malformed; `field` names it.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    /// The certificate signing request cannot be decoded or its signature does not verify.
+    #[error("invalid certificate signing request: {reason}")]
+    InvalidCsr { reason: String },
+    /// The CSR's public key has an algorithm or size this CA does not certify.
+    #[error("key not allowed: {reason}")]
+    KeyNotAllowed { reason: String },
+    /// The CSR asks for a name the system may not hold.
+    #[error("name {name:?} is not allowed for system {system}")]
+    NameNotAllowed { name: String, system: String },
+    /// No enrollment token matches (it was never issued, or is malformed).
+    #[error("unknown enrollment token")]
+    TokenUnknown,
+    /// The enrollment token expired; the system needs a new registration token.
+    #[error("enrollment token expired at {}; ask a security administrator for a new one", rfc3339(*at))]
+    TokenExpired { at: SystemTime },
+    /// The enrollment token was already used; renew with the certificate it gave instead.
+    #[error("enrollment token was already used at {}; renew with the certificate it gave", rfc3339(*at))]
+    TokenUsed { at: SystemTime },
+    /// A system with this name is already registered.
+    #[error("system {name} is already registered")]
+    SystemExists { name: String },
+    /// No system with this name is registered.
+    #[error("system {name} is not registered")]
+    SystemNotFound { name: String },
+    /// No certificate with this serial was issued.
+    #[error("no certificate with serial {serial}")]
+    CertificateNotFound { serial: String },
+    /// The caller's certificate does not entitle it to renew.
+    #[error("caller may not renew: {reason}")]
+    CallerNotCurrent { reason: String },
+    /// rcgen could not build or sign a certificate.
+    #[error("cannot build certificate: {context}")]
+    Certificate {
+        context: &'static str,
+        #[source]
+        source: rcgen::Error,
+    },
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    RandomUnavailable,
+    /// The key-management centre refused or failed (for example: it is sealed).
+    #[error(transparent)]
+    Kms(#[from] govtrust_kms::Error),
+    /// The store failed; nothing of the operation was stored.
+    #[error(transparent)]
+    Store(#[from] govtrust_store::Error),
+    /// A stored record cannot be decoded.
+    #[error("stored CA data is corrupt: {context}")]
+    Corrupt { context: String },
+}
+
+impl Error {
+    /// An [`Error::InvalidArgument`].
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument { field, reason: reason.into() }
+    }
+
+    /// An [`Error::InvalidCsr`].
+    pub(crate) fn csr(reason: impl Into<String>) -> Self {
+        Self::InvalidCsr { reason: reason.into() }
+    }
+
+    /// An [`Error::KeyNotAllowed`].
+    pub(crate) fn key(reason: impl Into<String>) -> Self {
+        Self::KeyNotAllowed { reason: reason.into() }
+    }
+
+    /// An [`Error::Corrupt`].
+    pub(crate) fn corrupt(context: impl Into<String>) -> Self {
+        Self::Corrupt { context: context.into() }
+    }
+
+    /// An [`Error::Certificate`]: a closure for `map_err`.
+    pub(crate) fn certificate(context: &'static str) -> impl FnOnce(rcgen::Error) -> Self {
+        move |source| Self::Certificate { context, source }
+    }
+}

@@ -1,0 +1,286 @@
+//! The CA hierarchy: a root CA (ECDSA P-384, 20 years) over two issuing CAs, one per network
+//! (ECDSA P-256, 10 years, pathLen 0). All three keys live in the kms as internal keys.
+//!
+//! The hierarchy is created once by [`Hierarchy::create`] and stored at `ca/hierarchy`;
+//! [`Hierarchy::load`] reads it back without touching the kms, so a server can start (and serve
+//! its chain) while the kms is still sealed.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use govtrust_kms::{Algorithm, KeyId, KeySpec, Kms};
+use govtrust_store::Store;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
+    PublicKeyData,
+};
+use ring::rand::SecureRandom;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::identity::{Network, SERVER_IDENTITY, TrustDomain};
+use crate::issuance::{CLOCK_SKEW, Serial, later};
+use crate::records::{self, CaRecord, HierarchyRecord};
+use crate::signer::CaKey;
+use crate::timestamps::{from_unix_ms, to_x509, unix_ms};
+use crate::{Error, pem};
+
+const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60 + 6 * 60 * 60);
+
+/// The CA certificates, for relying parties and for clients' trust stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaChain {
+    /// The root CA certificate: the trust anchor.
+    pub root_pem: String,
+    /// The extranet issuing CA certificate.
+    pub extranet_pem: String,
+    /// The intranet issuing CA certificate.
+    pub intranet_pem: String,
+    /// The root CA certificate, DER.
+    pub root_der: Vec<u8>,
+    /// The extranet issuing CA certificate, DER.
+    pub extranet_der: Vec<u8>,
+    /// The intranet issuing CA certificate, DER.
+    pub intranet_der: Vec<u8>,
+}
+
+/// One CA of the hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Authority {
+    Root,
+    Extranet,
+    Intranet,
+}
+
+impl Authority {
+    /// The name recorded as a certificate's issuer: `root`, `extranet` or `intranet`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Root => "root",
+            Self::Extranet => "extranet",
+            Self::Intranet => "intranet",
+        }
+    }
+
+    fn common_name(self) -> &'static str {
+        match self {
+            Self::Root => "govtrust Root CA",
+            Self::Extranet => "govtrust Extranet CA",
+            Self::Intranet => "govtrust Intranet CA",
+        }
+    }
+
+    fn algorithm(self) -> Algorithm {
+        match self {
+            Self::Root => Algorithm::EcdsaP384Sha384,
+            Self::Extranet | Self::Intranet => Algorithm::EcdsaP256Sha256,
+        }
+    }
+
+    fn lifetime(self) -> Duration {
+        match self {
+            Self::Root => YEAR * 20,
+            Self::Extranet | Self::Intranet => YEAR * 10,
+        }
+    }
+
+    fn constraints(self) -> BasicConstraints {
+        match self {
+            Self::Root => BasicConstraints::Constrained(1),
+            Self::Extranet | Self::Intranet => BasicConstraints::Constrained(0),
+        }
+    }
+}
+
+/// A CA certificate and the kms key that signs for it.
+pub(crate) struct CaCert {
+    authority: Authority,
+    key: CaKey,
+    der: Vec<u8>,
+    not_after: SystemTime,
+}
+
+impl CaCert {
+    fn new(authority: Authority, key: CaKey, der: Vec<u8>) -> Result<Self, Error> {
+        let not_after = parse(authority, &der)?.validity().not_after.timestamp();
+        Ok(Self { authority, key, der, not_after: from_unix_ms(not_after.saturating_mul(1000)) })
+    }
+
+    /// Which CA this is.
+    pub(crate) fn authority(&self) -> Authority {
+        self.authority
+    }
+
+    /// The certificate, DER.
+    pub(crate) fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// When the CA certificate expires; nothing it issues may outlive it.
+    pub(crate) fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+
+    /// Signs a certificate for `subject` built from `params` with this CA's kms key.
+    pub(crate) fn sign(&self, params: &CertificateParams, subject: &impl PublicKeyData) -> Result<Vec<u8>, Error> {
+        let signer = self.key.signer();
+        let issuer = Issuer::from_ca_cert_der(&self.der.as_slice().into(), &signer)
+            .map_err(Error::certificate("parse issuing CA certificate"))?;
+        let certificate = params.signed_by(subject, &issuer).map_err(|e| signer.error("sign certificate", e))?;
+        Ok(certificate.der().to_vec())
+    }
+
+    fn record(&self) -> CaRecord {
+        CaRecord { key_id: self.key.id().to_string(), certificate: records::base64(&self.der) }
+    }
+}
+
+/// The root CA, the two issuing CAs and the trust domain they serve.
+pub(crate) struct Hierarchy {
+    trust_domain: TrustDomain,
+    root: CaCert,
+    extranet: CaCert,
+    intranet: CaCert,
+    chain: CaChain,
+    created_at: SystemTime,
+}
+
+impl Hierarchy {
+    /// Creates the three CA keys in `kms` and their certificates. Stores nothing: the caller
+    /// stores [`Hierarchy::record`] with the rest of initialization.
+    pub(crate) fn create(
+        kms: &Arc<Kms>,
+        trust_domain: TrustDomain,
+        now: SystemTime,
+        rng: &dyn SecureRandom,
+    ) -> Result<Self, Error> {
+        let root_key = create_key(kms, &trust_domain, Authority::Root)?;
+        let params = ca_params(&trust_domain, Authority::Root, now, rng)?;
+        let signer = root_key.signer();
+        let der = params.self_signed(&signer).map_err(|e| signer.error("sign root CA certificate", e))?;
+        let root = CaCert::new(Authority::Root, root_key, der.der().to_vec())?;
+        let extranet = issuing_ca(kms, &trust_domain, &root, Authority::Extranet, now, rng)?;
+        let intranet = issuing_ca(kms, &trust_domain, &root, Authority::Intranet, now, rng)?;
+        Ok(Self::assemble(trust_domain, root, extranet, intranet, now))
+    }
+
+    /// Reads the hierarchy from `store`; the kms is only referenced, not called.
+    pub(crate) fn load(store: &dyn Store, kms: &Arc<Kms>) -> Result<Self, Error> {
+        let value = store.get(records::HIERARCHY)?.ok_or(Error::NotInitialized)?;
+        let record: HierarchyRecord = records::decode(records::HIERARCHY, &value)?;
+        let trust_domain = TrustDomain::parse(&record.trust_domain)
+            .map_err(|e| Error::corrupt(format!("ca/hierarchy: {e}")))?;
+        let root = load_ca(kms, Authority::Root, &record.root)?;
+        let extranet = load_ca(kms, Authority::Extranet, &record.extranet)?;
+        let intranet = load_ca(kms, Authority::Intranet, &record.intranet)?;
+        let created_at = from_unix_ms(record.created_at_ms);
+        Ok(Self::assemble(trust_domain, root, extranet, intranet, created_at))
+    }
+
+    fn assemble(trust_domain: TrustDomain, root: CaCert, extranet: CaCert, intranet: CaCert, created_at: SystemTime) -> Self {
+        let chain = CaChain {
+            root_pem: pem::certificate(&root.der),
+            extranet_pem: pem::certificate(&extranet.der),
+            intranet_pem: pem::certificate(&intranet.der),
+            root_der: root.der.clone(),
+            extranet_der: extranet.der.clone(),
+            intranet_der: intranet.der.clone(),
+        };
+        Self { trust_domain, root, extranet, intranet, chain, created_at }
+    }
+
+    /// The stored form.
+    pub(crate) fn record(&self) -> HierarchyRecord {
+        HierarchyRecord {
+            trust_domain: self.trust_domain.as_str().to_owned(),
+            root: self.root.record(),
+            extranet: self.extranet.record(),
+            intranet: self.intranet.record(),
+            created_at_ms: unix_ms(self.created_at),
+        }
+    }
+
+    /// The trust domain.
+    pub(crate) fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// The CA certificates.
+    pub(crate) fn chain(&self) -> &CaChain {
+        &self.chain
+    }
+
+    /// The issuing CA of `network`.
+    pub(crate) fn issuing(&self, network: Network) -> &CaCert {
+        match network {
+            Network::Extranet => &self.extranet,
+            Network::Intranet => &self.intranet,
+        }
+    }
+}
+
+/// Creates an internal kms key for `authority`.
+fn create_key(kms: &Arc<Kms>, trust_domain: &TrustDomain, authority: Authority) -> Result<CaKey, Error> {
+    let spec = KeySpec {
+        algorithm: authority.algorithm(),
+        exportable: false,
+        owner: trust_domain.server_id(),
+        description: format!("govtrust {} CA of {trust_domain}", authority.name()),
+        pre_active: false,
+        internal: true,
+    };
+    let info = kms.create_key(SERVER_IDENTITY, spec)?;
+    let public = kms.public_key(&info.id, None)?;
+    CaKey::new(Arc::clone(kms), info.id, &public.spki_der)
+}
+
+/// Creates the issuing CA `authority`, certified by `root`.
+fn issuing_ca(
+    kms: &Arc<Kms>,
+    trust_domain: &TrustDomain,
+    root: &CaCert,
+    authority: Authority,
+    now: SystemTime,
+    rng: &dyn SecureRandom,
+) -> Result<CaCert, Error> {
+    let key = create_key(kms, trust_domain, authority)?;
+    let params = ca_params(trust_domain, authority, now, rng)?;
+    let der = root.sign(&params, key.public())?;
+    CaCert::new(authority, key, der)
+}
+
+/// The certificate parameters of a CA.
+fn ca_params(
+    trust_domain: &TrustDomain,
+    authority: Authority,
+    now: SystemTime,
+    rng: &dyn SecureRandom,
+) -> Result<CertificateParams, Error> {
+    let not_before = now.checked_sub(CLOCK_SKEW).unwrap_or(now);
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, authority.common_name());
+    params.distinguished_name.push(DnType::OrganizationName, trust_domain.as_str());
+    params.is_ca = IsCa::Ca(authority.constraints());
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.not_before = to_x509(not_before)?;
+    params.not_after = to_x509(later(not_before, authority.lifetime())?)?;
+    params.serial_number = Some(Serial::generate(rng)?.into());
+    params.use_authority_key_identifier_extension = authority != Authority::Root;
+    Ok(params)
+}
+
+/// Loads one stored CA: its certificate and a handle on its kms key.
+fn load_ca(kms: &Arc<Kms>, authority: Authority, record: &CaRecord) -> Result<CaCert, Error> {
+    let context = format!("ca/hierarchy {} CA", authority.name());
+    let der = records::unbase64(&record.certificate, &context)?;
+    let id = KeyId::parse(&record.key_id).map_err(|e| Error::corrupt(format!("{context}: {e}")))?;
+    let spki = parse(authority, &der)?.public_key().raw.to_vec();
+    CaCert::new(authority, CaKey::new(Arc::clone(kms), id, &spki)?, der)
+}
+
+/// Parses a CA certificate.
+fn parse(authority: Authority, der: &[u8]) -> Result<X509Certificate<'_>, Error> {
+    X509Certificate::from_der(der)
+        .map(|(_, certificate)| certificate)
+        .map_err(|e| Error::corrupt(format!("{} CA certificate: {e}", authority.name())))
+}

@@ -1,0 +1,134 @@
+//! The CA's storage layout: keys and the JSON records stored under them.
+//!
+//! Records are private to this crate; public types convert from them. Layout:
+//!
+//! | key | value |
+//! |---|---|
+//! | `ca/hierarchy` | [`HierarchyRecord`]: trust domain, CA key ids and certificates |
+//! | `ca/system/<name>` | [`SystemRecordV1`] |
+//! | `ca/token/<sha256 hex of token>` | [`TokenRecord`] (the token itself is never stored) |
+//! | `ca/cert/<serial hex>` | [`CertRecordV1`] |
+//! | `ca/bysys/<system or person>/<serial hex>` | empty: index of certificates by holder |
+//! | `ca/person/<id>` | [`PersonRecord`] |
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Key of the CA hierarchy.
+pub(crate) const HIERARCHY: &[u8] = b"ca/hierarchy";
+/// Prefix of certificate records.
+pub(crate) const CERT_PREFIX: &str = "ca/cert/";
+
+/// Key of a system's record.
+pub(crate) fn system_key(name: &str) -> Vec<u8> {
+    format!("ca/system/{name}").into_bytes()
+}
+
+/// Key of an enrollment token's record, by the token's digest.
+pub(crate) fn token_key(digest: &str) -> Vec<u8> {
+    format!("ca/token/{digest}").into_bytes()
+}
+
+/// Key of a certificate record.
+pub(crate) fn cert_key(serial: &str) -> Vec<u8> {
+    format!("{CERT_PREFIX}{serial}").into_bytes()
+}
+
+/// Prefix of the certificate index of one holder.
+pub(crate) fn holder_prefix(holder: &str) -> String {
+    format!("ca/bysys/{holder}/")
+}
+
+/// Key of a person's record.
+pub(crate) fn person_key(id: &str) -> Vec<u8> {
+    format!("ca/person/{id}").into_bytes()
+}
+
+/// One CA of the hierarchy: its kms key and certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CaRecord {
+    pub key_id: String,
+    /// The certificate, DER in standard base64.
+    pub certificate: String,
+}
+
+/// The CA hierarchy, written once by `initialize`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct HierarchyRecord {
+    pub trust_domain: String,
+    pub root: CaRecord,
+    pub extranet: CaRecord,
+    pub intranet: CaRecord,
+    pub created_at_ms: i64,
+}
+
+/// A registered system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SystemRecordV1 {
+    pub name: String,
+    pub org_id: String,
+    pub level: u32,
+    pub network: String,
+    pub spiffe_id: String,
+    pub dns_names: Vec<String>,
+    pub registered_at_ms: i64,
+}
+
+/// A one-time enrollment token, stored by digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TokenRecord {
+    pub system: String,
+    pub expires_at_ms: i64,
+    pub used_at_ms: Option<i64>,
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CertRecordV1 {
+    pub serial: String,
+    /// The holder: a system name, a person id or `govtrust`.
+    pub holder: String,
+    pub spiffe_id: String,
+    pub network: String,
+    pub issuer: String,
+    pub not_before_ms: i64,
+    pub not_after_ms: i64,
+    /// DER in standard base64.
+    pub der: String,
+    pub revoked: bool,
+}
+
+/// A person identity and its administrator role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PersonRecord {
+    pub role: String,
+    pub spiffe_id: String,
+    pub created_at_ms: i64,
+}
+
+/// `record` as JSON.
+pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(record).map_err(|e| Error::corrupt(format!("cannot encode record: {e}")))
+}
+
+/// The record stored under `key`.
+pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(value)
+        .map_err(|e| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(key))))
+}
+
+/// Standard base64 of `der`.
+pub(crate) fn base64(der: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// The bytes of a stored base64 field; `context` names it in errors.
+pub(crate) fn unbase64(text: &str, context: &str) -> Result<Vec<u8>, Error> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| Error::corrupt(format!("{context}: {e}")))
+}

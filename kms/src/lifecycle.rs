@@ -1,0 +1,168 @@
+//! Key lifecycle rules (NIST SP 800-57 part 1, §5.3): which state changes are legal and what each
+//! state allows.
+//!
+//! | from | change | to |
+//! |---|---|---|
+//! | pre-active | activate | active |
+//! | active | suspend | suspended |
+//! | suspended | resume | active |
+//! | pre-active, active, suspended | deactivate | deactivated |
+//! | any but destroyed | mark-compromised | compromised |
+//!
+//! Use: active allows everything; deactivated allows decrypt, verify and reading the public key
+//! (processing old data only); suspended, pre-active and compromised allow reading the public key
+//! only; destroyed allows nothing. A key whose destruction is scheduled allows nothing until the
+//! destruction is cancelled. Internal keys follow the same rules.
+
+use std::time::SystemTime;
+
+use crate::record::{KeyRecord, from_unix_ms};
+use crate::{Error, KeyState, StateChange};
+
+/// What a caller wants to do with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Usage {
+    Encrypt,
+    Decrypt,
+    GenerateDataKey,
+    Sign,
+    Verify,
+    PublicKey,
+    Rotate,
+    Export,
+}
+
+impl Usage {
+    /// The name used in error messages.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Usage::Encrypt => "encrypt",
+            Usage::Decrypt => "decrypt",
+            Usage::GenerateDataKey => "generate data key",
+            Usage::Sign => "sign",
+            Usage::Verify => "verify",
+            Usage::PublicKey => "public key",
+            Usage::Rotate => "rotate",
+            Usage::Export => "export",
+        }
+    }
+
+    /// True when the usage needs the symmetric algorithm, false when it needs a signing key,
+    /// `None` when any algorithm will do.
+    pub(crate) fn wants_symmetric(self) -> Option<bool> {
+        match self {
+            Usage::Encrypt | Usage::Decrypt | Usage::GenerateDataKey => Some(true),
+            Usage::Sign | Usage::Verify | Usage::PublicKey => Some(false),
+            Usage::Rotate | Usage::Export => None,
+        }
+    }
+}
+
+/// The state `change` leads to from `from`, or `None` when the lifecycle forbids it.
+pub(crate) fn transition(from: KeyState, change: StateChange) -> Option<KeyState> {
+    use KeyState::*;
+    match (from, change) {
+        (PreActive, StateChange::Activate) => Some(Active),
+        (Active, StateChange::Suspend) => Some(Suspended),
+        (Suspended, StateChange::Resume) => Some(Active),
+        (PreActive | Active | Suspended, StateChange::Deactivate) => Some(Deactivated),
+        (Destroyed, StateChange::MarkCompromised) => None,
+        (_, StateChange::MarkCompromised) => Some(Compromised),
+        _ => None,
+    }
+}
+
+/// True when a key in `state` may be used for `usage`.
+pub(crate) fn permits(state: KeyState, usage: Usage) -> bool {
+    match state {
+        KeyState::Active => true,
+        KeyState::Deactivated => matches!(usage, Usage::Decrypt | Usage::Verify | Usage::PublicKey),
+        KeyState::PreActive | KeyState::Suspended | KeyState::Compromised => usage == Usage::PublicKey,
+        KeyState::Destroyed => false,
+    }
+}
+
+/// Refuses a destroyed key or one whose destruction is scheduled.
+pub(crate) fn check_alive(record: &KeyRecord) -> Result<(), Error> {
+    if let Some(ms) = record.destroyed_at_ms {
+        return Err(Error::KeyDestroyed { id: record.id.clone(), destroyed_at: from_unix_ms(ms) });
+    }
+    if record.state == KeyState::Destroyed {
+        return Err(Error::KeyDestroyed { id: record.id.clone(), destroyed_at: SystemTime::UNIX_EPOCH });
+    }
+    if let Some(ms) = record.destruction_due_ms {
+        return Err(Error::DestructionPending { id: record.id.clone(), at: from_unix_ms(ms) });
+    }
+    Ok(())
+}
+
+/// Checks that `record` may be used for `usage`: alive, in a state that permits it, and of an
+/// algorithm that can do it.
+pub(crate) fn check_usage(record: &KeyRecord, usage: Usage) -> Result<(), Error> {
+    check_alive(record)?;
+    if !permits(record.state, usage) {
+        return Err(Error::KeyState { id: record.id.clone(), state: record.state, operation: usage.name() });
+    }
+    match usage.wants_symmetric() {
+        Some(symmetric) if symmetric != record.algorithm.is_symmetric() => Err(Error::WrongAlgorithm {
+            id: record.id.clone(),
+            algorithm: record.algorithm,
+            operation: usage.name(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The state after `change`, or `IllegalTransition`.
+pub(crate) fn apply(record: &KeyRecord, change: StateChange) -> Result<KeyState, Error> {
+    check_alive(record)?;
+    transition(record.state, change).ok_or_else(|| Error::IllegalTransition {
+        id: record.id.clone(),
+        from: record.state,
+        change,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use KeyState::*;
+    use StateChange::*;
+
+    #[test]
+    fn transition_table() {
+        let legal = [
+            (PreActive, Activate, Active),
+            (Active, Suspend, Suspended),
+            (Suspended, Resume, Active),
+            (PreActive, Deactivate, Deactivated),
+            (Active, Deactivate, Deactivated),
+            (Suspended, Deactivate, Deactivated),
+            (PreActive, MarkCompromised, Compromised),
+            (Active, MarkCompromised, Compromised),
+            (Suspended, MarkCompromised, Compromised),
+            (Deactivated, MarkCompromised, Compromised),
+            (Compromised, MarkCompromised, Compromised),
+        ];
+        for from in KeyState::ALL {
+            for change in StateChange::ALL {
+                let expected = legal.iter().find(|(f, c, _)| *f == from && *c == change).map(|(_, _, to)| *to);
+                assert_eq!(transition(from, change), expected, "{from} --{change}-->");
+            }
+        }
+    }
+
+    #[test]
+    fn usage_table() {
+        use Usage::*;
+        let all = [Encrypt, Decrypt, GenerateDataKey, Sign, Verify, PublicKey, Rotate, Export];
+        for usage in all {
+            assert!(permits(Active, usage));
+            assert!(!permits(Destroyed, usage));
+            assert_eq!(permits(Deactivated, usage), matches!(usage, Decrypt | Verify | PublicKey));
+            for state in [PreActive, Suspended, Compromised] {
+                assert_eq!(permits(state, usage), usage == PublicKey, "{state} {}", usage.name());
+            }
+        }
+    }
+}

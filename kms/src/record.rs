@@ -1,0 +1,192 @@
+//! Key records: what the centre stores about a key, where, and the AAD that seals it there.
+//!
+//! Store layout (every value but the seal configuration and the due index is sealed, see
+//! [`crate::sealed`]):
+//!
+//! | store key | value | AAD |
+//! |---|---|---|
+//! | `kms/seal` | seal configuration, plain JSON | — |
+//! | `kms/wrapping` | import wrapping key (X25519 private key) | `govtrust-kms-v1\|wrapping\|x25519` |
+//! | `kms/meta/<id>` | [`KeyRecord`] JSON | `govtrust-kms-v1\|meta\|<id>` |
+//! | `kms/material/<id>/<version as 8 hex>` | key material | `govtrust-kms-v1\|material\|<id>\|<version>\|<algorithm>` |
+//! | `kms/due/<unix ms as 16 hex>/<id>` | empty: destruction index | — |
+//!
+//! The material encoding is 32 raw bytes for AES-256-GCM and PKCS#8 DER for ECDSA and Ed25519.
+//! The AAD binds a value to its place, so a record copied or swapped onto another key, version
+//! or algorithm fails to unseal. The due index holds no secret (key ids and dates); it only
+//! spares `destroy_due` from unsealing every record, and each entry is checked against the
+//! sealed record before anything is destroyed.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Algorithm, KeyId, KeyInfo, KeyState, VersionInfo};
+
+pub(crate) const SEAL_KEY: &[u8] = b"kms/seal";
+pub(crate) const WRAPPING_KEY: &[u8] = b"kms/wrapping";
+pub(crate) const WRAPPING_AAD: &[u8] = b"govtrust-kms-v1|wrapping|x25519";
+pub(crate) const META_PREFIX: &str = "kms/meta/";
+pub(crate) const DUE_PREFIX: &str = "kms/due/";
+
+/// `kms/meta/<id>`.
+pub(crate) fn meta_key(id: &KeyId) -> Vec<u8> {
+    format!("{META_PREFIX}{id}").into_bytes()
+}
+
+/// AAD of a key's metadata.
+pub(crate) fn meta_aad(id: &KeyId) -> Vec<u8> {
+    format!("govtrust-kms-v1|meta|{id}").into_bytes()
+}
+
+/// `kms/material/<id>/`: every version of a key.
+pub(crate) fn material_prefix(id: &KeyId) -> Vec<u8> {
+    format!("kms/material/{id}/").into_bytes()
+}
+
+/// `kms/material/<id>/<version as 8 hex>`.
+pub(crate) fn material_key(id: &KeyId, version: u32) -> Vec<u8> {
+    format!("kms/material/{id}/{version:08x}").into_bytes()
+}
+
+/// AAD of one version's material.
+pub(crate) fn material_aad(id: &KeyId, version: u32, algorithm: Algorithm) -> Vec<u8> {
+    format!("govtrust-kms-v1|material|{id}|{version}|{algorithm}").into_bytes()
+}
+
+/// `kms/due/<unix ms as 16 hex>/<id>`: sorts by date.
+pub(crate) fn due_key(at: SystemTime, id: &KeyId) -> Vec<u8> {
+    format!("{DUE_PREFIX}{:016x}/{id}", unix_ms(at)).into_bytes()
+}
+
+/// A key's metadata as stored (sealed). Never holds material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyRecord {
+    #[serde(with = "text")]
+    pub(crate) id: KeyId,
+    #[serde(with = "text")]
+    pub(crate) algorithm: Algorithm,
+    #[serde(with = "text")]
+    pub(crate) state: KeyState,
+    pub(crate) primary_version: u32,
+    pub(crate) versions: Vec<VersionRecord>,
+    pub(crate) exportable: bool,
+    pub(crate) owner: String,
+    pub(crate) description: String,
+    pub(crate) internal: bool,
+    pub(crate) created_at_ms: u64,
+    /// When a scheduled destruction is due.
+    pub(crate) destruction_due_ms: Option<u64>,
+    pub(crate) destroyed_at_ms: Option<u64>,
+    /// Incremented by every write, so the cache keeps the newest record it has seen.
+    pub(crate) revision: u64,
+}
+
+/// One version's public metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VersionRecord {
+    pub(crate) version: u32,
+    pub(crate) created_at_ms: u64,
+}
+
+impl KeyRecord {
+    /// The public view of the record.
+    pub(crate) fn info(&self) -> KeyInfo {
+        KeyInfo {
+            id: self.id.clone(),
+            algorithm: self.algorithm,
+            state: self.state,
+            primary_version: self.primary_version,
+            versions: self.versions.iter().map(VersionRecord::info).collect(),
+            exportable: self.exportable,
+            owner: self.owner.clone(),
+            description: self.description.clone(),
+            internal: self.internal,
+            created_at: from_unix_ms(self.created_at_ms),
+            destruction_scheduled_at: self.destruction_due_ms.map(from_unix_ms),
+            destroyed_at: self.destroyed_at_ms.map(from_unix_ms),
+        }
+    }
+
+    /// The newest version number.
+    pub(crate) fn latest_version(&self) -> u32 {
+        self.versions.iter().map(|v| v.version).max().unwrap_or(0)
+    }
+}
+
+impl VersionRecord {
+    fn info(&self) -> VersionInfo {
+        VersionInfo { version: self.version, created_at: from_unix_ms(self.created_at_ms) }
+    }
+}
+
+/// Milliseconds since the Unix epoch; times before it count as 0.
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
+    let ms = at.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    u64::try_from(ms).unwrap_or(u64::MAX)
+}
+
+/// The time `ms` milliseconds after the Unix epoch.
+pub(crate) fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms)).unwrap_or(UNIX_EPOCH)
+}
+
+/// Serde as text, through `Display` and `FromStr`.
+mod text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(crate) fn serialize<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(value)
+    }
+
+    pub(crate) fn deserialize<'de, T, D>(deserializer: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let record = KeyRecord {
+            id: KeyId::generate().unwrap(),
+            algorithm: Algorithm::EcdsaP384Sha384,
+            state: KeyState::PreActive,
+            primary_version: 1,
+            versions: vec![VersionRecord { version: 1, created_at_ms: 5 }],
+            exportable: true,
+            owner: "spiffe://gov/x".into(),
+            description: "d".into(),
+            internal: false,
+            created_at_ms: 5,
+            destruction_due_ms: Some(9),
+            destroyed_at_ms: None,
+            revision: 3,
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(json.contains("\"ecdsa-p384-sha384\"") && json.contains("\"pre-active\""));
+        assert_eq!(serde_json::from_str::<KeyRecord>(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn due_keys_sort_by_date() {
+        let id = KeyId::generate().unwrap();
+        let early = due_key(from_unix_ms(9), &id);
+        let late = due_key(from_unix_ms(0x100), &id);
+        assert!(early < late);
+    }
+}

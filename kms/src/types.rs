@@ -1,0 +1,379 @@
+//! Public value types of the key-management centre.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::Error;
+
+/// A key's identifier: `k-` followed by 32 lower-case hex characters (128 random bits).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Parses `k-` followed by exactly 32 lower-case hex characters.
+    pub fn parse(text: &str) -> Result<KeyId, Error> {
+        let valid = text.len() == 34
+            && text.strip_prefix("k-").is_some_and(|hex| {
+                hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            });
+        if !valid {
+            return Err(Error::InvalidKeyId { given: text.chars().take(64).collect() });
+        }
+        Ok(KeyId(text.to_owned()))
+    }
+
+    /// A fresh random identifier (128 bits from the system's CSPRNG).
+    pub fn generate() -> Result<KeyId, Error> {
+        let mut bytes = [0u8; 16];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| Error::Crypto { context: "random key id" })?;
+        Ok(KeyId(format!("k-{}", hex::encode(bytes))))
+    }
+
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        KeyId::parse(text)
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Key algorithms the centre generates and holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// AES-256 in GCM mode, 96-bit random nonces.
+    Aes256Gcm,
+    /// ECDSA on P-256 with SHA-256; signatures are DER `ECDSA-Sig-Value`.
+    EcdsaP256Sha256,
+    /// ECDSA on P-384 with SHA-384; signatures are DER `ECDSA-Sig-Value`.
+    EcdsaP384Sha384,
+    /// Ed25519 (RFC 8032).
+    Ed25519,
+}
+
+impl Algorithm {
+    /// Every algorithm, in a fixed order.
+    pub const ALL: [Algorithm; 4] =
+        [Algorithm::Aes256Gcm, Algorithm::EcdsaP256Sha256, Algorithm::EcdsaP384Sha384, Algorithm::Ed25519];
+
+    /// The algorithm's name: `aes-256-gcm`, `ecdsa-p256-sha256`, `ecdsa-p384-sha384`, `ed25519`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Aes256Gcm => "aes-256-gcm",
+            Algorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+            Algorithm::EcdsaP384Sha384 => "ecdsa-p384-sha384",
+            Algorithm::Ed25519 => "ed25519",
+        }
+    }
+
+    /// True for the symmetric (encryption) algorithm, false for signature algorithms.
+    pub fn is_symmetric(self) -> bool {
+        self == Algorithm::Aes256Gcm
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == text).ok_or_else(|| Error::InvalidArgument {
+            field: "algorithm",
+            reason: format!("unknown algorithm {text:?}: expected one of aes-256-gcm, ecdsa-p256-sha256, ecdsa-p384-sha384, ed25519"),
+        })
+    }
+}
+
+/// NIST SP 800-57 part 1 key states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyState {
+    PreActive,
+    Active,
+    Suspended,
+    Deactivated,
+    Compromised,
+    Destroyed,
+}
+
+impl KeyState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [KeyState; 6] = [
+        KeyState::PreActive,
+        KeyState::Active,
+        KeyState::Suspended,
+        KeyState::Deactivated,
+        KeyState::Compromised,
+        KeyState::Destroyed,
+    ];
+
+    /// The state's name: `pre-active`, `active`, `suspended`, `deactivated`, `compromised`,
+    /// `destroyed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyState::PreActive => "pre-active",
+            KeyState::Active => "active",
+            KeyState::Suspended => "suspended",
+            KeyState::Deactivated => "deactivated",
+            KeyState::Compromised => "compromised",
+            KeyState::Destroyed => "destroyed",
+        }
+    }
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for KeyState {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        KeyState::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| Error::InvalidArgument {
+            field: "state",
+            reason: format!("unknown key state {text:?}"),
+        })
+    }
+}
+
+/// A state change an administrator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateChange {
+    /// Pre-active → active.
+    Activate,
+    /// Active → suspended.
+    Suspend,
+    /// Suspended → active.
+    Resume,
+    /// Pre-active, active or suspended → deactivated (decrypt/verify only).
+    Deactivate,
+    /// Any state but destroyed → compromised.
+    MarkCompromised,
+}
+
+impl StateChange {
+    /// Every state change.
+    pub const ALL: [StateChange; 5] = [
+        StateChange::Activate,
+        StateChange::Suspend,
+        StateChange::Resume,
+        StateChange::Deactivate,
+        StateChange::MarkCompromised,
+    ];
+
+    /// The change's name: `activate`, `suspend`, `resume`, `deactivate`, `mark-compromised`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StateChange::Activate => "activate",
+            StateChange::Suspend => "suspend",
+            StateChange::Resume => "resume",
+            StateChange::Deactivate => "deactivate",
+            StateChange::MarkCompromised => "mark-compromised",
+        }
+    }
+}
+
+impl fmt::Display for StateChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StateChange {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        StateChange::ALL.into_iter().find(|c| c.name() == text).ok_or_else(|| Error::InvalidArgument {
+            field: "change",
+            reason: format!("unknown state change {text:?}"),
+        })
+    }
+}
+
+/// A clock, injected so lifecycle rules (token expiry, destruction dates) can be tested.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub algorithm: Algorithm,
+    /// May be exported wrapped to a recipient. Fixed at creation.
+    pub exportable: bool,
+    /// Identity allowed to use the key (a SPIFFE URI); the server fills in the caller.
+    pub owner: String,
+    pub description: String,
+    /// Start in the pre-active state instead of active.
+    pub pre_active: bool,
+    /// A key of govtrust itself (CA keys, the audit log key). The server's policy point refuses
+    /// every use and state change of internal keys through the API; only the server's own
+    /// domains use them. Here they obey the same lifecycle rules as every other key.
+    pub internal: bool,
+}
+
+/// Public metadata of one key version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version: u32,
+    pub created_at: SystemTime,
+}
+
+/// Public metadata of a key. Never carries key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: KeyId,
+    pub algorithm: Algorithm,
+    pub state: KeyState,
+    pub primary_version: u32,
+    pub versions: Vec<VersionInfo>,
+    pub exportable: bool,
+    pub owner: String,
+    pub description: String,
+    pub internal: bool,
+    pub created_at: SystemTime,
+    /// The date the key will be destroyed on, while a destruction is scheduled.
+    pub destruction_scheduled_at: Option<SystemTime>,
+    /// When the key was destroyed (tombstones only).
+    pub destroyed_at: Option<SystemTime>,
+}
+
+/// A self-describing ciphertext and the key version that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encrypted {
+    pub ciphertext: Vec<u8>,
+    pub key_id: KeyId,
+    pub version: u32,
+}
+
+/// A decrypted plaintext. Zeroized on drop; `Debug` does not print it.
+pub struct Decrypted {
+    pub plaintext: zeroize::Zeroizing<Vec<u8>>,
+    pub key_id: KeyId,
+    pub version: u32,
+}
+
+impl fmt::Debug for Decrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decrypted")
+            .field("plaintext", &format_args!("<{} bytes redacted>", self.plaintext.len()))
+            .field("key_id", &self.key_id)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// A fresh data key for envelope encryption: the plaintext (zeroized on drop, redacted in
+/// `Debug`) and the same key encrypted under a kms key.
+pub struct DataKey {
+    pub plaintext: zeroize::Zeroizing<Vec<u8>>,
+    pub encrypted: Encrypted,
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKey")
+            .field("plaintext", &"<redacted>")
+            .field("encrypted", &self.encrypted)
+            .finish()
+    }
+}
+
+/// A signature and the key version that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub signature: Vec<u8>,
+    pub key_id: KeyId,
+    pub version: u32,
+}
+
+/// A public key as SubjectPublicKeyInfo DER.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub spki_der: Vec<u8>,
+    pub algorithm: Algorithm,
+    pub version: u32,
+}
+
+/// A key version wrapped to a recipient with HPKE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub encapsulated_key: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub algorithm: Algorithm,
+    pub key_id: KeyId,
+    pub version: u32,
+}
+
+/// A wrapped key to import.
+#[derive(Debug, Clone)]
+pub struct ImportSpec {
+    pub algorithm: Algorithm,
+    pub encapsulated_key: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub exportable: bool,
+    pub description: String,
+    pub owner: String,
+}
+
+/// Where the seal stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealStatus {
+    pub sealed: bool,
+    pub threshold: u8,
+    pub shares_total: u8,
+    /// Valid shares received so far in the current unseal attempt.
+    pub progress: u8,
+    pub deployment_id: String,
+}
+
+/// One custodian's share, as the text of the file handed to them. Redacted in `Debug`.
+pub struct ShareFile {
+    /// 1-based share index.
+    pub index: u8,
+    /// The file's contents.
+    pub contents: zeroize::Zeroizing<String>,
+}
+
+impl fmt::Debug for ShareFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShareFile").field("index", &self.index).field("contents", &"<redacted>").finish()
+    }
+}

@@ -1,0 +1,378 @@
+//! `govtrust kms key ...`: the key-management centre from the command line.
+//!
+//! Binary values (ciphertexts, signatures) are printed and read as standard base64.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use clap::{Args, Subcommand, ValueEnum};
+use govtrust_proto::kms::{self as pb, key_management_client::KeyManagementClient};
+use tonic::transport::Channel;
+
+use super::{Connection, print_json, status_error, timestamp};
+
+#[derive(Debug, Subcommand)]
+pub enum KmsCommand {
+    /// Keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create a key (it starts active unless --pre-active).
+    Create {
+        #[arg(long, value_enum)]
+        algorithm: AlgorithmArg,
+        /// Allow wrapped export to a recipient (cannot be changed later).
+        #[arg(long)]
+        exportable: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Identity allowed to use the key (security administrator only); default: you.
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        pre_active: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List keys.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Show a key's metadata.
+    Show(KeyArg),
+    /// Make a new primary version; old versions still decrypt and verify.
+    Rotate(KeyArg),
+    /// Encrypt data (from --plaintext or --in) and print the ciphertext, base64.
+    Encrypt {
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        input: Input,
+        /// Additional authenticated data (text); Decrypt needs the same.
+        #[arg(long, default_value = "")]
+        aad: String,
+    },
+    /// Decrypt a base64 ciphertext (from --ciphertext or --in) to stdout or --out.
+    Decrypt {
+        #[arg(long, conflicts_with = "input")]
+        ciphertext: Option<String>,
+        /// File holding the base64 ciphertext.
+        #[arg(long = "in")]
+        input: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        aad: String,
+        /// Write the plaintext to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Sign data and print the signature, base64.
+    Sign {
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        input: Input,
+    },
+    /// Verify a base64 signature over data.
+    Verify {
+        #[command(flatten)]
+        key: KeyArg,
+        #[command(flatten)]
+        input: Input,
+        #[arg(long)]
+        signature: String,
+    },
+    /// Print a key's public key, PEM.
+    PublicKey(KeyArg),
+    /// Change a key's state.
+    State {
+        #[command(flatten)]
+        key: KeyArg,
+        #[arg(value_enum)]
+        change: ChangeArg,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Schedule a key's destruction after a waiting period.
+    Destroy {
+        #[command(flatten)]
+        key: KeyArg,
+        /// Waiting period in days, 7 to 30.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Cancel a scheduled destruction.
+    CancelDestroy(KeyArg),
+}
+
+/// A key id and the connection.
+#[derive(Debug, Args)]
+pub struct KeyArg {
+    /// Key id (k-...).
+    pub key_id: String,
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Data given inline or from a file.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Input {
+    /// The data as text.
+    #[arg(long)]
+    pub plaintext: Option<String>,
+    /// A file with the data.
+    #[arg(long = "in")]
+    pub file: Option<PathBuf>,
+}
+
+impl Input {
+    fn bytes(&self) -> anyhow::Result<Vec<u8>> {
+        match (&self.plaintext, &self.file) {
+            (Some(text), _) => Ok(text.clone().into_bytes()),
+            (None, Some(file)) => {
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+            }
+            (None, None) => anyhow::bail!("give --plaintext or --in"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlgorithmArg {
+    Aes256Gcm,
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ChangeArg {
+    Activate,
+    Suspend,
+    Resume,
+    Deactivate,
+    Compromised,
+}
+
+async fn client(connection: &Connection) -> anyhow::Result<KeyManagementClient<Channel>> {
+    Ok(KeyManagementClient::new(connection.channel().await?))
+}
+
+pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::Create { algorithm, exportable, description, owner, pre_active, connection } => {
+            let request = pb::CreateKeyRequest {
+                algorithm: algorithm_message(algorithm) as i32,
+                exportable,
+                description,
+                owner: owner.unwrap_or_default(),
+                pre_active,
+            };
+            let key = client(&connection).await?.create_key(request).await.map_err(status_error)?;
+            show_key(&connection, &key.into_inner().key.unwrap_or_default());
+        }
+        KeyCommand::List { connection } => list(&connection).await?,
+        KeyCommand::Show(KeyArg { key_id, connection }) => {
+            let request = pb::GetKeyRequest { key_id };
+            let key = client(&connection).await?.get_key(request).await.map_err(status_error)?;
+            show_key(&connection, &key.into_inner().key.unwrap_or_default());
+        }
+        KeyCommand::Rotate(KeyArg { key_id, connection }) => {
+            let request = pb::RotateKeyRequest { key_id };
+            let key = client(&connection).await?.rotate_key(request).await.map_err(status_error)?;
+            show_key(&connection, &key.into_inner().key.unwrap_or_default());
+        }
+        KeyCommand::Encrypt { key, input, aad } => {
+            let request = pb::EncryptRequest {
+                key_id: key.key_id,
+                plaintext: input.bytes()?,
+                aad: aad.into_bytes(),
+            };
+            let mut client = client(&key.connection).await?;
+            let out = client.encrypt(request).await.map_err(status_error)?.into_inner();
+            let text = B64.encode(&out.ciphertext);
+            if key.connection.json {
+                print_json(&serde_json::json!({"ciphertext": text, "key_id": out.key_id, "version": out.version}));
+            } else {
+                println!("{text}");
+            }
+        }
+        KeyCommand::Decrypt { ciphertext, input, aad, out, connection } => {
+            let text = match (ciphertext, input) {
+                (Some(text), _) => text,
+                (None, Some(file)) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+                (None, None) => anyhow::bail!("give --ciphertext or --in"),
+            };
+            let ciphertext = B64.decode(text.trim()).context("the ciphertext is not base64")?;
+            let request = pb::DecryptRequest { ciphertext, aad: aad.into_bytes(), key_id: String::new() };
+            let plain = client(&connection).await?.decrypt(request).await.map_err(status_error)?;
+            write_output(out, &plain.into_inner().plaintext)?;
+        }
+        KeyCommand::Sign { key, input } => {
+            let request = pb::SignRequest { key_id: key.key_id, message: input.bytes()? };
+            let signed = client(&key.connection).await?.sign(request).await.map_err(status_error)?;
+            println!("{}", B64.encode(signed.into_inner().signature));
+        }
+        KeyCommand::Verify { key, input, signature } => {
+            let request = pb::VerifyRequest {
+                key_id: key.key_id,
+                message: input.bytes()?,
+                signature: B64.decode(signature.trim()).context("the signature is not base64")?,
+                version: 0,
+            };
+            let valid = client(&key.connection).await?.verify(request).await.map_err(status_error)?;
+            anyhow::ensure!(valid.into_inner().valid, "signature is NOT valid");
+            println!("signature is valid");
+        }
+        KeyCommand::PublicKey(KeyArg { key_id, connection }) => {
+            let request = pb::GetPublicKeyRequest { key_id, version: 0 };
+            let public = client(&connection).await?.get_public_key(request).await.map_err(status_error)?;
+            print!("{}", public.into_inner().public_key_pem);
+        }
+        KeyCommand::State { key, change, reason } => {
+            let request = pb::SetKeyStateRequest {
+                key_id: key.key_id,
+                change: change_message(change) as i32,
+                reason,
+            };
+            let out = client(&key.connection).await?.set_key_state(request).await.map_err(status_error)?;
+            show_key(&key.connection, &out.into_inner().key.unwrap_or_default());
+        }
+        KeyCommand::Destroy { key, days } => {
+            let request = pb::ScheduleKeyDestructionRequest { key_id: key.key_id, waiting_period_days: days };
+            let mut client = client(&key.connection).await?;
+            let out = client.schedule_key_destruction(request).await.map_err(status_error)?;
+            show_key(&key.connection, &out.into_inner().key.unwrap_or_default());
+        }
+        KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
+            let request = pb::CancelKeyDestructionRequest { key_id };
+            let mut client = client(&connection).await?;
+            let out = client.cancel_key_destruction(request).await.map_err(status_error)?;
+            show_key(&connection, &out.into_inner().key.unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+async fn list(connection: &Connection) -> anyhow::Result<()> {
+    let mut client = client(connection).await?;
+    let mut request = pb::ListKeysRequest { page_size: 0, page_token: String::new() };
+    let mut keys = Vec::new();
+    loop {
+        let page = client.list_keys(request.clone()).await.map_err(status_error)?.into_inner();
+        keys.extend(page.keys);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    if connection.json {
+        print_json(&serde_json::Value::Array(keys.iter().map(key_json).collect()));
+        return Ok(());
+    }
+    println!("{:<34} {:<22} {:<12} {:>7}  OWNER", "KEY ID", "ALGORITHM", "STATE", "VERSION");
+    for key in &keys {
+        println!(
+            "{:<34} {:<22} {:<12} {:>7}  {}",
+            key.key_id,
+            algorithm_name(key.algorithm()),
+            state_name(key.state()),
+            key.primary_version,
+            key.owner
+        );
+    }
+    Ok(())
+}
+
+fn write_output(out: Option<PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    match out {
+        Some(path) => std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display())),
+        None => Ok(std::io::stdout().write_all(bytes)?),
+    }
+}
+
+fn key_json(key: &pb::Key) -> serde_json::Value {
+    serde_json::json!({
+        "key_id": key.key_id,
+        "algorithm": algorithm_name(key.algorithm()),
+        "state": state_name(key.state()),
+        "primary_version": key.primary_version,
+        "versions": key.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        "exportable": key.exportable,
+        "owner": key.owner,
+        "description": key.description,
+        "created_at": timestamp(key.created_at.as_ref()),
+        "destruction_scheduled_at": timestamp(key.destruction_scheduled_at.as_ref()),
+        "destroyed_at": timestamp(key.destroyed_at.as_ref()),
+    })
+}
+
+fn show_key(connection: &Connection, key: &pb::Key) {
+    if connection.json {
+        print_json(&key_json(key));
+        return;
+    }
+    println!("key:        {}", key.key_id);
+    println!("algorithm:  {}", algorithm_name(key.algorithm()));
+    println!("state:      {}", state_name(key.state()));
+    println!("version:    {} (of {})", key.primary_version, key.versions.len());
+    println!("exportable: {}", key.exportable);
+    println!("owner:      {}", key.owner);
+    if key.destruction_scheduled_at.is_some() {
+        println!("destroy at: {}", timestamp(key.destruction_scheduled_at.as_ref()));
+    }
+    if key.destroyed_at.is_some() {
+        println!("destroyed:  {}", timestamp(key.destroyed_at.as_ref()));
+    }
+}
+
+fn algorithm_message(algorithm: AlgorithmArg) -> pb::KeyAlgorithm {
+    match algorithm {
+        AlgorithmArg::Aes256Gcm => pb::KeyAlgorithm::Aes256Gcm,
+        AlgorithmArg::EcdsaP256 => pb::KeyAlgorithm::EcdsaP256Sha256,
+        AlgorithmArg::EcdsaP384 => pb::KeyAlgorithm::EcdsaP384Sha384,
+        AlgorithmArg::Ed25519 => pb::KeyAlgorithm::Ed25519,
+    }
+}
+
+fn change_message(change: ChangeArg) -> pb::KeyStateChange {
+    match change {
+        ChangeArg::Activate => pb::KeyStateChange::Activate,
+        ChangeArg::Suspend => pb::KeyStateChange::Suspend,
+        ChangeArg::Resume => pb::KeyStateChange::Resume,
+        ChangeArg::Deactivate => pb::KeyStateChange::Deactivate,
+        ChangeArg::Compromised => pb::KeyStateChange::MarkCompromised,
+    }
+}
+
+fn algorithm_name(algorithm: pb::KeyAlgorithm) -> &'static str {
+    match algorithm {
+        pb::KeyAlgorithm::Aes256Gcm => "aes-256-gcm",
+        pb::KeyAlgorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
+        pb::KeyAlgorithm::EcdsaP384Sha384 => "ecdsa-p384-sha384",
+        pb::KeyAlgorithm::Ed25519 => "ed25519",
+        pb::KeyAlgorithm::Unspecified => "unspecified",
+    }
+}
+
+fn state_name(state: pb::KeyState) -> &'static str {
+    match state {
+        pb::KeyState::PreActive => "pre-active",
+        pb::KeyState::Active => "active",
+        pb::KeyState::Suspended => "suspended",
+        pb::KeyState::Deactivated => "deactivated",
+        pb::KeyState::Compromised => "compromised",
+        pb::KeyState::Destroyed => "destroyed",
+        pb::KeyState::Unspecified => "unspecified",
+    }
+}

@@ -1,0 +1,55 @@
+//! Where a deployment keeps its files inside the data directory.
+
+use std::path::{Path, PathBuf};
+
+/// The files of one deployment.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The redb database: key records (sealed), certificates, registry, audit log.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("govtrust.redb")
+    }
+
+    /// The server's TLS certificate chain (PEM).
+    pub fn server_certificate(&self) -> PathBuf {
+        self.root.join("tls").join("server.pem")
+    }
+
+    /// The server's TLS private key (PEM, mode 0600). Not a CA key: the server must present TLS
+    /// while the key-management centre is still sealed.
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("tls").join("server.key")
+    }
+
+    /// The root CA certificate, the trust anchor clients pin.
+    pub fn root_certificate(&self) -> PathBuf {
+        self.root.join("ca").join("root.pem")
+    }
+
+    /// Root and both issuing CAs, PEM.
+    pub fn ca_bundle(&self) -> PathBuf {
+        self.root.join("ca").join("bundle.pem")
+    }
+
+    /// The credential directory of one administrator role.
+    pub fn admin(&self, role: &str) -> PathBuf {
+        self.root.join("admin").join(role)
+    }
+
+    /// Dev mode only: the shares that auto-unseal the server. Never in production.
+    pub fn dev_unseal(&self) -> PathBuf {
+        self.root.join("dev-unseal")
+    }
+}

@@ -1,0 +1,39 @@
+//! `govtrust`: the trust server and its command-line client.
+//!
+//! One binary: `govtrust serve` runs the gRPC server (certificate authority and key-management
+//! centre on one mTLS port); `govtrust init` creates a deployment; every other subcommand is a
+//! client of a running server, for administrators (`system register`, `kms key ...`,
+//! `cert list`) and for government systems (`enroll`, `renew`).
+
+mod cli;
+mod client;
+mod init;
+mod layout;
+mod server;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return report(anyhow::Error::new(error).context("cannot start the runtime")),
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => report(error),
+    }
+}
+
+fn report(error: anyhow::Error) -> std::process::ExitCode {
+    eprintln!("error: {error:#}");
+    std::process::ExitCode::FAILURE
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "info,govtrust=debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GOVTRUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

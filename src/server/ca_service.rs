@@ -1,0 +1,219 @@
+//! gRPC `govtrust.ca.v1.CertificateAuthority`: parse, authorize, call the CA, answer.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use govtrust_ca::{
+    Ca, Caller, CertFilter, CertRecord, CertStatus, Issued, Network, ProtectionLevel,
+    Registration,
+};
+use govtrust_proto::ca as pb;
+use pb::certificate_authority_server::CertificateAuthority;
+use tonic::{Request, Response, Status};
+
+use super::authz::{Action, authorize};
+use super::identity::{Authenticator, Principal};
+use super::{blocking, status};
+
+/// Default enrollment-token lifetime.
+const TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+/// Default and maximum page sizes of ListCertificates.
+const PAGE_DEFAULT: usize = 100;
+const PAGE_MAX: usize = 1000;
+
+/// The certificate-authority service.
+pub struct CaService {
+    ca: Arc<Ca>,
+    auth: Arc<Authenticator>,
+}
+
+impl CaService {
+    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>) -> Self {
+        Self { ca, auth }
+    }
+
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        self.auth.principal(request.peer_certs().as_deref().map(Vec::as_slice))
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl CertificateAuthority for CaService {
+    async fn register_system(
+        &self,
+        request: Request<pb::RegisterSystemRequest>,
+    ) -> Reply<pb::RegisterSystemResponse> {
+        let principal = self.principal(&request)?;
+        authorize(&principal, Action::RegisterSystem)?;
+        let registration = registration(request.into_inner())?;
+        let ca = self.ca.clone();
+        let registered = blocking(move || {
+            ca.register_system(&principal.spiffe_id, registration).map_err(status::ca)
+        })
+        .await?;
+        Ok(Response::new(pb::RegisterSystemResponse {
+            system: Some(system_message(&registered.system)),
+            enrollment_token: registered.token.to_string(),
+            token_expires_at: Some(registered.token_expires_at.into()),
+        }))
+    }
+
+    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Reply<pb::EnrollResponse> {
+        let request = request.into_inner();
+        let ca = self.ca.clone();
+        let issued = blocking(move || ca.enroll(&request.token, &request.csr).map_err(status::ca)).await?;
+        Ok(Response::new(pb::EnrollResponse { certificate: Some(issued_message(issued)) }))
+    }
+
+    async fn renew(&self, request: Request<pb::RenewRequest>) -> Reply<pb::RenewResponse> {
+        let principal = self.principal(&request)?;
+        authorize(&principal, Action::Renew)?;
+        let caller = Caller { spiffe_id: principal.spiffe_id, serial: principal.serial };
+        let csr = request.into_inner().csr;
+        let ca = self.ca.clone();
+        let issued = blocking(move || ca.renew(&caller, &csr).map_err(status::ca)).await?;
+        Ok(Response::new(pb::RenewResponse { certificate: Some(issued_message(issued)) }))
+    }
+
+    async fn get_ca_chain(&self, request: Request<pb::GetCaChainRequest>) -> Reply<pb::GetCaChainResponse> {
+        let principal = self.principal(&request)?;
+        authorize(&principal, Action::ReadCaChain)?;
+        let chain = self.ca.chain();
+        Ok(Response::new(pb::GetCaChainResponse {
+            root_pem: chain.root_pem.clone(),
+            extranet_pem: chain.extranet_pem.clone(),
+            intranet_pem: chain.intranet_pem.clone(),
+        }))
+    }
+
+    async fn get_certificate(
+        &self,
+        request: Request<pb::GetCertificateRequest>,
+    ) -> Reply<pb::GetCertificateResponse> {
+        let principal = self.principal(&request)?;
+        authorize(&principal, Action::ReadCertificates)?;
+        let record = self.ca.certificate(&request.get_ref().serial).map_err(status::ca)?;
+        Ok(Response::new(pb::GetCertificateResponse { certificate: Some(cert_message(&record)) }))
+    }
+
+    async fn list_certificates(
+        &self,
+        request: Request<pb::ListCertificatesRequest>,
+    ) -> Reply<pb::ListCertificatesResponse> {
+        let principal = self.principal(&request)?;
+        authorize(&principal, Action::ReadCertificates)?;
+        let request = request.into_inner();
+        let filter = cert_filter(&request)?;
+        let size = page_size(request.page_size);
+        let token = Some(request.page_token).filter(|t| !t.is_empty());
+        let (records, next) =
+            self.ca.list_certificates(&filter, size, token.as_deref()).map_err(status::ca)?;
+        Ok(Response::new(pb::ListCertificatesResponse {
+            certificates: records.iter().map(cert_message).collect(),
+            next_page_token: next.unwrap_or_default(),
+        }))
+    }
+}
+
+fn registration(request: pb::RegisterSystemRequest) -> Result<Registration, Status> {
+    let level = ProtectionLevel::try_from(request.protection_level).map_err(status::ca)?;
+    let token_ttl = match request.token_ttl_seconds {
+        0 => TOKEN_TTL_DEFAULT,
+        seconds => Duration::from_secs(u64::from(seconds)),
+    };
+    Ok(Registration {
+        name: request.name,
+        org_id: request.org_id,
+        protection_level: level,
+        network: network(request.network)?,
+        dns_names: request.dns_names,
+        token_ttl,
+    })
+}
+
+fn network(value: i32) -> Result<Network, Status> {
+    match pb::Network::try_from(value) {
+        Ok(pb::Network::Extranet) => Ok(Network::Extranet),
+        Ok(pb::Network::Intranet) => Ok(Network::Intranet),
+        _ => Err(Status::invalid_argument("network: choose extranet or intranet")),
+    }
+}
+
+fn network_message(network: Network) -> pb::Network {
+    match network {
+        Network::Extranet => pb::Network::Extranet,
+        Network::Intranet => pb::Network::Intranet,
+    }
+}
+
+fn cert_filter(request: &pb::ListCertificatesRequest) -> Result<CertFilter, Status> {
+    let status = match pb::CertificateStatus::try_from(request.status) {
+        Ok(pb::CertificateStatus::Unspecified) => None,
+        Ok(pb::CertificateStatus::Valid) => Some(CertStatus::Valid),
+        Ok(pb::CertificateStatus::Expired) => Some(CertStatus::Expired),
+        Ok(pb::CertificateStatus::Revoked) => Some(CertStatus::Revoked),
+        Err(_) => return Err(Status::invalid_argument("status: not a certificate status")),
+    };
+    let expiring_before = request.expiring_before.map(system_time).transpose()?;
+    Ok(CertFilter {
+        system: Some(request.system.clone()).filter(|s| !s.is_empty()),
+        status,
+        expiring_before,
+    })
+}
+
+fn system_time(timestamp: prost_types::Timestamp) -> Result<SystemTime, Status> {
+    SystemTime::try_from(timestamp)
+        .map_err(|_| Status::invalid_argument("expiring_before: not a valid time"))
+}
+
+fn page_size(requested: u32) -> usize {
+    match usize::try_from(requested).unwrap_or(PAGE_MAX) {
+        0 => PAGE_DEFAULT,
+        n => n.min(PAGE_MAX),
+    }
+}
+
+fn system_message(system: &govtrust_ca::SystemRecord) -> pb::System {
+    pb::System {
+        name: system.name.to_string(),
+        org_id: system.org_id.to_string(),
+        protection_level: u32::from(system.level),
+        network: network_message(system.network) as i32,
+        spiffe_id: system.spiffe_id.clone(),
+        dns_names: system.dns_names.iter().map(ToString::to_string).collect(),
+        registered_at: Some(system.registered_at.into()),
+    }
+}
+
+fn issued_message(issued: Issued) -> pb::IssuedCertificate {
+    pb::IssuedCertificate {
+        serial: issued.serial,
+        certificate_pem: issued.certificate_pem,
+        chain_pem: issued.chain_pem,
+        not_before: Some(issued.not_before.into()),
+        not_after: Some(issued.not_after.into()),
+        spiffe_id: issued.spiffe_id,
+    }
+}
+
+fn cert_message(record: &CertRecord) -> pb::Certificate {
+    let status = match record.status(SystemTime::now()) {
+        CertStatus::Valid => pb::CertificateStatus::Valid,
+        CertStatus::Expired => pb::CertificateStatus::Expired,
+        CertStatus::Revoked => pb::CertificateStatus::Revoked,
+    };
+    pb::Certificate {
+        serial: record.serial.clone(),
+        system: record.system.clone(),
+        spiffe_id: record.spiffe_id.clone(),
+        network: network_message(record.network) as i32,
+        status: status as i32,
+        not_before: Some(record.not_before.into()),
+        not_after: Some(record.not_after.into()),
+        certificate_pem: record.pem.clone(),
+        issuer: record.issuer.to_string(),
+    }
+}

@@ -1,0 +1,173 @@
+//! Who is calling: verifies a caller's client certificate chain and names the principal.
+//!
+//! The chain must lead to this deployment's root through one of its issuing CAs, be valid now,
+//! and allow client authentication. The identity is the certificate's SPIFFE URI SAN:
+//! `spiffe://<td>/org/<org>/sys/<name>` for systems, `spiffe://<td>/person/<id>` for people
+//! (administrators get their role from the CA's person registry). Verified leaves are cached by
+//! their SHA-256 so the hot path pays one hash per call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use govtrust_ca::{Ca, Role};
+use rustls::pki_types::{CertificateDer, UnixTime};
+use tonic::Status;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// Bound on cached verified leaves; the cache is cleared when it is full.
+const CACHE_LIMIT: usize = 100_000;
+
+/// What kind of caller a verified certificate names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// An administrator with one of the three separated roles.
+    Administrator(Role),
+    /// A registered government system.
+    System { org: String, name: String },
+    /// A verified identity with no role here (a person without a role).
+    Unknown,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub spiffe_id: String,
+    pub serial: String,
+    pub kind: Kind,
+    not_after: SystemTime,
+}
+
+/// Verifies client certificates against the deployment's CA hierarchy.
+pub struct Authenticator {
+    ca: Arc<Ca>,
+    root: CertificateDer<'static>,
+    intermediates: Vec<CertificateDer<'static>>,
+    cache: Mutex<HashMap<[u8; 32], Principal>>,
+}
+
+impl Authenticator {
+    pub fn new(ca: Arc<Ca>) -> Self {
+        let chain = ca.chain();
+        let root = CertificateDer::from(chain.root_der.clone());
+        let intermediates = vec![
+            CertificateDer::from(chain.extranet_der.clone()),
+            CertificateDer::from(chain.intranet_der.clone()),
+        ];
+        Self { ca, root, intermediates, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The principal of a call's peer certificates, or `Unauthenticated`.
+    pub fn principal(&self, peer: Option<&[CertificateDer<'static>]>) -> Result<Principal, Status> {
+        let chain = peer.filter(|chain| !chain.is_empty()).ok_or_else(|| {
+            Status::unauthenticated("this call requires a client certificate (mTLS)")
+        })?;
+        let leaf = chain.first().ok_or_else(|| Status::unauthenticated("empty certificate chain"))?;
+        let digest = fingerprint(leaf);
+        if let Some(principal) = self.cached(&digest) {
+            return Ok(principal);
+        }
+        let principal = self.verify(leaf, chain)?;
+        self.remember(digest, principal.clone());
+        Ok(principal)
+    }
+
+    fn cached(&self, digest: &[u8; 32]) -> Option<Principal> {
+        let cache = self.cache.lock().ok()?;
+        cache.get(digest).filter(|p| p.not_after > SystemTime::now()).cloned()
+    }
+
+    fn remember(&self, digest: [u8; 32], principal: Principal) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(digest, principal);
+        }
+    }
+
+    fn verify(
+        &self,
+        leaf: &CertificateDer<'static>,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<Principal, Status> {
+        self.verify_chain(leaf, chain)?;
+        let (spiffe_id, serial, not_after) = names(leaf)?;
+        let kind = self.kind(&spiffe_id)?;
+        Ok(Principal { spiffe_id, serial, kind, not_after })
+    }
+
+    fn verify_chain(
+        &self,
+        leaf: &CertificateDer<'static>,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<(), Status> {
+        let rejected = |e: webpki::Error| {
+            Status::unauthenticated(format!("client certificate rejected: {e}"))
+        };
+        let anchor = webpki::anchor_from_trusted_cert(&self.root)
+            .map_err(|e| Status::internal(format!("root certificate unusable: {e}")))?;
+        let end_entity = webpki::EndEntityCert::try_from(leaf).map_err(rejected)?;
+        let mut intermediates = self.intermediates.clone();
+        intermediates.extend(chain.iter().skip(1).cloned());
+        end_entity
+            .verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &[anchor],
+                &intermediates,
+                UnixTime::now(),
+                webpki::KeyUsage::client_auth(),
+                None,
+                None,
+            )
+            .map_err(rejected)?;
+        Ok(())
+    }
+
+    fn kind(&self, spiffe_id: &str) -> Result<Kind, Status> {
+        let prefix = format!("spiffe://{}/", self.ca.trust_domain());
+        let path = spiffe_id.strip_prefix(&prefix).ok_or_else(|| {
+            Status::unauthenticated(format!("{spiffe_id} is not in this trust domain"))
+        })?;
+        let parts: Vec<&str> = path.split('/').collect();
+        Ok(match parts.as_slice() {
+            ["person", _] => self.role(spiffe_id)?.map_or(Kind::Unknown, Kind::Administrator),
+            ["org", org, "sys", name] => {
+                Kind::System { org: (*org).to_owned(), name: (*name).to_owned() }
+            }
+            _ => Kind::Unknown,
+        })
+    }
+
+    fn role(&self, spiffe_id: &str) -> Result<Option<Role>, Status> {
+        self.ca.role(spiffe_id).map_err(|e| Status::internal(format!("role lookup failed: {e}")))
+    }
+}
+
+fn fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// The SPIFFE id, serial (lower-case hex) and notAfter of a certificate.
+fn names(leaf: &CertificateDer<'_>) -> Result<(String, String, SystemTime), Status> {
+    let (_, cert) = X509Certificate::from_der(leaf.as_ref())
+        .map_err(|e| Status::unauthenticated(format!("client certificate does not parse: {e}")))?;
+    let spiffe_id = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .and_then(|san| {
+            san.value.general_names.iter().find_map(|name| match name {
+                GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
+                _ => None,
+            })
+        })
+        .ok_or_else(|| Status::unauthenticated("client certificate has no SPIFFE identity"))?;
+    let serial = hex::encode(cert.raw_serial());
+    let not_after = SystemTime::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0));
+    Ok((spiffe_id, serial, not_after))
+}

@@ -1,0 +1,194 @@
+//! `govtrust serve`: the gRPC server.
+//!
+//! One TLS port carries the certificate authority, the key-management centre, its seal, and the
+//! gRPC health and reflection services. The server starts sealed unless `--dev` unseals it from
+//! local shares; the CA answers reads while sealed, everything that needs a key waits for unseal.
+
+mod authz;
+mod ca_service;
+mod identity;
+mod kms_service;
+mod status;
+mod tls;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use govtrust_audit::AuditLog;
+use govtrust_ca::Ca;
+use govtrust_kms::{Kms, SystemClock};
+use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
+use govtrust_store::{RedbStore, Store};
+use tonic::Status;
+
+use crate::cli::{InitArgs, ServeArgs};
+use crate::layout::Layout;
+
+/// How often keys whose waiting period ended are destroyed.
+const DESTRUCTION_SWEEP: Duration = Duration::from_secs(60);
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tls::install_provider();
+    let layout = Layout::new(data_dir(&args));
+    if args.dev {
+        prepare_dev(&layout)?;
+    }
+    let (kms, ca) = open(&layout)?;
+    if args.dev {
+        dev_unseal(&layout, &kms)?;
+    }
+    let config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    announce(&layout, &args, &kms);
+    tokio::spawn(sweep_destructions(kms.clone()));
+    let router = router(kms, ca).await?;
+    router
+        .serve_with_incoming_shutdown(tls::incoming(listener, config), shutdown())
+        .await
+        .context("the gRPC server failed")
+}
+
+fn data_dir(args: &ServeArgs) -> PathBuf {
+    args.data.clone().unwrap_or_else(|| if args.dev { "govtrust-dev" } else { "govtrust-data" }.into())
+}
+
+fn open(layout: &Layout) -> anyhow::Result<(Arc<Kms>, Arc<Ca>)> {
+    let database = layout.database();
+    if !database.exists() {
+        anyhow::bail!(
+            "no deployment in {}: run `govtrust init --data {}` first (or `govtrust serve --dev`)",
+            layout.root().display(),
+            layout.root().display()
+        );
+    }
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&database)?);
+    let audit = Arc::new(AuditLog::new(store.clone()));
+    let clock = Arc::new(SystemClock);
+    let kms = Arc::new(Kms::open(store.clone(), audit.clone(), clock.clone())?);
+    let ca = Arc::new(Ca::open(store, kms.clone(), audit, clock)?);
+    Ok((kms, ca))
+}
+
+async fn router(kms: Arc<Kms>, ca: Arc<Ca>) -> anyhow::Result<tonic::transport::server::Router> {
+    let auth = Arc::new(identity::Authenticator::new(ca.clone()));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<kms_pb::key_management_server::KeyManagementServer<kms_service::KeyService>>().await;
+    health.set_serving::<CertificateAuthorityServer<ca_service::CaService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(govtrust_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    Ok(tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(kms_pb::seal_server::SealServer::new(kms_service::SealService::new(kms.clone())))
+        .add_service(kms_pb::key_management_server::KeyManagementServer::new(
+            kms_service::KeyService::new(kms, auth.clone()),
+        ))
+        .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(ca, auth))))
+}
+
+fn announce(layout: &Layout, args: &ServeArgs, kms: &Kms) {
+    let sealed = if kms.is_sealed() { "sealed: unseal with `govtrust unseal --share FILE`" } else { "unsealed" };
+    println!("govtrust listening on {} ({sealed})", args.listen);
+    println!("CA bundle:  {}", layout.ca_bundle().display());
+    println!("Root CA:    {}", layout.root_certificate().display());
+    for role in ["system-admin", "security-admin", "audit-admin"] {
+        println!("{role:<15} credentials in {}", layout.admin(role).display());
+    }
+}
+
+/// Dev mode: creates the deployment on first start, keeping the shares on local disk.
+fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
+    warn_dev(layout);
+    if layout.database().exists() {
+        return Ok(());
+    }
+    let args = InitArgs {
+        data: layout.root().to_path_buf(),
+        shares_out: layout.dev_unseal(),
+        threshold: 3,
+        shares: 5,
+        trust_domain: "gov.example".to_owned(),
+        server_names: vec!["localhost".to_owned()],
+        server_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+    };
+    crate::init::run(&args)?;
+    Ok(())
+}
+
+fn warn_dev(layout: &Layout) {
+    let line = "=".repeat(78);
+    eprintln!("{line}");
+    eprintln!("WARNING: DEVELOPMENT MODE. The master-key shares are kept on local disk in");
+    eprintln!("  {}", layout.dev_unseal().display());
+    eprintln!("and the server unseals itself from them. Anyone who can read that directory");
+    eprintln!("holds every key. Never use --dev for real keys or certificates.");
+    eprintln!("{line}");
+}
+
+fn dev_unseal(layout: &Layout, kms: &Kms) -> anyhow::Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(layout.dev_unseal())
+        .context("dev mode: cannot read the local unseal shares")?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .collect();
+    files.sort();
+    for file in files {
+        if !kms.is_sealed() {
+            break;
+        }
+        kms.unseal(&std::fs::read(&file)?)?;
+    }
+    anyhow::ensure!(!kms.is_sealed(), "dev mode: the local shares did not unseal the server");
+    Ok(())
+}
+
+async fn sweep_destructions(kms: Arc<Kms>) {
+    let mut interval = tokio::time::interval(DESTRUCTION_SWEEP);
+    loop {
+        interval.tick().await;
+        if kms.is_sealed() {
+            continue;
+        }
+        let kms = kms.clone();
+        match tokio::task::spawn_blocking(move || kms.destroy_due()).await {
+            Ok(Ok(destroyed)) if !destroyed.is_empty() => {
+                tracing::info!(count = destroyed.len(), "destroyed keys whose waiting period ended");
+            }
+            Ok(Err(error)) => tracing::error!(%error, "key destruction sweep failed"),
+            _ => {}
+        }
+    }
+}
+
+async fn shutdown() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// Runs blocking domain work (store commits wait for the group fsync) off the async workers.
+pub async fn blocking<T, F>(work: F) -> Result<T, Status>
+where
+    F: FnOnce() -> Result<T, Status> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| Status::internal(format!("worker failed: {error}")))?
+}
