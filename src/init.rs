@@ -42,7 +42,13 @@ pub fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&layout.database())?);
     let audit = Arc::new(AuditLog::new(store.clone()));
     let clock = Arc::new(SystemClock);
-    let shares = Kms::initialize(store.as_ref(), audit.as_ref(), clock.as_ref(), args.threshold, args.shares)?;
+    let shares = Kms::initialize(
+        store.as_ref(),
+        audit.as_ref(),
+        clock.as_ref(),
+        args.threshold,
+        args.shares,
+    )?;
     let kms = Arc::new(Kms::open(store.clone(), audit.clone(), clock.clone())?);
     for share in shares.iter().take(usize::from(args.threshold)) {
         kms.unseal(share.contents.as_bytes())?;
@@ -59,7 +65,10 @@ pub fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>
 
 fn ensure_empty(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() && fs::read_dir(dir)?.next().is_some() {
-        bail!("{} is not empty: refusing to initialise over an existing deployment", dir.display());
+        bail!(
+            "{} is not empty: refusing to initialise over an existing deployment",
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -67,12 +76,22 @@ fn ensure_empty(dir: &Path) -> anyhow::Result<()> {
 fn write_artifacts(layout: &Layout, artifacts: &InitArtifacts) -> anyhow::Result<()> {
     let chain = &artifacts.chain;
     write_public(&layout.root_certificate(), &chain.root_pem)?;
-    let bundle = format!("{}{}{}", chain.root_pem, chain.extranet_pem, chain.intranet_pem);
+    let bundle = format!(
+        "{}{}{}",
+        chain.root_pem, chain.extranet_pem, chain.intranet_pem
+    );
     write_public(&layout.ca_bundle(), &bundle)?;
-    write_public(&layout.server_certificate(), &artifacts.server.certificate_pem)?;
+    write_public(
+        &layout.server_certificate(),
+        &artifacts.server.certificate_pem,
+    )?;
     write_secret(&layout.server_key(), &artifacts.server.private_key_pem)?;
     for (role, credential) in &artifacts.admins {
-        write_credential(&layout.admin(&role.to_string()), credential, &chain.root_pem)?;
+        write_credential(
+            &layout.admin(&role.to_string()),
+            credential,
+            &chain.root_pem,
+        )?;
     }
     Ok(())
 }
@@ -86,7 +105,10 @@ pub fn write_credential(dir: &Path, credential: &Credential, root_pem: &str) -> 
 
 fn write_shares(dir: &Path, shares: &[ShareFile]) -> anyhow::Result<()> {
     for share in shares {
-        write_secret(&dir.join(format!("share-{}.txt", share.index)), &share.contents)?;
+        write_secret(
+            &dir.join(format!("share-{}.txt", share.index)),
+            &share.contents,
+        )?;
     }
     Ok(())
 }
@@ -111,7 +133,9 @@ pub fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
 
 fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().context("a file path has a parent directory")?;
+    let dir = path
+        .parent()
+        .context("a file path has a parent directory")?;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let temporary = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()

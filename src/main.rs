@@ -32,8 +32,15 @@ fn report(error: anyhow::Error) -> std::process::ExitCode {
 }
 
 fn init_tracing(verbose: bool) {
-    let default = if verbose { "info,govtrust=debug" } else { "info" };
+    let default = if verbose {
+        "info,govtrust=debug"
+    } else {
+        "info"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GOVTRUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }

@@ -77,7 +77,10 @@ impl AuditLog {
     pub fn records(&self, after: u64, limit: usize) -> Result<Vec<Record>, Error> {
         let start = sequence_key(after);
         let entries = self.store.scan(PREFIX, Some(&start), limit)?;
-        entries.iter().map(|(key, value)| decode(key, value)).collect()
+        entries
+            .iter()
+            .map(|(key, value)| decode(key, value))
+            .collect()
     }
 }
 
@@ -132,14 +135,20 @@ mod tests {
         let log = AuditLog::new(store.clone());
         for action in ["kms.init", "kms.unseal", "ca.enroll"] {
             let mut batch = Batch::new();
-            log.stage(&mut batch, &AuditEvent::new(7, action, "custodian", "t").with("k", "v"))
-                .unwrap();
+            log.stage(
+                &mut batch,
+                &AuditEvent::new(7, action, "custodian", "t").with("k", "v"),
+            )
+            .unwrap();
             store.commit(batch).unwrap();
         }
         let records = log.records(0, 10).unwrap();
         let actions: Vec<_> = records.iter().map(|r| r.action.as_str()).collect();
         assert_eq!(actions, ["kms.init", "kms.unseal", "ca.enroll"]);
-        assert_eq!(records.iter().map(|r| r.sequence).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            records.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
         assert_eq!(records[0].details, [("k".to_owned(), "v".to_owned())]);
         assert_eq!(log.records(2, 10).unwrap().len(), 1);
     }
@@ -149,7 +158,8 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let log = AuditLog::new(store.clone());
         let mut batch = Batch::new();
-        log.stage(&mut batch, &AuditEvent::new(1, "ca.enroll", "a", "b")).unwrap();
+        log.stage(&mut batch, &AuditEvent::new(1, "ca.enroll", "a", "b"))
+            .unwrap();
         drop(batch);
         assert!(log.records(0, 10).unwrap().is_empty());
     }

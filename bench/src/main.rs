@@ -1,1 +1,63 @@
-fn main() {}
+//! `govtrust-bench`: a load generator for the gRPC API of a running `govtrust serve`.
+//!
+//! For each operation it opens `--clients` connections over mTLS (each client its own TCP and
+//! TLS session), runs a warm-up and a measured window (or, for `enroll`, a fixed count of
+//! single-use tokens), and reports total ops, ops/s and p50/p99 latency, with the performance
+//! targets beside them. Everything it needs that is not measured — the KMS key, registered
+//! systems, key pairs and CSRs — is prepared before the clock starts.
+//!
+//! It does not start or configure the server, and it leaves what it creates (keys, systems,
+//! certificates) in the deployment: run it against a throw-away `--dev` data directory.
+
+mod bench;
+mod cli;
+mod connection;
+mod enrollment;
+mod load;
+mod report;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::bench::Bench;
+use crate::cli::Args;
+use crate::stats::Summary;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(results) => {
+            print(&args, &results);
+            if results.iter().any(Summary::failed) {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<Vec<Summary>> {
+    let mut bench = Bench::connect(args).await?;
+    let mut results = Vec::new();
+    for op in args.selected_ops() {
+        results.push(bench.measure(op).await);
+    }
+    Ok(results)
+}
+
+fn print(args: &Args, results: &[Summary]) {
+    if args.json {
+        let json = serde_json::to_string_pretty(&report::to_json(results)).unwrap_or_default();
+        println!("{json}");
+    } else {
+        report::print_table(results);
+    }
+}

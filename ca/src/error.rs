@@ -76,22 +76,31 @@ pub enum Error {
 impl Error {
     /// An [`Error::InvalidArgument`].
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { field, reason: reason.into() }
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::InvalidCsr`].
     pub(crate) fn csr(reason: impl Into<String>) -> Self {
-        Self::InvalidCsr { reason: reason.into() }
+        Self::InvalidCsr {
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::KeyNotAllowed`].
     pub(crate) fn key(reason: impl Into<String>) -> Self {
-        Self::KeyNotAllowed { reason: reason.into() }
+        Self::KeyNotAllowed {
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::Corrupt`].
     pub(crate) fn corrupt(context: impl Into<String>) -> Self {
-        Self::Corrupt { context: context.into() }
+        Self::Corrupt {
+            context: context.into(),
+        }
     }
 
     /// An [`Error::Certificate`]: a closure for `map_err`.

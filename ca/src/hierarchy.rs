@@ -102,17 +102,17 @@ pub(crate) struct CaCert {
 impl CaCert {
     fn new(authority: Authority, key: CaKey, der: Vec<u8>) -> Result<Self, Error> {
         let not_after = parse(authority, &der)?.validity().not_after.timestamp();
-        Ok(Self { authority, key, der, not_after: from_unix_ms(not_after.saturating_mul(1000)) })
+        Ok(Self {
+            authority,
+            key,
+            der,
+            not_after: from_unix_ms(not_after.saturating_mul(1000)),
+        })
     }
 
     /// Which CA this is.
     pub(crate) fn authority(&self) -> Authority {
         self.authority
-    }
-
-    /// The certificate, DER.
-    pub(crate) fn der(&self) -> &[u8] {
-        &self.der
     }
 
     /// When the CA certificate expires; nothing it issues may outlive it.
@@ -121,16 +121,25 @@ impl CaCert {
     }
 
     /// Signs a certificate for `subject` built from `params` with this CA's kms key.
-    pub(crate) fn sign(&self, params: &CertificateParams, subject: &impl PublicKeyData) -> Result<Vec<u8>, Error> {
+    pub(crate) fn sign(
+        &self,
+        params: &CertificateParams,
+        subject: &impl PublicKeyData,
+    ) -> Result<Vec<u8>, Error> {
         let signer = self.key.signer();
         let issuer = Issuer::from_ca_cert_der(&self.der.as_slice().into(), &signer)
             .map_err(Error::certificate("parse issuing CA certificate"))?;
-        let certificate = params.signed_by(subject, &issuer).map_err(|e| signer.error("sign certificate", e))?;
+        let certificate = params
+            .signed_by(subject, &issuer)
+            .map_err(|e| signer.error("sign certificate", e))?;
         Ok(certificate.der().to_vec())
     }
 
     fn record(&self) -> CaRecord {
-        CaRecord { key_id: self.key.id().to_string(), certificate: records::base64(&self.der) }
+        CaRecord {
+            key_id: self.key.id().to_string(),
+            certificate: records::base64(&self.der),
+        }
     }
 }
 
@@ -156,7 +165,9 @@ impl Hierarchy {
         let root_key = create_key(kms, &trust_domain, Authority::Root)?;
         let params = ca_params(&trust_domain, Authority::Root, now, rng)?;
         let signer = root_key.signer();
-        let der = params.self_signed(&signer).map_err(|e| signer.error("sign root CA certificate", e))?;
+        let der = params
+            .self_signed(&signer)
+            .map_err(|e| signer.error("sign root CA certificate", e))?;
         let root = CaCert::new(Authority::Root, root_key, der.der().to_vec())?;
         let extranet = issuing_ca(kms, &trust_domain, &root, Authority::Extranet, now, rng)?;
         let intranet = issuing_ca(kms, &trust_domain, &root, Authority::Intranet, now, rng)?;
@@ -165,7 +176,9 @@ impl Hierarchy {
 
     /// Reads the hierarchy from `store`; the kms is only referenced, not called.
     pub(crate) fn load(store: &dyn Store, kms: &Arc<Kms>) -> Result<Self, Error> {
-        let value = store.get(records::HIERARCHY)?.ok_or(Error::NotInitialized)?;
+        let value = store
+            .get(records::HIERARCHY)?
+            .ok_or(Error::NotInitialized)?;
         let record: HierarchyRecord = records::decode(records::HIERARCHY, &value)?;
         let trust_domain = TrustDomain::parse(&record.trust_domain)
             .map_err(|e| Error::corrupt(format!("ca/hierarchy: {e}")))?;
@@ -173,10 +186,22 @@ impl Hierarchy {
         let extranet = load_ca(kms, Authority::Extranet, &record.extranet)?;
         let intranet = load_ca(kms, Authority::Intranet, &record.intranet)?;
         let created_at = from_unix_ms(record.created_at_ms);
-        Ok(Self::assemble(trust_domain, root, extranet, intranet, created_at))
+        Ok(Self::assemble(
+            trust_domain,
+            root,
+            extranet,
+            intranet,
+            created_at,
+        ))
     }
 
-    fn assemble(trust_domain: TrustDomain, root: CaCert, extranet: CaCert, intranet: CaCert, created_at: SystemTime) -> Self {
+    fn assemble(
+        trust_domain: TrustDomain,
+        root: CaCert,
+        extranet: CaCert,
+        intranet: CaCert,
+        created_at: SystemTime,
+    ) -> Self {
         let chain = CaChain {
             root_pem: pem::certificate(&root.der),
             extranet_pem: pem::certificate(&extranet.der),
@@ -185,7 +210,14 @@ impl Hierarchy {
             extranet_der: extranet.der.clone(),
             intranet_der: intranet.der.clone(),
         };
-        Self { trust_domain, root, extranet, intranet, chain, created_at }
+        Self {
+            trust_domain,
+            root,
+            extranet,
+            intranet,
+            chain,
+            created_at,
+        }
     }
 
     /// The stored form.
@@ -209,6 +241,15 @@ impl Hierarchy {
         &self.chain
     }
 
+    /// The chain a leaf of `network` is sent with: its issuing CA, then the root, as PEM.
+    pub(crate) fn chain_pem(&self, network: Network) -> String {
+        let issuing = match network {
+            Network::Extranet => &self.chain.extranet_pem,
+            Network::Intranet => &self.chain.intranet_pem,
+        };
+        format!("{issuing}{}", self.chain.root_pem)
+    }
+
     /// The issuing CA of `network`.
     pub(crate) fn issuing(&self, network: Network) -> &CaCert {
         match network {
@@ -219,7 +260,11 @@ impl Hierarchy {
 }
 
 /// Creates an internal kms key for `authority`.
-fn create_key(kms: &Arc<Kms>, trust_domain: &TrustDomain, authority: Authority) -> Result<CaKey, Error> {
+fn create_key(
+    kms: &Arc<Kms>,
+    trust_domain: &TrustDomain,
+    authority: Authority,
+) -> Result<CaKey, Error> {
     let spec = KeySpec {
         algorithm: authority.algorithm(),
         exportable: false,
@@ -258,10 +303,18 @@ fn ca_params(
     let not_before = now.checked_sub(CLOCK_SKEW).unwrap_or(now);
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, authority.common_name());
-    params.distinguished_name.push(DnType::OrganizationName, trust_domain.as_str());
+    params
+        .distinguished_name
+        .push(DnType::CommonName, authority.common_name());
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, trust_domain.as_str());
     params.is_ca = IsCa::Ca(authority.constraints());
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.not_before = to_x509(not_before)?;
     params.not_after = to_x509(later(not_before, authority.lifetime())?)?;
     params.serial_number = Some(Serial::generate(rng)?.into());

@@ -28,10 +28,16 @@ impl TrustDomain {
     pub(crate) fn parse(value: &str) -> Result<Self, Error> {
         let allowed = |c: char| matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-');
         if value.is_empty() || value.len() > MAX_TRUST_DOMAIN {
-            return Err(Error::invalid("trust_domain", format!("must be 1 to {MAX_TRUST_DOMAIN} characters long")));
+            return Err(Error::invalid(
+                "trust_domain",
+                format!("must be 1 to {MAX_TRUST_DOMAIN} characters long"),
+            ));
         }
         match value.chars().find(|c| !allowed(*c)) {
-            Some(bad) => Err(Error::invalid("trust_domain", format!("{bad:?} is not allowed: use a-z, 0-9, '.', '_', '-'"))),
+            Some(bad) => Err(Error::invalid(
+                "trust_domain",
+                format!("{bad:?} is not allowed: use a-z, 0-9, '.', '_', '-'"),
+            )),
             None => Ok(Self(value.to_owned())),
         }
     }
@@ -58,13 +64,18 @@ impl TrustDomain {
 
     /// The person id in `spiffe_id` if it is a person of this trust domain.
     pub(crate) fn person_of<'a>(&self, spiffe_id: &'a str) -> Option<&'a str> {
-        let path = spiffe_id.strip_prefix("spiffe://")?.strip_prefix(self.0.as_str())?;
-        path.strip_prefix("/person/").filter(|id| !id.is_empty() && !id.contains('/'))
+        let path = spiffe_id
+            .strip_prefix("spiffe://")?
+            .strip_prefix(self.0.as_str())?;
+        path.strip_prefix("/person/")
+            .filter(|id| !id.is_empty() && !id.contains('/'))
     }
 
     /// The system name in `spiffe_id` if it is a system of this trust domain.
     pub(crate) fn system_of(&self, spiffe_id: &str) -> Option<SystemName> {
-        let path = spiffe_id.strip_prefix("spiffe://")?.strip_prefix(self.0.as_str())?;
+        let path = spiffe_id
+            .strip_prefix("spiffe://")?
+            .strip_prefix(self.0.as_str())?;
         let (org, system) = path.strip_prefix("/org/")?.split_once("/sys/")?;
         OrgId::try_from(org).ok()?;
         SystemName::try_from(system).ok()
@@ -109,7 +120,10 @@ impl FromStr for Network {
         match value {
             "extranet" => Ok(Self::Extranet),
             "intranet" => Ok(Self::Intranet),
-            other => Err(Error::invalid("network", format!("{other:?} is neither extranet nor intranet"))),
+            other => Err(Error::invalid(
+                "network",
+                format!("{other:?} is neither extranet nor intranet"),
+            )),
         }
     }
 }
@@ -127,7 +141,11 @@ pub enum Role {
 
 impl Role {
     /// Every role, in a fixed order.
-    pub const ALL: [Role; 3] = [Self::SystemAdministrator, Self::SecurityAdministrator, Self::AuditAdministrator];
+    pub const ALL: [Role; 3] = [
+        Self::SystemAdministrator,
+        Self::SecurityAdministrator,
+        Self::AuditAdministrator,
+    ];
 
     /// The role's name, also its person id: `system-admin`, `security-admin`, `audit-admin`.
     pub fn as_str(self) -> &'static str {
@@ -152,7 +170,9 @@ impl FromStr for Role {
         Self::ALL
             .into_iter()
             .find(|role| role.as_str() == value)
-            .ok_or_else(|| Error::invalid("role", format!("{value:?} is not an administrator role")))
+            .ok_or_else(|| {
+                Error::invalid("role", format!("{value:?} is not an administrator role"))
+            })
     }
 }
 
@@ -185,7 +205,10 @@ impl TryFrom<u32> for ProtectionLevel {
     fn try_from(level: u32) -> Result<Self, Error> {
         match u8::try_from(level) {
             Ok(level @ 1..=4) => Ok(Self(level)),
-            _ => Err(Error::invalid("protection_level", format!("{level} is not a level from 1 to 4"))),
+            _ => Err(Error::invalid(
+                "protection_level",
+                format!("{level} is not a level from 1 to 4"),
+            )),
         }
     }
 }
@@ -207,7 +230,13 @@ mod tests {
         assert!(ProtectionLevel::try_from(5).is_err());
         assert!(ProtectionLevel::try_from(256 + 1).is_err());
         let days: Vec<u64> = (1..=4)
-            .map(|l| ProtectionLevel::try_from(l).unwrap().certificate_validity().as_secs() / 86_400)
+            .map(|l| {
+                ProtectionLevel::try_from(l)
+                    .unwrap()
+                    .certificate_validity()
+                    .as_secs()
+                    / 86_400
+            })
             .collect();
         assert_eq!(days, [397, 365, 180, 90]);
     }
@@ -228,9 +257,18 @@ mod tests {
         let id = td.system_id(&org, &sys);
         assert_eq!(id, "spiffe://gov.example/org/tax/sys/portal");
         assert_eq!(td.system_of(&id), Some(sys));
-        assert_eq!(td.person_of("spiffe://gov.example/person/audit-admin"), Some("audit-admin"));
-        assert_eq!(td.person_of("spiffe://other.example/person/audit-admin"), None);
-        assert_eq!(td.system_of("spiffe://gov.example.evil/org/tax/sys/portal"), None);
+        assert_eq!(
+            td.person_of("spiffe://gov.example/person/audit-admin"),
+            Some("audit-admin")
+        );
+        assert_eq!(
+            td.person_of("spiffe://other.example/person/audit-admin"),
+            None
+        );
+        assert_eq!(
+            td.system_of("spiffe://gov.example.evil/org/tax/sys/portal"),
+            None
+        );
     }
 
     #[test]

@@ -13,10 +13,10 @@ use rcgen::{
 };
 use ring::rand::SecureRandom;
 
+use crate::Error;
 use crate::hierarchy::CaCert;
 use crate::names::DnsName;
 use crate::timestamps::{from_x509, to_x509};
-use crate::Error;
 
 /// How far `not_before` is set back, for relying parties whose clocks run a little behind.
 pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -25,7 +25,8 @@ const SERIAL_DRAWS: usize = 16;
 
 /// `at + after`, or an error if that is past what `SystemTime` can hold.
 pub(crate) fn later(at: SystemTime, after: Duration) -> Result<SystemTime, Error> {
-    at.checked_add(after).ok_or_else(|| Error::invalid("time", "certificate validity overflows the clock"))
+    at.checked_add(after)
+        .ok_or_else(|| Error::invalid("time", "certificate validity overflows the clock"))
 }
 
 /// A certificate serial: 128 random bits with the top bit cleared (a positive DER INTEGER) and a
@@ -74,7 +75,10 @@ impl Purpose {
         match self {
             Self::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
             Self::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            Self::ServerAndClient => vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+            Self::ServerAndClient => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         }
     }
 }
@@ -114,11 +118,21 @@ pub(crate) fn issue(
     let params = leaf_params(ca, spec, serial, now)?;
     let der = ca.sign(&params, subject)?;
     let (not_before, not_after) = (from_x509(params.not_before), from_x509(params.not_after));
-    Ok(Leaf { serial: hex, der, not_before, not_after })
+    Ok(Leaf {
+        serial: hex,
+        der,
+        not_before,
+        not_after,
+    })
 }
 
 /// The rcgen parameters of a leaf.
-fn leaf_params(ca: &CaCert, spec: &LeafSpec<'_>, serial: Serial, now: SystemTime) -> Result<CertificateParams, Error> {
+fn leaf_params(
+    ca: &CaCert,
+    spec: &LeafSpec<'_>,
+    serial: Serial,
+    now: SystemTime,
+) -> Result<CertificateParams, Error> {
     let not_before = now.checked_sub(CLOCK_SKEW).unwrap_or(now);
     let not_after = later(not_before, spec.validity)?.min(ca.not_after());
     let mut params = CertificateParams::default();
@@ -144,7 +158,9 @@ fn subject(spec: &LeafSpec<'_>) -> DistinguishedName {
 }
 
 fn subject_alt_names(spec: &LeafSpec<'_>) -> Result<Vec<SanType>, Error> {
-    let ia5 = |text: &str| Ia5String::try_from(text).map_err(Error::certificate("subject alternative name"));
+    let ia5 = |text: &str| {
+        Ia5String::try_from(text).map_err(Error::certificate("subject alternative name"))
+    };
     let mut names = vec![SanType::URI(ia5(spec.spiffe_id)?)];
     for dns in spec.dns_names {
         names.push(SanType::DnsName(ia5(dns.as_str())?));

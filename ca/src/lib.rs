@@ -1,1 +1,196 @@
-//! placeholder
+//! The certificate authority of govtrust (一证通用: one certificate every system accepts).
+//!
+//! - **Hierarchy.** A root CA (ECDSA P-384, 20 years) over two issuing CAs, `extranet` and
+//!   `intranet`, one per government network (ECDSA P-256, 10 years, pathLen 0). All three keys
+//!   are internal keys of the kms; certificates are signed through rcgen's `SigningKey` trait
+//!   backed by the kms, so no CA private key exists outside it.
+//! - **Identities.** A certificate's identity is a SPIFFE URI SAN:
+//!   `spiffe://<trust-domain>/org/<org>/sys/<system>` for systems,
+//!   `spiffe://<trust-domain>/person/<id>` for people. The three administrator roles
+//!   (三员分立) get person certificates at initialization; [`Ca::role`] tells them apart.
+//! - **Registry and enrollment.** A security administrator registers a system
+//!   ([`Ca::register_system`]) and hands it a one-time token; the system enrolls with the token
+//!   and a CSR ([`Ca::enroll`]) and later renews over mTLS with its current certificate
+//!   ([`Ca::renew`]). Validity follows the system's protection level (等级保护 1–4).
+//! - **Records.** Every issued certificate is recorded (`ca/cert/<serial>`) and listed by
+//!   holder, status and expiry ([`Ca::list_certificates`]).
+//!
+//! Every state change stages its audit event into the batch that carries it, so the event is
+//! durable exactly when the change is, and a certificate is durable before it is returned.
+//!
+//! What it does not do (yet): revocation, CRLs and OCSP; talk gRPC (the server maps [`Error`]
+//! to status codes) or decide authorization (the server's policy point does, using
+//! [`Ca::role`]).
+
+mod bootstrap;
+mod certificates;
+mod csr;
+mod enrollment;
+mod error;
+mod hierarchy;
+mod identity;
+mod issuance;
+mod names;
+mod pem;
+mod records;
+mod registry;
+mod signer;
+mod timestamps;
+mod token;
+
+use std::fmt;
+use std::sync::Arc;
+
+use govtrust_kms::{Clock, Kms};
+use govtrust_store::{AuditSink, Store};
+use ring::rand::SystemRandom;
+
+pub use bootstrap::{Credential, InitArtifacts, InitParams};
+pub use certificates::{CertFilter, CertRecord, CertStatus};
+pub use enrollment::{Caller, Issued};
+pub use error::Error;
+pub use hierarchy::CaChain;
+pub use identity::{Network, ProtectionLevel, Role};
+pub use names::{DnsName, OrgId, SystemName};
+pub use registry::{Registered, Registration, SystemRecord, TokenTtl};
+
+use hierarchy::Hierarchy;
+
+/// The certificate authority. `Send + Sync`; share it as `Arc<Ca>`. Calls block on the store
+/// and the kms: async callers run them with `spawn_blocking`.
+pub struct Ca {
+    store: Arc<dyn Store>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+    hierarchy: Hierarchy,
+    rng: SystemRandom,
+}
+
+impl fmt::Debug for Ca {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ca")
+            .field("trust_domain", &self.trust_domain())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ca {
+    /// Initializes the CA; needs an unsealed kms.
+    ///
+    /// Creates the three CA keys in the kms and their certificates, stores the hierarchy
+    /// (`ca/hierarchy`), issues the server's TLS certificate (intranet CA, serverAuth, SANs: the
+    /// server's DNS names and IPs plus its SPIFFE id `spiffe://<td>/govtrust`) and one client
+    /// certificate per [`Role`] (intranet CA, clientAuth, `spiffe://<td>/person/<role>`, CN the
+    /// role name), records them all and audits `ca.init`, in one batch. The server and
+    /// administrator keys are generated here and returned once; the caller writes them to
+    /// 0600 files.
+    ///
+    /// Fails with [`Error::AlreadyInitialized`] if the store holds a hierarchy. If the batch
+    /// fails, the CA keys created in the kms remain there unused.
+    pub fn initialize(
+        store: Arc<dyn Store>,
+        kms: Arc<Kms>,
+        audit: Arc<dyn AuditSink>,
+        clock: Arc<dyn Clock>,
+        params: &InitParams,
+    ) -> Result<(Ca, InitArtifacts), Error> {
+        bootstrap::initialize(
+            bootstrap::Services {
+                store,
+                kms,
+                audit,
+                clock,
+            },
+            params,
+        )
+    }
+
+    /// Opens an initialized CA ([`Error::NotInitialized`] otherwise). Only reads the store, so
+    /// it works while the kms is sealed; issuing then fails with the kms's error until unsealed.
+    pub fn open(
+        store: Arc<dyn Store>,
+        kms: Arc<Kms>,
+        audit: Arc<dyn AuditSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Ca, Error> {
+        let hierarchy = Hierarchy::load(store.as_ref(), &kms)?;
+        Ok(Ca {
+            store,
+            audit,
+            clock,
+            hierarchy,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The SPIFFE trust domain.
+    pub fn trust_domain(&self) -> &str {
+        self.hierarchy.trust_domain().as_str()
+    }
+
+    /// The CA certificates.
+    pub fn chain(&self) -> &CaChain {
+        self.hierarchy.chain()
+    }
+
+    /// Registers a system on behalf of `actor` and returns its one-time enrollment token.
+    /// [`Error::SystemExists`] if the name is taken.
+    pub fn register_system(
+        &self,
+        actor: &str,
+        registration: Registration,
+    ) -> Result<Registered, Error> {
+        registry::register(self, actor, registration)
+    }
+
+    /// Issues a system's first certificate for a one-time `token` and a CSR (DER or PEM).
+    pub fn enroll(&self, token: &str, csr: &[u8]) -> Result<Issued, Error> {
+        enrollment::enroll(self, token, csr)
+    }
+
+    /// Issues a new certificate (new serial, same identity) to a system that authenticated with
+    /// a current certificate.
+    pub fn renew(&self, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
+        enrollment::renew(self, caller, csr)
+    }
+
+    /// The certificate with `serial` (hex).
+    pub fn certificate(&self, serial: &str) -> Result<CertRecord, Error> {
+        certificates::find(self.store.as_ref(), serial)
+    }
+
+    /// A page of certificates matching `filter`, and the token of the next page.
+    /// `page_size` 0 means 100; at most 1000. The page token is the last serial returned.
+    pub fn list_certificates(
+        &self,
+        filter: &CertFilter,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<CertRecord>, Option<String>), Error> {
+        certificates::list(
+            self.store.as_ref(),
+            filter,
+            self.clock.now(),
+            page_size,
+            page_token,
+        )
+    }
+
+    /// The role of a person identity (`spiffe://<td>/person/<id>`); `None` for unknown persons,
+    /// systems and other trust domains.
+    pub fn role(&self, spiffe_id: &str) -> Result<Option<Role>, Error> {
+        let Some(person) = self.hierarchy.trust_domain().person_of(spiffe_id) else {
+            return Ok(None);
+        };
+        let key = records::person_key(person);
+        let Some(value) = self.store.get(&key)? else {
+            return Ok(None);
+        };
+        let record: records::PersonRecord = records::decode(&key, &value)?;
+        let role = record
+            .role
+            .parse()
+            .map_err(|e| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))));
+        role.map(Some)
+    }
+}

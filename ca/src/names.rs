@@ -18,8 +18,13 @@ fn label_problem(label: &str) -> Option<String> {
     if label.is_empty() || label.len() > MAX_LABEL {
         return Some(format!("must be 1 to {MAX_LABEL} characters long"));
     }
-    if let Some(bad) = label.chars().find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-')) {
-        return Some(format!("{bad:?} is not allowed: use lowercase a-z, 0-9 and '-'"));
+    if let Some(bad) = label
+        .chars()
+        .find(|c| !matches!(c, 'a'..='z' | '0'..='9' | '-'))
+    {
+        return Some(format!(
+            "{bad:?} is not allowed: use lowercase a-z, 0-9 and '-'"
+        ));
     }
     if label.starts_with('-') || label.ends_with('-') {
         return Some("must not start or end with '-'".to_owned());
@@ -101,13 +106,22 @@ impl DnsName {
     pub(crate) fn parse(field: &'static str, value: &str) -> Result<Self, Error> {
         let name = value.to_ascii_lowercase();
         if name.len() > MAX_DNS_NAME {
-            return Err(Error::invalid(field, format!("{value:?} is longer than {MAX_DNS_NAME} characters")));
+            return Err(Error::invalid(
+                field,
+                format!("{value:?} is longer than {MAX_DNS_NAME} characters"),
+            ));
         }
         if name.parse::<std::net::IpAddr>().is_ok() {
-            return Err(Error::invalid(field, format!("{value:?} is an IP address, not a DNS name")));
+            return Err(Error::invalid(
+                field,
+                format!("{value:?} is an IP address, not a DNS name"),
+            ));
         }
         if let Some(problem) = name.split('.').find_map(label_problem) {
-            return Err(Error::invalid(field, format!("{value:?} is not a host name: each label {problem}")));
+            return Err(Error::invalid(
+                field,
+                format!("{value:?} is not a host name: each label {problem}"),
+            ));
         }
         Ok(Self(name))
     }
@@ -163,9 +177,24 @@ mod tests {
 
     #[test]
     fn dns_names_are_lowercased_host_names() {
-        assert_eq!(DnsName::try_from("Tax.GOV.example").map(|n| n.0).ok().as_deref(), Some("tax.gov.example"));
+        assert_eq!(
+            DnsName::try_from("Tax.GOV.example")
+                .map(|n| n.0)
+                .ok()
+                .as_deref(),
+            Some("tax.gov.example")
+        );
         assert!(DnsName::try_from("localhost").is_ok());
-        for bad in ["", "a..b", "*.gov.example", "a.b.", "10.0.0.1", "-a.b", "a b", &"a.".repeat(127)] {
+        for bad in [
+            "",
+            "a..b",
+            "*.gov.example",
+            "a.b.",
+            "10.0.0.1",
+            "-a.b",
+            "a b",
+            &"a.".repeat(127),
+        ] {
             assert_eq!(field(DnsName::try_from(bad)), Some("dns_names"), "{bad}");
         }
     }

@@ -23,7 +23,8 @@ pub(crate) struct CaKey {
 impl CaKey {
     /// The key `id` in `kms`, whose SubjectPublicKeyInfo is `spki_der`.
     pub(crate) fn new(kms: Arc<Kms>, id: KeyId, spki_der: &[u8]) -> Result<Self, Error> {
-        let public = SubjectPublicKeyInfo::from_der(spki_der).map_err(Error::certificate("CA public key"))?;
+        let public = SubjectPublicKeyInfo::from_der(spki_der)
+            .map_err(Error::certificate("CA public key"))?;
         Ok(Self { kms, id, public })
     }
 
@@ -39,7 +40,10 @@ impl CaKey {
 
     /// A signer for one certificate (or a few): it records the kms error, if any.
     pub(crate) fn signer(&self) -> KmsSigner<'_> {
-        KmsSigner { key: self, failure: RefCell::new(None) }
+        KmsSigner {
+            key: self,
+            failure: RefCell::new(None),
+        }
     }
 }
 

@@ -22,7 +22,11 @@ pub(crate) fn unix_ms(at: SystemTime) -> i64 {
 /// The time `ms` milliseconds after the Unix epoch; the epoch itself if out of range.
 pub(crate) fn from_unix_ms(ms: i64) -> SystemTime {
     let offset = Duration::from_millis(ms.unsigned_abs());
-    let at = if ms >= 0 { UNIX_EPOCH.checked_add(offset) } else { UNIX_EPOCH.checked_sub(offset) };
+    let at = if ms >= 0 {
+        UNIX_EPOCH.checked_add(offset)
+    } else {
+        UNIX_EPOCH.checked_sub(offset)
+    };
     at.unwrap_or(UNIX_EPOCH)
 }
 
@@ -60,7 +64,10 @@ mod tests {
     #[test]
     fn x509_times_drop_subseconds() {
         let at = from_unix_ms(1_700_000_000_999);
-        assert_eq!(from_x509(to_x509(at).unwrap_or(OffsetDateTime::UNIX_EPOCH)), from_unix_ms(1_700_000_000_000));
+        assert_eq!(
+            from_x509(to_x509(at).unwrap_or(OffsetDateTime::UNIX_EPOCH)),
+            from_unix_ms(1_700_000_000_000)
+        );
     }
 
     #[test]

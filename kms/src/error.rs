@@ -41,10 +41,18 @@ pub enum Error {
     KeyDestroyed { id: KeyId, destroyed_at: SystemTime },
     /// The key's state does not allow the operation.
     #[error("key {id} is {state}: {operation} is not allowed")]
-    KeyState { id: KeyId, state: KeyState, operation: &'static str },
+    KeyState {
+        id: KeyId,
+        state: KeyState,
+        operation: &'static str,
+    },
     /// The lifecycle does not allow this state change.
     #[error("key {id} is {from}: the change {change} is not allowed from this state")]
-    IllegalTransition { id: KeyId, from: KeyState, change: StateChange },
+    IllegalTransition {
+        id: KeyId,
+        from: KeyState,
+        change: StateChange,
+    },
     /// The key is scheduled for destruction; every use is refused until it is cancelled.
     #[error(
         "key {id} is scheduled for destruction at {}: cancel the destruction to use it",
@@ -56,7 +64,11 @@ pub enum Error {
     NotExportable { id: KeyId },
     /// The key's algorithm cannot do the operation.
     #[error("key {id} is an {algorithm} key: {operation} is not possible with it")]
-    WrongAlgorithm { id: KeyId, algorithm: Algorithm, operation: &'static str },
+    WrongAlgorithm {
+        id: KeyId,
+        algorithm: Algorithm,
+        operation: &'static str,
+    },
     /// The key has no such version.
     #[error("key {id} has no version {version}")]
     UnknownVersion { id: KeyId, version: u32 },
@@ -85,7 +97,10 @@ pub enum Error {
 
 /// `at` as RFC 3339 in UTC, e.g. `2025-03-01T12:00:00Z`.
 pub(crate) fn rfc3339(at: SystemTime) -> String {
-    let seconds = at.duration_since(UNIX_EPOCH).ok().and_then(|d| i64::try_from(d.as_secs()).ok());
+    let seconds = at
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
     seconds
         .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
         .and_then(|t| t.format(&Rfc3339).ok())

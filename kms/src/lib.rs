@@ -22,8 +22,28 @@
 //! What it does not do: talk gRPC (the server maps [`Error`] to status codes), or hold keys in
 //! hardware (a PKCS#11 custodian comes later).
 
+mod cache;
+mod centre;
+mod cipher;
+mod destruction;
+mod distribution;
+mod error;
+mod keys;
+mod lifecycle;
+mod master;
+mod material;
+mod operations;
+mod record;
+mod seal;
+mod sealed;
+mod shares;
+mod spki;
+mod transfer;
 mod types;
+mod vault;
 
+pub use centre::Kms;
+pub use error::Error;
 pub use types::{
     Algorithm, Clock, DataKey, Decrypted, Encrypted, ImportSpec, KeyId, KeyInfo, KeySpec, KeyState,
     PublicKey, SealStatus, ShareFile, Signed, StateChange, SystemClock, VersionInfo, WrappedKey,

@@ -77,23 +77,37 @@ pub(crate) fn permits(state: KeyState, usage: Usage) -> bool {
     match state {
         KeyState::Active => true,
         KeyState::Deactivated => matches!(usage, Usage::Decrypt | Usage::Verify | Usage::PublicKey),
-        KeyState::PreActive | KeyState::Suspended | KeyState::Compromised => usage == Usage::PublicKey,
+        KeyState::PreActive | KeyState::Suspended | KeyState::Compromised => {
+            usage == Usage::PublicKey
+        }
         KeyState::Destroyed => false,
     }
 }
 
+/// Refuses a destroyed key.
+pub(crate) fn check_not_destroyed(record: &KeyRecord) -> Result<(), Error> {
+    if record.state != KeyState::Destroyed && record.destroyed_at_ms.is_none() {
+        return Ok(());
+    }
+    let destroyed_at = record
+        .destroyed_at_ms
+        .map_or(SystemTime::UNIX_EPOCH, from_unix_ms);
+    Err(Error::KeyDestroyed {
+        id: record.id.clone(),
+        destroyed_at,
+    })
+}
+
 /// Refuses a destroyed key or one whose destruction is scheduled.
 pub(crate) fn check_alive(record: &KeyRecord) -> Result<(), Error> {
-    if let Some(ms) = record.destroyed_at_ms {
-        return Err(Error::KeyDestroyed { id: record.id.clone(), destroyed_at: from_unix_ms(ms) });
+    check_not_destroyed(record)?;
+    match record.destruction_due_ms {
+        Some(ms) => Err(Error::DestructionPending {
+            id: record.id.clone(),
+            at: from_unix_ms(ms),
+        }),
+        None => Ok(()),
     }
-    if record.state == KeyState::Destroyed {
-        return Err(Error::KeyDestroyed { id: record.id.clone(), destroyed_at: SystemTime::UNIX_EPOCH });
-    }
-    if let Some(ms) = record.destruction_due_ms {
-        return Err(Error::DestructionPending { id: record.id.clone(), at: from_unix_ms(ms) });
-    }
-    Ok(())
 }
 
 /// Checks that `record` may be used for `usage`: alive, in a state that permits it, and of an
@@ -101,14 +115,20 @@ pub(crate) fn check_alive(record: &KeyRecord) -> Result<(), Error> {
 pub(crate) fn check_usage(record: &KeyRecord, usage: Usage) -> Result<(), Error> {
     check_alive(record)?;
     if !permits(record.state, usage) {
-        return Err(Error::KeyState { id: record.id.clone(), state: record.state, operation: usage.name() });
+        return Err(Error::KeyState {
+            id: record.id.clone(),
+            state: record.state,
+            operation: usage.name(),
+        });
     }
     match usage.wants_symmetric() {
-        Some(symmetric) if symmetric != record.algorithm.is_symmetric() => Err(Error::WrongAlgorithm {
-            id: record.id.clone(),
-            algorithm: record.algorithm,
-            operation: usage.name(),
-        }),
+        Some(symmetric) if symmetric != record.algorithm.is_symmetric() => {
+            Err(Error::WrongAlgorithm {
+                id: record.id.clone(),
+                algorithm: record.algorithm,
+                operation: usage.name(),
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -146,7 +166,10 @@ mod tests {
         ];
         for from in KeyState::ALL {
             for change in StateChange::ALL {
-                let expected = legal.iter().find(|(f, c, _)| *f == from && *c == change).map(|(_, _, to)| *to);
+                let expected = legal
+                    .iter()
+                    .find(|(f, c, _)| *f == from && *c == change)
+                    .map(|(_, _, to)| *to);
                 assert_eq!(transition(from, change), expected, "{from} --{change}-->");
             }
         }
@@ -155,13 +178,30 @@ mod tests {
     #[test]
     fn usage_table() {
         use Usage::*;
-        let all = [Encrypt, Decrypt, GenerateDataKey, Sign, Verify, PublicKey, Rotate, Export];
+        let all = [
+            Encrypt,
+            Decrypt,
+            GenerateDataKey,
+            Sign,
+            Verify,
+            PublicKey,
+            Rotate,
+            Export,
+        ];
         for usage in all {
             assert!(permits(Active, usage));
             assert!(!permits(Destroyed, usage));
-            assert_eq!(permits(Deactivated, usage), matches!(usage, Decrypt | Verify | PublicKey));
+            assert_eq!(
+                permits(Deactivated, usage),
+                matches!(usage, Decrypt | Verify | PublicKey)
+            );
             for state in [PreActive, Suspended, Compromised] {
-                assert_eq!(permits(state, usage), usage == PublicKey, "{state} {}", usage.name());
+                assert_eq!(
+                    permits(state, usage),
+                    usage == PublicKey,
+                    "{state} {}",
+                    usage.name()
+                );
             }
         }
     }

@@ -40,7 +40,9 @@ impl MasterKey {
         let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
         SystemRandom::new()
             .fill(key.as_mut_slice())
-            .map_err(|_| Error::Crypto { context: "generating the master key" })?;
+            .map_err(|_| Error::Crypto {
+                context: "generating the master key",
+            })?;
         Ok(MasterKey(key))
     }
 
@@ -80,7 +82,7 @@ impl MasterKey {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -98,7 +100,10 @@ mod tests {
     fn from_bytes_wants_32_bytes() {
         assert!(MasterKey::from_bytes(&[1u8; 31]).is_none());
         assert!(MasterKey::from_bytes(&[1u8; 33]).is_none());
-        assert_eq!(MasterKey::from_bytes(&[1u8; 32]).unwrap().expose(), &[1u8; 32]);
+        assert_eq!(
+            MasterKey::from_bytes(&[1u8; 32]).unwrap().expose(),
+            &[1u8; 32]
+        );
     }
 
     #[test]
@@ -108,6 +113,11 @@ mod tests {
         assert!(!printed.contains(&hex::encode(key.expose())));
         assert!(!printed.contains(&hex::encode_upper(key.expose())));
         assert!(!printed.contains(&format!("{:?}", key.expose())));
-        assert!(!printed.as_bytes().windows(8).any(|w| key.expose().windows(8).any(|k| k == w)));
+        assert!(
+            !printed
+                .as_bytes()
+                .windows(8)
+                .any(|w| key.expose().windows(8).any(|k| k == w))
+        );
     }
 }

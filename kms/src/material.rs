@@ -19,6 +19,8 @@ use crate::{Algorithm, Error};
 pub(crate) const AES_KEY_LEN: usize = 32;
 
 /// A key version loaded for use.
+// Operators live behind an `Arc` in the cache; boxing the AES key would only add a hop.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Operator {
     Aes(LessSafeKey),
     Ecdsa(EcdsaKeyPair),
@@ -26,27 +28,42 @@ pub(crate) enum Operator {
 }
 
 /// Fresh material for `algorithm`, in its encoding.
-pub(crate) fn generate(algorithm: Algorithm, rng: &SystemRandom) -> Result<Zeroizing<Vec<u8>>, Error> {
+pub(crate) fn generate(
+    algorithm: Algorithm,
+    rng: &SystemRandom,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
     let document = match algorithm {
         Algorithm::Aes256Gcm => return random_bytes(AES_KEY_LEN, rng),
-        Algorithm::EcdsaP256Sha256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, rng),
-        Algorithm::EcdsaP384Sha384 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, rng),
+        Algorithm::EcdsaP256Sha256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, rng)
+        }
+        Algorithm::EcdsaP384Sha384 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, rng)
+        }
         Algorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(rng),
     };
-    let document = document.map_err(|_| Error::Crypto { context: "generating key material" })?;
+    let document = document.map_err(|_| Error::Crypto {
+        context: "generating key material",
+    })?;
     Ok(Zeroizing::new(document.as_ref().to_vec()))
 }
 
 /// `len` random bytes.
 pub(crate) fn random_bytes(len: usize, rng: &SystemRandom) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut bytes = Zeroizing::new(vec![0u8; len]);
-    rng.fill(&mut bytes).map_err(|_| Error::Crypto { context: "random bytes" })?;
+    rng.fill(&mut bytes).map_err(|_| Error::Crypto {
+        context: "random bytes",
+    })?;
     Ok(bytes)
 }
 
 impl Operator {
     /// Loads `material` as `algorithm`; `None` when ring rejects it.
-    pub(crate) fn load(algorithm: Algorithm, material: &[u8], rng: &SystemRandom) -> Option<Operator> {
+    pub(crate) fn load(
+        algorithm: Algorithm,
+        material: &[u8],
+        rng: &SystemRandom,
+    ) -> Option<Operator> {
         match algorithm {
             Algorithm::Aes256Gcm if material.len() == AES_KEY_LEN => {
                 let key = UnboundKey::new(&aead::AES_256_GCM, material).ok()?;
@@ -55,7 +72,9 @@ impl Operator {
             Algorithm::Aes256Gcm => None,
             Algorithm::EcdsaP256Sha256 => ecdsa(&ECDSA_P256_SHA256_ASN1_SIGNING, material, rng),
             Algorithm::EcdsaP384Sha384 => ecdsa(&ECDSA_P384_SHA384_ASN1_SIGNING, material, rng),
-            Algorithm::Ed25519 => Ed25519KeyPair::from_pkcs8_maybe_unchecked(material).ok().map(Operator::Ed25519),
+            Algorithm::Ed25519 => Ed25519KeyPair::from_pkcs8_maybe_unchecked(material)
+                .ok()
+                .map(Operator::Ed25519),
         }
     }
 
@@ -87,22 +106,35 @@ impl Operator {
 }
 
 /// Verifies `signature` over `message` with the raw `public_key` of `algorithm`.
-pub(crate) fn verify(algorithm: Algorithm, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn verify(
+    algorithm: Algorithm,
+    public_key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
     let verification: &dyn signature::VerificationAlgorithm = match algorithm {
         Algorithm::Aes256Gcm => return false,
         Algorithm::EcdsaP256Sha256 => &signature::ECDSA_P256_SHA256_ASN1,
         Algorithm::EcdsaP384Sha384 => &signature::ECDSA_P384_SHA384_ASN1,
         Algorithm::Ed25519 => &signature::ED25519,
     };
-    signature::UnparsedPublicKey::new(verification, public_key).verify(message, signature).is_ok()
+    signature::UnparsedPublicKey::new(verification, public_key)
+        .verify(message, signature)
+        .is_ok()
 }
 
-fn ecdsa(algorithm: &'static EcdsaSigningAlgorithm, pkcs8: &[u8], rng: &SystemRandom) -> Option<Operator> {
-    EcdsaKeyPair::from_pkcs8(algorithm, pkcs8, rng).ok().map(Operator::Ecdsa)
+fn ecdsa(
+    algorithm: &'static EcdsaSigningAlgorithm,
+    pkcs8: &[u8],
+    rng: &SystemRandom,
+) -> Option<Operator> {
+    EcdsaKeyPair::from_pkcs8(algorithm, pkcs8, rng)
+        .ok()
+        .map(Operator::Ecdsa)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

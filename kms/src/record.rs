@@ -118,19 +118,27 @@ impl KeyRecord {
 
 impl VersionRecord {
     fn info(&self) -> VersionInfo {
-        VersionInfo { version: self.version, created_at: from_unix_ms(self.created_at_ms) }
+        VersionInfo {
+            version: self.version,
+            created_at: from_unix_ms(self.created_at_ms),
+        }
     }
 }
 
 /// Milliseconds since the Unix epoch; times before it count as 0.
 pub(crate) fn unix_ms(at: SystemTime) -> u64 {
-    let ms = at.duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 /// The time `ms` milliseconds after the Unix epoch.
 pub(crate) fn from_unix_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH.checked_add(Duration::from_millis(ms)).unwrap_or(UNIX_EPOCH)
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// Serde as text, through `Display` and `FromStr`.
@@ -140,7 +148,10 @@ mod text {
 
     use serde::{Deserialize, Deserializer, Serializer, de};
 
-    pub(crate) fn serialize<T: Display, S: Serializer>(value: &T, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<T: Display, S: Serializer>(
+        value: &T,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.collect_str(value)
     }
 
@@ -156,7 +167,7 @@ mod text {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -167,7 +178,10 @@ mod tests {
             algorithm: Algorithm::EcdsaP384Sha384,
             state: KeyState::PreActive,
             primary_version: 1,
-            versions: vec![VersionRecord { version: 1, created_at_ms: 5 }],
+            versions: vec![VersionRecord {
+                version: 1,
+                created_at_ms: 5,
+            }],
             exportable: true,
             owner: "spiffe://gov/x".into(),
             description: "d".into(),

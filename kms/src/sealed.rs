@@ -22,7 +22,9 @@ impl SealingKey {
         let info = [info];
         let okm = prk
             .expand(&info, &aead::AES_256_GCM)
-            .map_err(|_| Error::Crypto { context: "deriving a sealing key" })?;
+            .map_err(|_| Error::Crypto {
+                context: "deriving a sealing key",
+            })?;
         Ok(SealingKey(LessSafeKey::new(UnboundKey::from(okm))))
     }
 
@@ -36,7 +38,9 @@ impl SealingKey {
         let tag = self
             .0
             .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
-            .map_err(|_| Error::Crypto { context: "sealing a record" })?;
+            .map_err(|_| Error::Crypto {
+                context: "sealing a record",
+            })?;
         out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
@@ -46,7 +50,11 @@ impl SealingKey {
         let (nonce, body) = sealed.split_first_chunk::<NONCE_LEN>()?;
         let mut buffer = Zeroizing::new(body.to_vec());
         let nonce = Nonce::assume_unique_for_key(*nonce);
-        let len = self.0.open_in_place(nonce, Aad::from(aad), &mut buffer).ok()?.len();
+        let len = self
+            .0
+            .open_in_place(nonce, Aad::from(aad), &mut buffer)
+            .ok()?
+            .len();
         buffer.truncate(len);
         Some(buffer)
     }
@@ -55,12 +63,16 @@ impl SealingKey {
 /// A fresh random 96-bit nonce.
 pub(crate) fn random_nonce() -> Result<[u8; NONCE_LEN], Error> {
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).map_err(|_| Error::Crypto { context: "random nonce" })?;
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| Error::Crypto {
+            context: "random nonce",
+        })?;
     Ok(nonce)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -26,7 +26,14 @@ use crate::seal::SealConfig;
 use crate::{Error, ShareFile};
 
 const MAGIC: &str = "govtrust-unseal-share-v1";
-const FIELDS: [&str; 6] = ["deployment", "index", "threshold", "shares", "share", "checksum"];
+const FIELDS: [&str; 6] = [
+    "deployment",
+    "index",
+    "threshold",
+    "shares",
+    "share",
+    "checksum",
+];
 const SHARE_LEN: usize = 1 + MASTER_KEY_LEN;
 
 /// One custodian's share, parsed and checked against the seal configuration.
@@ -44,7 +51,10 @@ pub(crate) fn split(master: &MasterKey, config: &SealConfig) -> Vec<ShareFile> {
         .map(|share| {
             let bytes = Zeroizing::new(Vec::from(&share));
             let index = share.x.0;
-            ShareFile { index, contents: render(config, index, &bytes) }
+            ShareFile {
+                index,
+                contents: render(config, index, &bytes),
+            }
         })
         .collect()
 }
@@ -77,13 +87,20 @@ pub(crate) fn parse(file: &[u8], config: &SealConfig) -> Result<Share, Error> {
     let text = std::str::from_utf8(file).map_err(|_| invalid("the file is not UTF-8 text"))?;
     // CRLF line ends are accepted; every other byte counts, so damage anywhere shows.
     let text = Zeroizing::new(text.replace("\r\n", "\n"));
-    let lines: Vec<&str> = text.strip_suffix('\n').unwrap_or(&text).split('\n').collect();
+    let lines: Vec<&str> = text
+        .strip_suffix('\n')
+        .unwrap_or(&text)
+        .split('\n')
+        .collect();
     let values = fields(&lines)?;
     verify_checksum(&lines, values.checksum)?;
     check_deployment(&values, config)?;
     let index = number(values.index, "index")?;
     if index == 0 || index > config.shares {
-        return Err(invalid(format!("index {index} is outside 1..={}", config.shares)));
+        return Err(invalid(format!(
+            "index {index} is outside 1..={}",
+            config.shares
+        )));
     }
     let bytes = decode_share(values.share, index)?;
     Ok(Share { index, bytes })
@@ -102,20 +119,37 @@ struct Fields<'a> {
 /// Splits the lines into their named values, in the fixed order.
 fn fields<'a>(lines: &[&'a str]) -> Result<Fields<'a>, Error> {
     if lines.first() != Some(&MAGIC) {
-        return Err(invalid(format!("the first line is not {MAGIC}: is this a share file?")));
+        return Err(invalid(format!(
+            "the first line is not {MAGIC}: is this a share file?"
+        )));
     }
     if lines.len() != 1 + FIELDS.len() {
-        return Err(invalid(format!("expected {} lines, found {}", 1 + FIELDS.len(), lines.len())));
+        return Err(invalid(format!(
+            "expected {} lines, found {}",
+            1 + FIELDS.len(),
+            lines.len()
+        )));
     }
     let mut values = [""; FIELDS.len()];
-    for ((value, name), (number, line)) in values.iter_mut().zip(FIELDS).zip(lines.iter().enumerate().skip(1)) {
+    for ((value, name), (number, line)) in values
+        .iter_mut()
+        .zip(FIELDS)
+        .zip(lines.iter().enumerate().skip(1))
+    {
         *value = line
             .strip_prefix(name)
             .and_then(|rest| rest.strip_prefix(": "))
             .ok_or_else(|| invalid(format!("line {} is not `{name}: <value>`", number + 1)))?;
     }
     let [deployment, index, threshold, shares, share, checksum] = values;
-    Ok(Fields { deployment, index, threshold, shares, share, checksum })
+    Ok(Fields {
+        deployment,
+        index,
+        threshold,
+        shares,
+        share,
+        checksum,
+    })
 }
 
 /// Checks the SHA-256 over every line before the checksum line.
@@ -129,7 +163,9 @@ fn verify_checksum(lines: &[&str], checksum: &str) -> Result<(), Error> {
     if bool::from(expected.as_bytes().ct_eq(checksum.as_bytes())) {
         Ok(())
     } else {
-        Err(invalid("the checksum does not match: the file is damaged or was edited"))
+        Err(invalid(
+            "the checksum does not match: the file is damaged or was edited",
+        ))
     }
 }
 
@@ -153,14 +189,20 @@ fn check_deployment(values: &Fields<'_>, config: &SealConfig) -> Result<(), Erro
 }
 
 fn number(value: &str, name: &str) -> Result<u8, Error> {
-    value.parse().map_err(|_| invalid(format!("{name} is not a number from 0 to 255")))
+    value
+        .parse()
+        .map_err(|_| invalid(format!("{name} is not a number from 0 to 255")))
 }
 
 /// Decodes the share value and checks its length and its x coordinate against `index`.
 fn decode_share(value: &str, index: u8) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let bytes = Zeroizing::new(hex::decode(value).map_err(|_| invalid("the share value is not hex"))?);
+    let bytes =
+        Zeroizing::new(hex::decode(value).map_err(|_| invalid("the share value is not hex"))?);
     if bytes.len() != SHARE_LEN {
-        return Err(invalid(format!("the share value is {} bytes, expected {SHARE_LEN}", bytes.len())));
+        return Err(invalid(format!(
+            "the share value is {} bytes, expected {SHARE_LEN}",
+            bytes.len()
+        )));
     }
     if bytes.first() != Some(&index) {
         return Err(invalid(format!("the share value is not share {index}")));
@@ -180,16 +222,23 @@ pub(crate) fn combine(shares: &[Share], threshold: u8) -> Option<MasterKey> {
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
-    Error::InvalidShare { reason: reason.into() }
+    Error::InvalidShare {
+        reason: reason.into(),
+    }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     fn config() -> SealConfig {
-        SealConfig::new("d-00112233445566778899aabbccddeeff".into(), 3, 5, Vec::new())
+        SealConfig::new(
+            "d-00112233445566778899aabbccddeeff".into(),
+            3,
+            5,
+            Vec::new(),
+        )
     }
 
     fn files() -> (MasterKey, Vec<ShareFile>) {
@@ -210,11 +259,17 @@ mod tests {
     fn any_threshold_shares_reconstruct() {
         let (master, files) = files();
         assert_eq!(files.len(), 5);
-        let parsed: Vec<Share> = files.iter().map(|f| parse(f.contents.as_bytes(), &config()).unwrap()).collect();
+        let parsed: Vec<Share> = files
+            .iter()
+            .map(|f| parse(f.contents.as_bytes(), &config()).unwrap())
+            .collect();
         for picks in [[0, 1, 2], [2, 3, 4], [0, 2, 4]] {
             let chosen: Vec<Share> = picks
                 .iter()
-                .map(|&i| Share { index: parsed[i].index, bytes: parsed[i].bytes.clone() })
+                .map(|&i| Share {
+                    index: parsed[i].index,
+                    bytes: parsed[i].bytes.clone(),
+                })
                 .collect();
             assert_eq!(combine(&chosen, 3).unwrap().expose(), master.expose());
         }
@@ -228,7 +283,10 @@ mod tests {
             let mut damaged = original.clone();
             damaged[position] ^= 0x01;
             let result = parse(&damaged, &config());
-            assert!(matches!(result, Err(Error::InvalidShare { .. })), "byte {position} not caught");
+            assert!(
+                matches!(result, Err(Error::InvalidShare { .. })),
+                "byte {position} not caught"
+            );
         }
     }
 
@@ -240,7 +298,12 @@ mod tests {
         assert!(reason(parse(&[0xff, 0xfe], &config())).contains("UTF-8"));
         let damaged = text.replace("index: 2", "index: 4");
         assert!(reason(parse(damaged.as_bytes(), &config())).contains("checksum"));
-        let other = SealConfig::new("d-ffffffffffffffffffffffffffffffff".into(), 3, 5, Vec::new());
+        let other = SealConfig::new(
+            "d-ffffffffffffffffffffffffffffffff".into(),
+            3,
+            5,
+            Vec::new(),
+        );
         assert!(reason(parse(text.as_bytes(), &other)).contains("deployment"));
         let other = SealConfig::new(config().deployment_id, 2, 5, Vec::new());
         assert!(reason(parse(text.as_bytes(), &other)).contains("3 of 5"));
@@ -250,7 +313,10 @@ mod tests {
     fn errors_do_not_echo_the_share() {
         let (_, files) = files();
         let text = files[0].contents.as_str();
-        let share_hex = text.lines().find_map(|l| l.strip_prefix("share: ")).unwrap();
+        let share_hex = text
+            .lines()
+            .find_map(|l| l.strip_prefix("share: "))
+            .unwrap();
         let damaged = text.replace("share: ", "share:");
         assert!(!reason(parse(damaged.as_bytes(), &config())).contains(share_hex));
     }
@@ -259,16 +325,26 @@ mod tests {
     fn crlf_and_missing_final_newline_are_accepted() {
         let (_, files) = files();
         let crlf = files[0].contents.replace('\n', "\r\n");
-        assert_eq!(parse(crlf.as_bytes(), &config()).unwrap().index, files[0].index);
+        assert_eq!(
+            parse(crlf.as_bytes(), &config()).unwrap().index,
+            files[0].index
+        );
         let trimmed = files[0].contents.trim_end().to_owned();
-        assert_eq!(parse(trimmed.as_bytes(), &config()).unwrap().index, files[0].index);
+        assert_eq!(
+            parse(trimmed.as_bytes(), &config()).unwrap().index,
+            files[0].index
+        );
     }
 
     #[test]
     fn debug_does_not_print_the_share() {
         let (_, files) = files();
         let printed = format!("{:?}", files[0]);
-        let share_hex = files[0].contents.lines().find_map(|l| l.strip_prefix("share: ")).unwrap();
+        let share_hex = files[0]
+            .contents
+            .lines()
+            .find_map(|l| l.strip_prefix("share: "))
+            .unwrap();
         assert!(!printed.contains(share_hex));
         assert!(!printed.contains("share: "));
     }

@@ -36,7 +36,10 @@ impl WrappingKey {
     /// A fresh key pair from the system's CSPRNG.
     pub(crate) fn generate() -> WrappingKey {
         let (private, public) = Kem::gen_keypair();
-        WrappingKey { private, public: public.to_bytes().to_vec() }
+        WrappingKey {
+            private,
+            public: public.to_bytes().to_vec(),
+        }
     }
 
     /// The key pair from its serialized private key.
@@ -67,10 +70,14 @@ impl WrappingKey {
         encapsulated_key: &[u8],
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let encapped = EncappedKey::from_bytes(encapsulated_key).map_err(|_| Error::InvalidArgument {
-            field: "encapsulated_key",
-            reason: format!("expected {PUBLIC_KEY_LEN} bytes, got {}", encapsulated_key.len()),
-        })?;
+        let encapped =
+            EncappedKey::from_bytes(encapsulated_key).map_err(|_| Error::InvalidArgument {
+                field: "encapsulated_key",
+                reason: format!(
+                    "expected {PUBLIC_KEY_LEN} bytes, got {}",
+                    encapsulated_key.len()
+                ),
+            })?;
         let mode = OpModeR::Base;
         let opened = hpke::single_shot_open::<AesGcm256, HkdfSha256, Kem>(
             &mode,
@@ -80,7 +87,9 @@ impl WrappingKey {
             ciphertext,
             b"",
         );
-        opened.map(Zeroizing::new).map_err(|_| Error::Authentication)
+        opened
+            .map(Zeroizing::new)
+            .map_err(|_| Error::Authentication)
     }
 }
 
@@ -93,19 +102,27 @@ pub(crate) fn wrap(
 ) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let recipient = recipient_key(recipient)?;
     let mode = OpModeS::Base;
-    let (encapped, ciphertext) =
-        hpke::single_shot_seal::<AesGcm256, HkdfSha256, Kem>(&mode, &recipient, &info(algorithm), material, b"")
-            .map_err(|_| Error::InvalidArgument {
-                field: "recipient_public_key",
-                reason: "not a usable X25519 public key (a low-order point?)".into(),
-            })?;
+    let (encapped, ciphertext) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, Kem>(
+        &mode,
+        &recipient,
+        &info(algorithm),
+        material,
+        b"",
+    )
+    .map_err(|_| Error::InvalidArgument {
+        field: "recipient_public_key",
+        reason: "not a usable X25519 public key (a low-order point?)".into(),
+    })?;
     Ok((encapped.to_bytes().to_vec(), ciphertext))
 }
 
 fn recipient_key(bytes: &[u8]) -> Result<<Kem as hpke::Kem>::PublicKey, Error> {
     <Kem as hpke::Kem>::PublicKey::from_bytes(bytes).map_err(|_| Error::InvalidArgument {
         field: "recipient_public_key",
-        reason: format!("expected a {PUBLIC_KEY_LEN}-byte X25519 public key, got {} bytes", bytes.len()),
+        reason: format!(
+            "expected a {PUBLIC_KEY_LEN}-byte X25519 public key, got {} bytes",
+            bytes.len()
+        ),
     })
 }
 
@@ -115,7 +132,7 @@ fn info(algorithm: Algorithm) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -131,7 +148,10 @@ mod tests {
     fn algorithm_is_bound() {
         let key = WrappingKey::generate();
         let (enc, ct) = wrap(key.public(), Algorithm::Aes256Gcm, b"material").unwrap();
-        assert!(matches!(key.unwrap(Algorithm::Ed25519, &enc, &ct), Err(Error::Authentication)));
+        assert!(matches!(
+            key.unwrap(Algorithm::Ed25519, &enc, &ct),
+            Err(Error::Authentication)
+        ));
     }
 
     #[test]
@@ -144,8 +164,20 @@ mod tests {
     #[test]
     fn bad_recipients_are_invalid_arguments() {
         let short = wrap(&[1u8; 31], Algorithm::Aes256Gcm, b"m");
-        assert!(matches!(short, Err(Error::InvalidArgument { field: "recipient_public_key", .. })));
+        assert!(matches!(
+            short,
+            Err(Error::InvalidArgument {
+                field: "recipient_public_key",
+                ..
+            })
+        ));
         let low_order = wrap(&[0u8; 32], Algorithm::Aes256Gcm, b"m");
-        assert!(matches!(low_order, Err(Error::InvalidArgument { field: "recipient_public_key", .. })));
+        assert!(matches!(
+            low_order,
+            Err(Error::InvalidArgument {
+                field: "recipient_public_key",
+                ..
+            })
+        ));
     }
 }

@@ -17,10 +17,13 @@ impl KeyId {
     pub fn parse(text: &str) -> Result<KeyId, Error> {
         let valid = text.len() == 34
             && text.strip_prefix("k-").is_some_and(|hex| {
-                hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                hex.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             });
         if !valid {
-            return Err(Error::InvalidKeyId { given: text.chars().take(64).collect() });
+            return Err(Error::InvalidKeyId {
+                given: text.chars().take(64).collect(),
+            });
         }
         Ok(KeyId(text.to_owned()))
     }
@@ -28,7 +31,11 @@ impl KeyId {
     /// A fresh random identifier (128 bits from the system's CSPRNG).
     pub fn generate() -> Result<KeyId, Error> {
         let mut bytes = [0u8; 16];
-        SystemRandom::new().fill(&mut bytes).map_err(|_| Error::Crypto { context: "random key id" })?;
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .map_err(|_| Error::Crypto {
+                context: "random key id",
+            })?;
         Ok(KeyId(format!("k-{}", hex::encode(bytes))))
     }
 
@@ -73,8 +80,12 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// Every algorithm, in a fixed order.
-    pub const ALL: [Algorithm; 4] =
-        [Algorithm::Aes256Gcm, Algorithm::EcdsaP256Sha256, Algorithm::EcdsaP384Sha384, Algorithm::Ed25519];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Aes256Gcm,
+        Algorithm::EcdsaP256Sha256,
+        Algorithm::EcdsaP384Sha384,
+        Algorithm::Ed25519,
+    ];
 
     /// The algorithm's name: `aes-256-gcm`, `ecdsa-p256-sha256`, `ecdsa-p384-sha384`, `ed25519`.
     pub fn name(self) -> &'static str {
@@ -155,10 +166,13 @@ impl FromStr for KeyState {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        KeyState::ALL.into_iter().find(|s| s.name() == text).ok_or_else(|| Error::InvalidArgument {
-            field: "state",
-            reason: format!("unknown key state {text:?}"),
-        })
+        KeyState::ALL
+            .into_iter()
+            .find(|s| s.name() == text)
+            .ok_or_else(|| Error::InvalidArgument {
+                field: "state",
+                reason: format!("unknown key state {text:?}"),
+            })
     }
 }
 
@@ -209,10 +223,13 @@ impl FromStr for StateChange {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        StateChange::ALL.into_iter().find(|c| c.name() == text).ok_or_else(|| Error::InvalidArgument {
-            field: "change",
-            reason: format!("unknown state change {text:?}"),
-        })
+        StateChange::ALL
+            .into_iter()
+            .find(|c| c.name() == text)
+            .ok_or_else(|| Error::InvalidArgument {
+                field: "change",
+                reason: format!("unknown state change {text:?}"),
+            })
     }
 }
 
@@ -293,7 +310,10 @@ pub struct Decrypted {
 impl fmt::Debug for Decrypted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Decrypted")
-            .field("plaintext", &format_args!("<{} bytes redacted>", self.plaintext.len()))
+            .field(
+                "plaintext",
+                &format_args!("<{} bytes redacted>", self.plaintext.len()),
+            )
             .field("key_id", &self.key_id)
             .field("version", &self.version)
             .finish()
@@ -374,6 +394,9 @@ pub struct ShareFile {
 
 impl fmt::Debug for ShareFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShareFile").field("index", &self.index).field("contents", &"<redacted>").finish()
+        f.debug_struct("ShareFile")
+            .field("index", &self.index)
+            .field("contents", &"<redacted>")
+            .finish()
     }
 }

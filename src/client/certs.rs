@@ -45,7 +45,13 @@ pub enum StatusArg {
 
 pub async fn run(command: CertCommand) -> anyhow::Result<()> {
     match command {
-        CertCommand::List { system, status, expiring_within_days, limit, connection } => {
+        CertCommand::List {
+            system,
+            status,
+            expiring_within_days,
+            limit,
+            connection,
+        } => {
             let mut request = ListCertificatesRequest {
                 system: system.unwrap_or_default(),
                 status: status.map_or(CertificateStatus::Unspecified, status_message) as i32,
@@ -59,7 +65,10 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
             let mut client = CertificateAuthorityClient::new(connection.channel().await?);
             let mut all = Vec::new();
             loop {
-                let page = client.list_certificates(request.clone()).await.map_err(status_error)?;
+                let page = client
+                    .list_certificates(request.clone())
+                    .await
+                    .map_err(status_error)?;
                 let page = page.into_inner();
                 all.extend(page.certificates);
                 if page.next_page_token.is_empty() || all.len() >= limit {
@@ -76,7 +85,10 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
                 .get_certificate(GetCertificateRequest { serial })
                 .await
                 .map_err(status_error)?;
-            show(&connection, &response.into_inner().certificate.unwrap_or_default());
+            show(
+                &connection,
+                &response.into_inner().certificate.unwrap_or_default(),
+            );
         }
     }
     Ok(())
@@ -107,7 +119,10 @@ fn list(connection: &Connection, certs: &[Certificate]) {
         print_json(&serde_json::Value::Array(certs.iter().map(json).collect()));
         return;
     }
-    println!("{:<34} {:<20} {:<9} {:<27} SPIFFE ID", "SERIAL", "SYSTEM", "ISSUER", "NOT AFTER");
+    println!(
+        "{:<34} {:<20} {:<9} {:<27} SPIFFE ID",
+        "SERIAL", "SYSTEM", "ISSUER", "NOT AFTER"
+    );
     for cert in certs {
         println!(
             "{:<34} {:<20} {:<9} {:<27} {}",

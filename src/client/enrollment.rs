@@ -32,6 +32,10 @@ pub struct EnrollArgs {
     /// Key type to generate.
     #[arg(long, value_enum, default_value_t = KeyType::P256)]
     pub key_type: KeyType,
+    /// Send this PKCS#10 request (PEM or DER) instead of generating a key here; its private key
+    /// stays wherever it was made, and no key.pem is written.
+    #[arg(long, conflicts_with_all = ["name", "dns_names", "key_type"])]
+    pub csr: Option<PathBuf>,
     #[command(flatten)]
     pub connection: Connection,
 }
@@ -60,34 +64,62 @@ pub enum KeyType {
 
 /// Generates a key, enrolls with the token, writes the credential directory.
 pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
-    let (key, csr) = request(args.key_type, args.name.as_deref(), &args.dns_names)?;
+    let (key, csr) = match &args.csr {
+        Some(file) => {
+            let csr =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            (None, csr)
+        }
+        None => {
+            let (key, csr) = request(args.key_type, args.name.as_deref(), &args.dns_names)?;
+            (Some(key), csr)
+        }
+    };
     let mut client = CertificateAuthorityClient::new(args.connection.channel().await?);
     let response = client
-        .enroll(EnrollRequest { token: args.token, csr })
+        .enroll(EnrollRequest {
+            token: args.token,
+            csr,
+        })
         .await
         .map_err(status_error)?
         .into_inner();
-    let issued = response.certificate.context("the server returned no certificate")?;
-    save(&args.out, &issued, &key)?;
+    let issued = response
+        .certificate
+        .context("the server returned no certificate")?;
+    save(&args.out, &issued, key.as_ref())?;
     show(&args.connection, &issued, &args.out);
     Ok(())
 }
 
 /// Generates a new key, renews over mTLS with the current credential, replaces it.
 pub async fn renew(args: RenewArgs) -> anyhow::Result<()> {
-    let dir = args.connection.identity.clone().context("renew needs --identity DIR")?;
+    let dir = args
+        .connection
+        .identity
+        .clone()
+        .context("renew needs --identity DIR")?;
     let (key, csr) = request(args.key_type, args.name.as_deref(), &args.dns_names)?;
     let mut client = CertificateAuthorityClient::new(args.connection.channel().await?);
-    let response =
-        client.renew(RenewRequest { csr }).await.map_err(status_error)?.into_inner();
-    let issued = response.certificate.context("the server returned no certificate")?;
-    save(&dir, &issued, &key)?;
+    let response = client
+        .renew(RenewRequest { csr })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let issued = response
+        .certificate
+        .context("the server returned no certificate")?;
+    save(&dir, &issued, Some(&key))?;
     show(&args.connection, &issued, &dir);
     Ok(())
 }
 
 /// A new key pair and a CSR (DER) for it.
-fn request(key_type: KeyType, name: Option<&str>, dns: &[String]) -> anyhow::Result<(KeyPair, Vec<u8>)> {
+fn request(
+    key_type: KeyType,
+    name: Option<&str>,
+    dns: &[String],
+) -> anyhow::Result<(KeyPair, Vec<u8>)> {
     let algorithm = match key_type {
         KeyType::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         KeyType::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
@@ -103,23 +135,30 @@ fn request(key_type: KeyType, name: Option<&str>, dns: &[String]) -> anyhow::Res
     Ok((key, csr.der().to_vec()))
 }
 
-fn save(dir: &std::path::Path, issued: &IssuedCertificate, key: &KeyPair) -> anyhow::Result<()> {
-    let (leaf_and_issuer, root) = split_chain(issued);
-    write_secret(&dir.join("key.pem"), &key.serialize_pem())?;
-    write_public(&dir.join("cert.pem"), &leaf_and_issuer)?;
-    write_public(&dir.join("ca.pem"), &root)
+/// Writes the credential directory: `cert.pem` (the certificate), `chain.pem` (issuing CA and
+/// root), `ca.pem` (the root, the trust anchor) and `key.pem` when the key was made here. The
+/// key is written first, so a crash never leaves a certificate without its key.
+fn save(
+    dir: &std::path::Path,
+    issued: &IssuedCertificate,
+    key: Option<&KeyPair>,
+) -> anyhow::Result<()> {
+    if let Some(key) = key {
+        write_secret(&dir.join("key.pem"), &key.serialize_pem())?;
+    }
+    write_public(&dir.join("cert.pem"), &issued.certificate_pem)?;
+    write_public(&dir.join("chain.pem"), &issued.chain_pem)?;
+    write_public(&dir.join("ca.pem"), &root_of(&issued.chain_pem))
 }
 
-/// cert.pem gets the leaf and its issuing CA; ca.pem the root (the last of the chain).
-fn split_chain(issued: &IssuedCertificate) -> (String, String) {
-    let blocks: Vec<&str> = issued
-        .chain_pem
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .filter(|b| b.contains("BEGIN CERTIFICATE"))
-        .collect();
-    let root = blocks.last().map(|b| (*b).to_owned()).unwrap_or_default();
-    let issuers: String = blocks.iter().take(blocks.len().saturating_sub(1)).copied().collect();
-    (format!("{}{issuers}", issued.certificate_pem), root)
+/// The last certificate of a PEM chain: the root.
+fn root_of(chain_pem: &str) -> String {
+    chain_pem
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|block| block.contains("BEGIN CERTIFICATE"))
+        .last()
+        .map(|block| format!("{}\n", block.trim_start()))
+        .unwrap_or_default()
 }
 
 fn show(connection: &Connection, issued: &IssuedCertificate, dir: &std::path::Path) {

@@ -147,6 +147,7 @@ impl Input {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AlgorithmArg {
+    #[value(name = "aes-256-gcm")]
     Aes256Gcm,
     EcdsaP256,
     EcdsaP384,
@@ -168,7 +169,14 @@ async fn client(connection: &Connection) -> anyhow::Result<KeyManagementClient<C
 
 pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
     match command {
-        KeyCommand::Create { algorithm, exportable, description, owner, pre_active, connection } => {
+        KeyCommand::Create {
+            algorithm,
+            exportable,
+            description,
+            owner,
+            pre_active,
+            connection,
+        } => {
             let request = pb::CreateKeyRequest {
                 algorithm: algorithm_message(algorithm) as i32,
                 exportable,
@@ -176,18 +184,30 @@ pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
                 owner: owner.unwrap_or_default(),
                 pre_active,
             };
-            let key = client(&connection).await?.create_key(request).await.map_err(status_error)?;
+            let key = client(&connection)
+                .await?
+                .create_key(request)
+                .await
+                .map_err(status_error)?;
             show_key(&connection, &key.into_inner().key.unwrap_or_default());
         }
         KeyCommand::List { connection } => list(&connection).await?,
         KeyCommand::Show(KeyArg { key_id, connection }) => {
             let request = pb::GetKeyRequest { key_id };
-            let key = client(&connection).await?.get_key(request).await.map_err(status_error)?;
+            let key = client(&connection)
+                .await?
+                .get_key(request)
+                .await
+                .map_err(status_error)?;
             show_key(&connection, &key.into_inner().key.unwrap_or_default());
         }
         KeyCommand::Rotate(KeyArg { key_id, connection }) => {
             let request = pb::RotateKeyRequest { key_id };
-            let key = client(&connection).await?.rotate_key(request).await.map_err(status_error)?;
+            let key = client(&connection)
+                .await?
+                .rotate_key(request)
+                .await
+                .map_err(status_error)?;
             show_key(&connection, &key.into_inner().key.unwrap_or_default());
         }
         KeyCommand::Encrypt { key, input, aad } => {
@@ -197,66 +217,126 @@ pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
                 aad: aad.into_bytes(),
             };
             let mut client = client(&key.connection).await?;
-            let out = client.encrypt(request).await.map_err(status_error)?.into_inner();
+            let out = client
+                .encrypt(request)
+                .await
+                .map_err(status_error)?
+                .into_inner();
             let text = B64.encode(&out.ciphertext);
             if key.connection.json {
-                print_json(&serde_json::json!({"ciphertext": text, "key_id": out.key_id, "version": out.version}));
+                print_json(
+                    &serde_json::json!({"ciphertext": text, "key_id": out.key_id, "version": out.version}),
+                );
             } else {
                 println!("{text}");
             }
         }
-        KeyCommand::Decrypt { ciphertext, input, aad, out, connection } => {
+        KeyCommand::Decrypt {
+            ciphertext,
+            input,
+            aad,
+            out,
+            connection,
+        } => {
             let text = match (ciphertext, input) {
                 (Some(text), _) => text,
                 (None, Some(file)) => std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {}", file.display()))?,
                 (None, None) => anyhow::bail!("give --ciphertext or --in"),
             };
-            let ciphertext = B64.decode(text.trim()).context("the ciphertext is not base64")?;
-            let request = pb::DecryptRequest { ciphertext, aad: aad.into_bytes(), key_id: String::new() };
-            let plain = client(&connection).await?.decrypt(request).await.map_err(status_error)?;
+            let ciphertext = B64
+                .decode(text.trim())
+                .context("the ciphertext is not base64")?;
+            let request = pb::DecryptRequest {
+                ciphertext,
+                aad: aad.into_bytes(),
+                key_id: String::new(),
+            };
+            let plain = client(&connection)
+                .await?
+                .decrypt(request)
+                .await
+                .map_err(status_error)?;
             write_output(out, &plain.into_inner().plaintext)?;
         }
         KeyCommand::Sign { key, input } => {
-            let request = pb::SignRequest { key_id: key.key_id, message: input.bytes()? };
-            let signed = client(&key.connection).await?.sign(request).await.map_err(status_error)?;
+            let request = pb::SignRequest {
+                key_id: key.key_id,
+                message: input.bytes()?,
+            };
+            let signed = client(&key.connection)
+                .await?
+                .sign(request)
+                .await
+                .map_err(status_error)?;
             println!("{}", B64.encode(signed.into_inner().signature));
         }
-        KeyCommand::Verify { key, input, signature } => {
+        KeyCommand::Verify {
+            key,
+            input,
+            signature,
+        } => {
             let request = pb::VerifyRequest {
                 key_id: key.key_id,
                 message: input.bytes()?,
-                signature: B64.decode(signature.trim()).context("the signature is not base64")?,
+                signature: B64
+                    .decode(signature.trim())
+                    .context("the signature is not base64")?,
                 version: 0,
             };
-            let valid = client(&key.connection).await?.verify(request).await.map_err(status_error)?;
+            let valid = client(&key.connection)
+                .await?
+                .verify(request)
+                .await
+                .map_err(status_error)?;
             anyhow::ensure!(valid.into_inner().valid, "signature is NOT valid");
             println!("signature is valid");
         }
         KeyCommand::PublicKey(KeyArg { key_id, connection }) => {
             let request = pb::GetPublicKeyRequest { key_id, version: 0 };
-            let public = client(&connection).await?.get_public_key(request).await.map_err(status_error)?;
+            let public = client(&connection)
+                .await?
+                .get_public_key(request)
+                .await
+                .map_err(status_error)?;
             print!("{}", public.into_inner().public_key_pem);
         }
-        KeyCommand::State { key, change, reason } => {
+        KeyCommand::State {
+            key,
+            change,
+            reason,
+        } => {
             let request = pb::SetKeyStateRequest {
                 key_id: key.key_id,
                 change: change_message(change) as i32,
                 reason,
             };
-            let out = client(&key.connection).await?.set_key_state(request).await.map_err(status_error)?;
+            let out = client(&key.connection)
+                .await?
+                .set_key_state(request)
+                .await
+                .map_err(status_error)?;
             show_key(&key.connection, &out.into_inner().key.unwrap_or_default());
         }
         KeyCommand::Destroy { key, days } => {
-            let request = pb::ScheduleKeyDestructionRequest { key_id: key.key_id, waiting_period_days: days };
+            let request = pb::ScheduleKeyDestructionRequest {
+                key_id: key.key_id,
+                waiting_period_days: days,
+            };
             let mut client = client(&key.connection).await?;
-            let out = client.schedule_key_destruction(request).await.map_err(status_error)?;
+            let out = client
+                .schedule_key_destruction(request)
+                .await
+                .map_err(status_error)?;
             show_key(&key.connection, &out.into_inner().key.unwrap_or_default());
         }
         KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
             let request = pb::CancelKeyDestructionRequest { key_id };
             let mut client = client(&connection).await?;
-            let out = client.cancel_key_destruction(request).await.map_err(status_error)?;
+            let out = client
+                .cancel_key_destruction(request)
+                .await
+                .map_err(status_error)?;
             show_key(&connection, &out.into_inner().key.unwrap_or_default());
         }
     }
@@ -265,10 +345,17 @@ pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
 
 async fn list(connection: &Connection) -> anyhow::Result<()> {
     let mut client = client(connection).await?;
-    let mut request = pb::ListKeysRequest { page_size: 0, page_token: String::new() };
+    let mut request = pb::ListKeysRequest {
+        page_size: 0,
+        page_token: String::new(),
+    };
     let mut keys = Vec::new();
     loop {
-        let page = client.list_keys(request.clone()).await.map_err(status_error)?.into_inner();
+        let page = client
+            .list_keys(request.clone())
+            .await
+            .map_err(status_error)?
+            .into_inner();
         keys.extend(page.keys);
         if page.next_page_token.is_empty() {
             break;
@@ -276,10 +363,15 @@ async fn list(connection: &Connection) -> anyhow::Result<()> {
         request.page_token = page.next_page_token;
     }
     if connection.json {
-        print_json(&serde_json::Value::Array(keys.iter().map(key_json).collect()));
+        print_json(&serde_json::Value::Array(
+            keys.iter().map(key_json).collect(),
+        ));
         return Ok(());
     }
-    println!("{:<34} {:<22} {:<12} {:>7}  OWNER", "KEY ID", "ALGORITHM", "STATE", "VERSION");
+    println!(
+        "{:<34} {:<22} {:<12} {:>7}  OWNER",
+        "KEY ID", "ALGORITHM", "STATE", "VERSION"
+    );
     for key in &keys {
         println!(
             "{:<34} {:<22} {:<12} {:>7}  {}",
@@ -296,7 +388,9 @@ async fn list(connection: &Connection) -> anyhow::Result<()> {
 fn write_output(out: Option<PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     match out {
-        Some(path) => std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display())),
+        Some(path) => {
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
         None => Ok(std::io::stdout().write_all(bytes)?),
     }
 }
@@ -325,11 +419,18 @@ fn show_key(connection: &Connection, key: &pb::Key) {
     println!("key:        {}", key.key_id);
     println!("algorithm:  {}", algorithm_name(key.algorithm()));
     println!("state:      {}", state_name(key.state()));
-    println!("version:    {} (of {})", key.primary_version, key.versions.len());
+    println!(
+        "version:    {} (of {})",
+        key.primary_version,
+        key.versions.len()
+    );
     println!("exportable: {}", key.exportable);
     println!("owner:      {}", key.owner);
     if key.destruction_scheduled_at.is_some() {
-        println!("destroy at: {}", timestamp(key.destruction_scheduled_at.as_ref()));
+        println!(
+            "destroy at: {}",
+            timestamp(key.destruction_scheduled_at.as_ref())
+        );
     }
     if key.destroyed_at.is_some() {
         println!("destroyed:  {}", timestamp(key.destroyed_at.as_ref()));

@@ -21,7 +21,11 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 #[derive(Debug, Clone, Args)]
 pub struct Connection {
     /// Server address.
-    #[arg(long, env = "GOVTRUST_SERVER", default_value = "https://localhost:8443")]
+    #[arg(
+        long,
+        env = "GOVTRUST_SERVER",
+        default_value = "https://localhost:8443"
+    )]
     pub server: String,
     /// Root CA certificate to trust (PEM). Default: ca.pem in the identity directory.
     #[arg(long = "ca", env = "GOVTRUST_CA")]
@@ -68,7 +72,10 @@ impl Connection {
     fn client_identity(&self) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
         match (&self.cert, &self.key, &self.identity) {
             (Some(cert), Some(key), _) => Ok(Some((read(cert)?, read(key)?))),
-            (_, _, Some(dir)) => Ok(Some((read(&dir.join("cert.pem"))?, read(&dir.join("key.pem"))?))),
+            (_, _, Some(dir)) => Ok(Some((
+                read(&dir.join("cert.pem"))?,
+                read(&dir.join("key.pem"))?,
+            ))),
             _ => Ok(None),
         }
     }
@@ -80,7 +87,10 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Prints a value as pretty JSON.
 pub fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// RFC 3339 text of a protobuf timestamp (empty when absent).

@@ -11,16 +11,28 @@ use super::{Connection, print_json, status_error};
 pub async fn unseal(connection: &Connection, share: &Path) -> anyhow::Result<()> {
     let share = std::fs::read(share).with_context(|| format!("cannot read {}", share.display()))?;
     let mut client = SealClient::new(connection.channel().await?);
-    let response = client.unseal(UnsealRequest { share }).await.map_err(status_error)?;
-    show(connection, &response.into_inner().status.unwrap_or_default());
+    let response = client
+        .unseal(UnsealRequest { share })
+        .await
+        .map_err(status_error)?;
+    show(
+        connection,
+        &response.into_inner().status.unwrap_or_default(),
+    );
     Ok(())
 }
 
 /// Shows the seal status.
 pub async fn status(connection: &Connection) -> anyhow::Result<()> {
     let mut client = SealClient::new(connection.channel().await?);
-    let response = client.status(SealStatusRequest {}).await.map_err(status_error)?;
-    show(connection, &response.into_inner().status.unwrap_or_default());
+    let response = client
+        .status(SealStatusRequest {})
+        .await
+        .map_err(status_error)?;
+    show(
+        connection,
+        &response.into_inner().status.unwrap_or_default(),
+    );
     Ok(())
 }
 

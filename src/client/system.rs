@@ -41,8 +41,15 @@ pub enum NetworkArg {
 }
 
 pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
-    let SystemCommand::Register { name, org, level, network, dns_names, token_ttl, connection } =
-        command;
+    let SystemCommand::Register {
+        name,
+        org,
+        level,
+        network,
+        dns_names,
+        token_ttl,
+        connection,
+    } = command;
     let network = match network {
         NetworkArg::Extranet => Network::Extranet,
         NetworkArg::Intranet => Network::Intranet,
@@ -56,7 +63,11 @@ pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
         token_ttl_seconds: token_ttl,
     };
     let mut client = CertificateAuthorityClient::new(connection.channel().await?);
-    let response = client.register_system(request).await.map_err(status_error)?.into_inner();
+    let response = client
+        .register_system(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
     let system = response.system.unwrap_or_default();
     let expires = timestamp(response.token_expires_at.as_ref());
     if connection.json {

@@ -26,14 +26,21 @@ pub enum Action<'a> {
     ListKeys,
     ImportKey,
     ReadWrappingKey,
-    /// Read a key's metadata.
-    ReadKey(&'a KeyInfo),
+    /// An operation on one key.
+    Key(KeyOperation, &'a KeyInfo),
+}
+
+/// What is done with a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOperation {
+    /// Read its metadata.
+    Read,
     /// Encrypt, decrypt, data keys, sign, verify, public key.
-    UseKey(&'a KeyInfo),
+    Use,
     /// Rotate, change state, schedule or cancel destruction.
-    ManageKey(&'a KeyInfo),
+    Manage,
     /// Export wrapped to a recipient.
-    ExportKey(&'a KeyInfo),
+    Export,
 }
 
 /// Allows `action` for `principal`, or says why not (`PermissionDenied`).
@@ -62,17 +69,13 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
     match (role, action) {
         (_, A::ReadCaChain | A::ReadCertificates) => true,
         (Role::SystemAdministrator, A::RegisterSystem) => true,
-        (Role::SecurityAdministrator | Role::AuditAdministrator, A::ListKeys | A::ReadKey(_)) => {
-            true
-        }
         (
-            Role::SecurityAdministrator,
-            A::CreateKey | A::ImportKey | A::ReadWrappingKey,
+            Role::SecurityAdministrator | Role::AuditAdministrator,
+            A::ListKeys | A::Key(KeyOperation::Read, _),
         ) => true,
-        (Role::SecurityAdministrator, A::ManageKey(key)) => !key.internal,
-        (Role::SecurityAdministrator, A::UseKey(key) | A::ExportKey(key)) => {
-            owns(principal, key)
-        }
+        (Role::SecurityAdministrator, A::CreateKey | A::ImportKey | A::ReadWrappingKey) => true,
+        (Role::SecurityAdministrator, A::Key(KeyOperation::Manage, key)) => !key.internal,
+        (Role::SecurityAdministrator, A::Key(_, key)) => owns(principal, key),
         _ => false,
     }
 }
@@ -81,9 +84,7 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
     use Action as A;
     match action {
         A::ReadCaChain | A::Renew | A::CreateKey | A::ImportKey | A::ReadWrappingKey => true,
-        A::ReadKey(key) | A::UseKey(key) | A::ManageKey(key) | A::ExportKey(key) => {
-            owns(principal, key)
-        }
+        A::Key(_, key) => owns(principal, key),
         A::RegisterSystem | A::ReadCertificates | A::ListKeys => false,
     }
 }
@@ -102,9 +103,9 @@ fn describe(action: Action<'_>) -> String {
         Action::ListKeys => "list keys".to_owned(),
         Action::ImportKey => "import keys".to_owned(),
         Action::ReadWrappingKey => "read the import wrapping key".to_owned(),
-        Action::ReadKey(key) => format!("read key {}", key.id),
-        Action::UseKey(key) => format!("use key {}", key.id),
-        Action::ManageKey(key) => format!("manage key {}", key.id),
-        Action::ExportKey(key) => format!("export key {}", key.id),
+        Action::Key(KeyOperation::Read, key) => format!("read key {}", key.id),
+        Action::Key(KeyOperation::Use, key) => format!("use key {}", key.id),
+        Action::Key(KeyOperation::Manage, key) => format!("manage key {}", key.id),
+        Action::Key(KeyOperation::Export, key) => format!("export key {}", key.id),
     }
 }

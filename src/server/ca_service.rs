@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use govtrust_ca::{
-    Ca, Caller, CertFilter, CertRecord, CertStatus, Issued, Network, ProtectionLevel,
-    Registration,
+    Ca, Caller, CertFilter, CertRecord, CertStatus, DnsName, Issued, Network, OrgId,
+    ProtectionLevel, Registration, SystemName, TokenTtl,
 };
 use govtrust_proto::ca as pb;
 use pb::certificate_authority_server::CertificateAuthority;
@@ -33,7 +33,8 @@ impl CaService {
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        self.auth.principal(request.peer_certs().as_deref().map(Vec::as_slice))
+        self.auth
+            .principal(request.peer_certs().as_deref().map(Vec::as_slice))
     }
 }
 
@@ -50,7 +51,8 @@ impl CertificateAuthority for CaService {
         let registration = registration(request.into_inner())?;
         let ca = self.ca.clone();
         let registered = blocking(move || {
-            ca.register_system(&principal.spiffe_id, registration).map_err(status::ca)
+            ca.register_system(&principal.spiffe_id, registration)
+                .map_err(status::ca)
         })
         .await?;
         Ok(Response::new(pb::RegisterSystemResponse {
@@ -63,21 +65,32 @@ impl CertificateAuthority for CaService {
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Reply<pb::EnrollResponse> {
         let request = request.into_inner();
         let ca = self.ca.clone();
-        let issued = blocking(move || ca.enroll(&request.token, &request.csr).map_err(status::ca)).await?;
-        Ok(Response::new(pb::EnrollResponse { certificate: Some(issued_message(issued)) }))
+        let issued =
+            blocking(move || ca.enroll(&request.token, &request.csr).map_err(status::ca)).await?;
+        Ok(Response::new(pb::EnrollResponse {
+            certificate: Some(issued_message(issued)),
+        }))
     }
 
     async fn renew(&self, request: Request<pb::RenewRequest>) -> Reply<pb::RenewResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::Renew)?;
-        let caller = Caller { spiffe_id: principal.spiffe_id, serial: principal.serial };
+        let caller = Caller {
+            spiffe_id: principal.spiffe_id,
+            serial: principal.serial,
+        };
         let csr = request.into_inner().csr;
         let ca = self.ca.clone();
         let issued = blocking(move || ca.renew(&caller, &csr).map_err(status::ca)).await?;
-        Ok(Response::new(pb::RenewResponse { certificate: Some(issued_message(issued)) }))
+        Ok(Response::new(pb::RenewResponse {
+            certificate: Some(issued_message(issued)),
+        }))
     }
 
-    async fn get_ca_chain(&self, request: Request<pb::GetCaChainRequest>) -> Reply<pb::GetCaChainResponse> {
+    async fn get_ca_chain(
+        &self,
+        request: Request<pb::GetCaChainRequest>,
+    ) -> Reply<pb::GetCaChainResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::ReadCaChain)?;
         let chain = self.ca.chain();
@@ -94,8 +107,13 @@ impl CertificateAuthority for CaService {
     ) -> Reply<pb::GetCertificateResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::ReadCertificates)?;
-        let record = self.ca.certificate(&request.get_ref().serial).map_err(status::ca)?;
-        Ok(Response::new(pb::GetCertificateResponse { certificate: Some(cert_message(&record)) }))
+        let record = self
+            .ca
+            .certificate(&request.get_ref().serial)
+            .map_err(status::ca)?;
+        Ok(Response::new(pb::GetCertificateResponse {
+            certificate: Some(cert_message(&record)),
+        }))
     }
 
     async fn list_certificates(
@@ -108,8 +126,10 @@ impl CertificateAuthority for CaService {
         let filter = cert_filter(&request)?;
         let size = page_size(request.page_size);
         let token = Some(request.page_token).filter(|t| !t.is_empty());
-        let (records, next) =
-            self.ca.list_certificates(&filter, size, token.as_deref()).map_err(status::ca)?;
+        let (records, next) = self
+            .ca
+            .list_certificates(&filter, size, token.as_deref())
+            .map_err(status::ca)?;
         Ok(Response::new(pb::ListCertificatesResponse {
             certificates: records.iter().map(cert_message).collect(),
             next_page_token: next.unwrap_or_default(),
@@ -123,13 +143,19 @@ fn registration(request: pb::RegisterSystemRequest) -> Result<Registration, Stat
         0 => TOKEN_TTL_DEFAULT,
         seconds => Duration::from_secs(u64::from(seconds)),
     };
+    let dns_names = request
+        .dns_names
+        .into_iter()
+        .map(DnsName::try_from)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(status::ca)?;
     Ok(Registration {
-        name: request.name,
-        org_id: request.org_id,
+        name: SystemName::try_from(request.name).map_err(status::ca)?,
+        org_id: OrgId::try_from(request.org_id).map_err(status::ca)?,
         protection_level: level,
         network: network(request.network)?,
-        dns_names: request.dns_names,
-        token_ttl,
+        dns_names,
+        token_ttl: TokenTtl::try_from(token_ttl).map_err(status::ca)?,
     })
 }
 
@@ -137,7 +163,9 @@ fn network(value: i32) -> Result<Network, Status> {
     match pb::Network::try_from(value) {
         Ok(pb::Network::Extranet) => Ok(Network::Extranet),
         Ok(pb::Network::Intranet) => Ok(Network::Intranet),
-        _ => Err(Status::invalid_argument("network: choose extranet or intranet")),
+        _ => Err(Status::invalid_argument(
+            "network: choose extranet or intranet",
+        )),
     }
 }
 
@@ -180,7 +208,7 @@ fn system_message(system: &govtrust_ca::SystemRecord) -> pb::System {
     pb::System {
         name: system.name.to_string(),
         org_id: system.org_id.to_string(),
-        protection_level: u32::from(system.level),
+        protection_level: u32::from(system.level.get()),
         network: network_message(system.network) as i32,
         spiffe_id: system.spiffe_id.clone(),
         dns_names: system.dns_names.iter().map(ToString::to_string).collect(),

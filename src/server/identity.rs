@@ -54,7 +54,12 @@ impl Authenticator {
             CertificateDer::from(chain.extranet_der.clone()),
             CertificateDer::from(chain.intranet_der.clone()),
         ];
-        Self { ca, root, intermediates, cache: Mutex::new(HashMap::new()) }
+        Self {
+            ca,
+            root,
+            intermediates,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The principal of a call's peer certificates, or `Unauthenticated`.
@@ -62,7 +67,9 @@ impl Authenticator {
         let chain = peer.filter(|chain| !chain.is_empty()).ok_or_else(|| {
             Status::unauthenticated("this call requires a client certificate (mTLS)")
         })?;
-        let leaf = chain.first().ok_or_else(|| Status::unauthenticated("empty certificate chain"))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Status::unauthenticated("empty certificate chain"))?;
         let digest = fingerprint(leaf);
         if let Some(principal) = self.cached(&digest) {
             return Ok(principal);
@@ -74,7 +81,10 @@ impl Authenticator {
 
     fn cached(&self, digest: &[u8; 32]) -> Option<Principal> {
         let cache = self.cache.lock().ok()?;
-        cache.get(digest).filter(|p| p.not_after > SystemTime::now()).cloned()
+        cache
+            .get(digest)
+            .filter(|p| p.not_after > SystemTime::now())
+            .cloned()
     }
 
     fn remember(&self, digest: [u8; 32], principal: Principal) {
@@ -94,7 +104,12 @@ impl Authenticator {
         self.verify_chain(leaf, chain)?;
         let (spiffe_id, serial, not_after) = names(leaf)?;
         let kind = self.kind(&spiffe_id)?;
-        Ok(Principal { spiffe_id, serial, kind, not_after })
+        Ok(Principal {
+            spiffe_id,
+            serial,
+            kind,
+            not_after,
+        })
     }
 
     fn verify_chain(
@@ -102,9 +117,8 @@ impl Authenticator {
         leaf: &CertificateDer<'static>,
         chain: &[CertificateDer<'static>],
     ) -> Result<(), Status> {
-        let rejected = |e: webpki::Error| {
-            Status::unauthenticated(format!("client certificate rejected: {e}"))
-        };
+        let rejected =
+            |e: webpki::Error| Status::unauthenticated(format!("client certificate rejected: {e}"));
         let anchor = webpki::anchor_from_trusted_cert(&self.root)
             .map_err(|e| Status::internal(format!("root certificate unusable: {e}")))?;
         let end_entity = webpki::EndEntityCert::try_from(leaf).map_err(rejected)?;
@@ -131,16 +145,21 @@ impl Authenticator {
         })?;
         let parts: Vec<&str> = path.split('/').collect();
         Ok(match parts.as_slice() {
-            ["person", _] => self.role(spiffe_id)?.map_or(Kind::Unknown, Kind::Administrator),
-            ["org", org, "sys", name] => {
-                Kind::System { org: (*org).to_owned(), name: (*name).to_owned() }
-            }
+            ["person", _] => self
+                .role(spiffe_id)?
+                .map_or(Kind::Unknown, Kind::Administrator),
+            ["org", org, "sys", name] => Kind::System {
+                org: (*org).to_owned(),
+                name: (*name).to_owned(),
+            },
             _ => Kind::Unknown,
         })
     }
 
     fn role(&self, spiffe_id: &str) -> Result<Option<Role>, Status> {
-        self.ca.role(spiffe_id).map_err(|e| Status::internal(format!("role lookup failed: {e}")))
+        self.ca
+            .role(spiffe_id)
+            .map_err(|e| Status::internal(format!("role lookup failed: {e}")))
     }
 }
 
@@ -168,6 +187,8 @@ fn names(leaf: &CertificateDer<'_>) -> Result<(String, String, SystemTime), Stat
         .ok_or_else(|| Status::unauthenticated("client certificate has no SPIFFE identity"))?;
     let serial = hex::encode(cert.raw_serial());
     let not_after = SystemTime::UNIX_EPOCH
-        + std::time::Duration::from_secs(u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0));
+        + std::time::Duration::from_secs(
+            u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0),
+        );
     Ok((spiffe_id, serial, not_after))
 }

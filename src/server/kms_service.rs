@@ -9,7 +9,7 @@ use pb::key_management_server::KeyManagement;
 use pb::seal_server::Seal;
 use tonic::{Request, Response, Status};
 
-use super::authz::{Action, authorize};
+use super::authz::{Action, KeyOperation, authorize};
 use super::identity::{Authenticator, Principal};
 use super::{blocking, status};
 
@@ -29,7 +29,8 @@ impl KeyService {
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        self.auth.principal(request.peer_certs().as_deref().map(Vec::as_slice))
+        self.auth
+            .principal(request.peer_certs().as_deref().map(Vec::as_slice))
     }
 
     /// The key named by `key_id`, after checking `principal` may do `action` with it.
@@ -37,11 +38,11 @@ impl KeyService {
         &self,
         principal: &Principal,
         key_id: &str,
-        action: fn(&KeyInfo) -> Action<'_>,
+        operation: KeyOperation,
     ) -> Result<(KeyId, KeyInfo), Status> {
         let id = KeyId::parse(key_id).map_err(status::kms)?;
         let key = self.kms.key(&id).map_err(status::kms)?;
-        authorize(principal, action(&key))?;
+        authorize(principal, Action::Key(operation, &key))?;
         Ok((id, key))
     }
 }
@@ -50,47 +51,78 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl KeyManagement for KeyService {
-    async fn create_key(&self, request: Request<pb::CreateKeyRequest>) -> Reply<pb::CreateKeyResponse> {
+    async fn create_key(
+        &self,
+        request: Request<pb::CreateKeyRequest>,
+    ) -> Reply<pb::CreateKeyResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::CreateKey)?;
         let spec = key_spec(request.into_inner(), &principal)?;
         let kms = self.kms.clone();
-        let key = blocking(move || kms.create_key(&principal.spiffe_id, spec).map_err(status::kms)).await?;
-        Ok(Response::new(pb::CreateKeyResponse { key: Some(key_message(&key)) }))
+        let key = blocking(move || {
+            kms.create_key(&principal.spiffe_id, spec)
+                .map_err(status::kms)
+        })
+        .await?;
+        Ok(Response::new(pb::CreateKeyResponse {
+            key: Some(key_message(&key)),
+        }))
     }
 
     async fn get_key(&self, request: Request<pb::GetKeyRequest>) -> Reply<pb::GetKeyResponse> {
         let principal = self.principal(&request)?;
-        let (_, key) = self.authorized_key(&principal, &request.get_ref().key_id, Action::ReadKey)?;
-        Ok(Response::new(pb::GetKeyResponse { key: Some(key_message(&key)) }))
+        let (_, key) =
+            self.authorized_key(&principal, &request.get_ref().key_id, KeyOperation::Read)?;
+        Ok(Response::new(pb::GetKeyResponse {
+            key: Some(key_message(&key)),
+        }))
     }
 
-    async fn list_keys(&self, request: Request<pb::ListKeysRequest>) -> Reply<pb::ListKeysResponse> {
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListKeysRequest>,
+    ) -> Reply<pb::ListKeysResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::ListKeys)?;
         let request = request.into_inner();
         let size = page_size(request.page_size);
         let token = Some(request.page_token).filter(|t| !t.is_empty());
-        let (keys, next) = self.kms.list_keys(size, token.as_deref()).map_err(status::kms)?;
+        let (keys, next) = self
+            .kms
+            .list_keys(size, token.as_deref())
+            .map_err(status::kms)?;
         Ok(Response::new(pb::ListKeysResponse {
             keys: keys.iter().map(key_message).collect(),
             next_page_token: next.unwrap_or_default(),
         }))
     }
 
-    async fn rotate_key(&self, request: Request<pb::RotateKeyRequest>) -> Reply<pb::RotateKeyResponse> {
+    async fn rotate_key(
+        &self,
+        request: Request<pb::RotateKeyRequest>,
+    ) -> Reply<pb::RotateKeyResponse> {
         let principal = self.principal(&request)?;
-        let (id, _) = self.authorized_key(&principal, &request.get_ref().key_id, Action::ManageKey)?;
+        let (id, _) =
+            self.authorized_key(&principal, &request.get_ref().key_id, KeyOperation::Manage)?;
         let kms = self.kms.clone();
-        let key = blocking(move || kms.rotate_key(&principal.spiffe_id, &id).map_err(status::kms)).await?;
-        Ok(Response::new(pb::RotateKeyResponse { key: Some(key_message(&key)) }))
+        let key = blocking(move || {
+            kms.rotate_key(&principal.spiffe_id, &id)
+                .map_err(status::kms)
+        })
+        .await?;
+        Ok(Response::new(pb::RotateKeyResponse {
+            key: Some(key_message(&key)),
+        }))
     }
 
     async fn encrypt(&self, request: Request<pb::EncryptRequest>) -> Reply<pb::EncryptResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::UseKey)?;
-        let out = self.kms.encrypt(&id, &request.plaintext, &request.aad).map_err(status::kms)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
+        let out = self
+            .kms
+            .encrypt(&id, &request.plaintext, &request.aad)
+            .map_err(status::kms)?;
         Ok(Response::new(pb::EncryptResponse {
             ciphertext: out.ciphertext,
             key_id: out.key_id.to_string(),
@@ -109,8 +141,11 @@ impl KeyManagement for KeyService {
                 request.key_id
             )));
         }
-        let (id, _) = self.authorized_key(&principal, named.as_str(), Action::UseKey)?;
-        let out = self.kms.decrypt(&request.ciphertext, &request.aad, Some(&id)).map_err(status::kms)?;
+        let (id, _) = self.authorized_key(&principal, named.as_str(), KeyOperation::Use)?;
+        let out = self
+            .kms
+            .decrypt(&request.ciphertext, &request.aad, Some(&id))
+            .map_err(status::kms)?;
         Ok(Response::new(pb::DecryptResponse {
             // Declassified: the caller is authorized to use this key and asked for the plaintext.
             plaintext: out.plaintext.to_vec(),
@@ -125,8 +160,11 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::GenerateDataKeyResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::UseKey)?;
-        let data_key = self.kms.generate_data_key(&id, &request.aad).map_err(status::kms)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
+        let data_key = self
+            .kms
+            .generate_data_key(&id, &request.aad)
+            .map_err(status::kms)?;
         Ok(Response::new(pb::GenerateDataKeyResponse {
             // Declassified: handing the data key to its authorized owner is the point of the call.
             plaintext: data_key.plaintext.to_vec(),
@@ -139,7 +177,7 @@ impl KeyManagement for KeyService {
     async fn sign(&self, request: Request<pb::SignRequest>) -> Reply<pb::SignResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::UseKey)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let signed = self.kms.sign(&id, &request.message).map_err(status::kms)?;
         Ok(Response::new(pb::SignResponse {
             signature: signed.signature,
@@ -151,7 +189,7 @@ impl KeyManagement for KeyService {
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Reply<pb::VerifyResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::UseKey)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
         let valid = self
             .kms
@@ -166,7 +204,7 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::GetPublicKeyResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::UseKey)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
         let public = self.kms.public_key(&id, version).map_err(status::kms)?;
         Ok(Response::new(pb::GetPublicKeyResponse {
@@ -184,13 +222,16 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let change = state_change(request.change)?;
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::ManageKey)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
         let kms = self.kms.clone();
         let key = blocking(move || {
-            kms.set_state(&principal.spiffe_id, &id, change, &request.reason).map_err(status::kms)
+            kms.set_state(&principal.spiffe_id, &id, change, &request.reason)
+                .map_err(status::kms)
         })
         .await?;
-        Ok(Response::new(pb::SetKeyStateResponse { key: Some(key_message(&key)) }))
+        Ok(Response::new(pb::SetKeyStateResponse {
+            key: Some(key_message(&key)),
+        }))
     }
 
     async fn schedule_key_destruction(
@@ -199,14 +240,17 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::ScheduleKeyDestructionResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::ManageKey)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
         let days = Some(request.waiting_period_days).filter(|d| *d != 0);
         let kms = self.kms.clone();
         let key = blocking(move || {
-            kms.schedule_destruction(&principal.spiffe_id, &id, days).map_err(status::kms)
+            kms.schedule_destruction(&principal.spiffe_id, &id, days)
+                .map_err(status::kms)
         })
         .await?;
-        Ok(Response::new(pb::ScheduleKeyDestructionResponse { key: Some(key_message(&key)) }))
+        Ok(Response::new(pb::ScheduleKeyDestructionResponse {
+            key: Some(key_message(&key)),
+        }))
     }
 
     async fn cancel_key_destruction(
@@ -214,11 +258,17 @@ impl KeyManagement for KeyService {
         request: Request<pb::CancelKeyDestructionRequest>,
     ) -> Reply<pb::CancelKeyDestructionResponse> {
         let principal = self.principal(&request)?;
-        let (id, _) = self.authorized_key(&principal, &request.get_ref().key_id, Action::ManageKey)?;
+        let (id, _) =
+            self.authorized_key(&principal, &request.get_ref().key_id, KeyOperation::Manage)?;
         let kms = self.kms.clone();
-        let key = blocking(move || kms.cancel_destruction(&principal.spiffe_id, &id).map_err(status::kms))
-            .await?;
-        Ok(Response::new(pb::CancelKeyDestructionResponse { key: Some(key_message(&key)) }))
+        let key = blocking(move || {
+            kms.cancel_destruction(&principal.spiffe_id, &id)
+                .map_err(status::kms)
+        })
+        .await?;
+        Ok(Response::new(pb::CancelKeyDestructionResponse {
+            key: Some(key_message(&key)),
+        }))
     }
 
     async fn wrap_key_for_recipient(
@@ -227,12 +277,17 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::WrapKeyForRecipientResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, Action::ExportKey)?;
+        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Export)?;
         let version = Some(request.version).filter(|v| *v != 0);
         let kms = self.kms.clone();
         let wrapped = blocking(move || {
-            kms.wrap_for_recipient(&principal.spiffe_id, &id, version, &request.recipient_public_key)
-                .map_err(status::kms)
+            kms.wrap_for_recipient(
+                &principal.spiffe_id,
+                &id,
+                version,
+                &request.recipient_public_key,
+            )
+            .map_err(status::kms)
         })
         .await?;
         Ok(Response::new(pb::WrapKeyForRecipientResponse {
@@ -254,7 +309,10 @@ impl KeyManagement for KeyService {
         Ok(Response::new(pb::GetWrappingKeyResponse { public_key }))
     }
 
-    async fn import_key(&self, request: Request<pb::ImportKeyRequest>) -> Reply<pb::ImportKeyResponse> {
+    async fn import_key(
+        &self,
+        request: Request<pb::ImportKeyRequest>,
+    ) -> Reply<pb::ImportKeyResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::ImportKey)?;
         let request = request.into_inner();
@@ -267,8 +325,14 @@ impl KeyManagement for KeyService {
             owner: owner(&request.owner, &principal)?,
         };
         let kms = self.kms.clone();
-        let key = blocking(move || kms.import_key(&principal.spiffe_id, spec).map_err(status::kms)).await?;
-        Ok(Response::new(pb::ImportKeyResponse { key: Some(key_message(&key)) }))
+        let key = blocking(move || {
+            kms.import_key(&principal.spiffe_id, spec)
+                .map_err(status::kms)
+        })
+        .await?;
+        Ok(Response::new(pb::ImportKeyResponse {
+            key: Some(key_message(&key)),
+        }))
     }
 }
 
@@ -289,12 +353,16 @@ impl Seal for SealService {
         let share = request.into_inner().share;
         let kms = self.kms.clone();
         let status = blocking(move || kms.unseal(&share).map_err(status::kms)).await?;
-        Ok(Response::new(pb::UnsealResponse { status: Some(seal_message(&status)) }))
+        Ok(Response::new(pb::UnsealResponse {
+            status: Some(seal_message(&status)),
+        }))
     }
 
     async fn status(&self, _: Request<pb::SealStatusRequest>) -> Reply<pb::SealStatusResponse> {
         let status = self.kms.seal_status();
-        Ok(Response::new(pb::SealStatusResponse { status: Some(seal_message(&status)) }))
+        Ok(Response::new(pb::SealStatusResponse {
+            status: Some(seal_message(&status)),
+        }))
     }
 }
 
@@ -326,11 +394,15 @@ fn owner(requested: &str, principal: &Principal) -> Result<String, Status> {
         return Ok(principal.spiffe_id.clone());
     }
     if !requested.starts_with("spiffe://") {
-        return Err(Status::invalid_argument(format!("owner {requested:?} is not a SPIFFE id")));
+        return Err(Status::invalid_argument(format!(
+            "owner {requested:?} is not a SPIFFE id"
+        )));
     }
     match principal.kind {
         Kind::Administrator(govtrust_ca::Role::SecurityAdministrator) => Ok(requested.to_owned()),
-        _ => Err(Status::permission_denied("only the security administrator creates keys for others")),
+        _ => Err(Status::permission_denied(
+            "only the security administrator creates keys for others",
+        )),
     }
 }
 
@@ -348,7 +420,9 @@ fn algorithm(value: i32) -> Result<Algorithm, Status> {
         Ok(P::EcdsaP256Sha256) => Ok(Algorithm::EcdsaP256Sha256),
         Ok(P::EcdsaP384Sha384) => Ok(Algorithm::EcdsaP384Sha384),
         Ok(P::Ed25519) => Ok(Algorithm::Ed25519),
-        _ => Err(Status::invalid_argument(format!("algorithm: {value} is not a key algorithm"))),
+        _ => Err(Status::invalid_argument(format!(
+            "algorithm: {value} is not a key algorithm"
+        ))),
     }
 }
 
@@ -369,7 +443,9 @@ fn state_change(value: i32) -> Result<StateChange, Status> {
         Ok(P::Resume) => Ok(StateChange::Resume),
         Ok(P::Deactivate) => Ok(StateChange::Deactivate),
         Ok(P::MarkCompromised) => Ok(StateChange::MarkCompromised),
-        _ => Err(Status::invalid_argument(format!("change: {value} is not a state change"))),
+        _ => Err(Status::invalid_argument(format!(
+            "change: {value} is not a state change"
+        ))),
     }
 }
 
@@ -393,7 +469,10 @@ fn key_message(key: &KeyInfo) -> pb::Key {
         versions: key
             .versions
             .iter()
-            .map(|v| pb::KeyVersion { version: v.version, created_at: Some(v.created_at.into()) })
+            .map(|v| pb::KeyVersion {
+                version: v.version,
+                created_at: Some(v.created_at.into()),
+            })
             .collect(),
         exportable: key.exportable,
         owner: key.owner.clone(),

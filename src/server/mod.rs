@@ -54,7 +54,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn data_dir(args: &ServeArgs) -> PathBuf {
-    args.data.clone().unwrap_or_else(|| if args.dev { "govtrust-dev" } else { "govtrust-data" }.into())
+    args.data.clone().unwrap_or_else(|| {
+        if args.dev {
+            "govtrust-dev"
+        } else {
+            "govtrust-data"
+        }
+        .into()
+    })
 }
 
 fn open(layout: &Layout) -> anyhow::Result<(Arc<Kms>, Arc<Ca>)> {
@@ -77,23 +84,36 @@ fn open(layout: &Layout) -> anyhow::Result<(Arc<Kms>, Arc<Ca>)> {
 async fn router(kms: Arc<Kms>, ca: Arc<Ca>) -> anyhow::Result<tonic::transport::server::Router> {
     let auth = Arc::new(identity::Authenticator::new(ca.clone()));
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<kms_pb::key_management_server::KeyManagementServer<kms_service::KeyService>>().await;
-    health.set_serving::<CertificateAuthorityServer<ca_service::CaService>>().await;
+    health
+        .set_serving::<kms_pb::key_management_server::KeyManagementServer<kms_service::KeyService>>(
+        )
+        .await;
+    health
+        .set_serving::<CertificateAuthorityServer<ca_service::CaService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(govtrust_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     Ok(tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(kms_pb::seal_server::SealServer::new(kms_service::SealService::new(kms.clone())))
+        .add_service(kms_pb::seal_server::SealServer::new(
+            kms_service::SealService::new(kms.clone()),
+        ))
         .add_service(kms_pb::key_management_server::KeyManagementServer::new(
             kms_service::KeyService::new(kms, auth.clone()),
         ))
-        .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(ca, auth))))
+        .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(
+            ca, auth,
+        ))))
 }
 
 fn announce(layout: &Layout, args: &ServeArgs, kms: &Kms) {
-    let sealed = if kms.is_sealed() { "sealed: unseal with `govtrust unseal --share FILE`" } else { "unsealed" };
+    let sealed = if kms.is_sealed() {
+        "sealed: unseal with `govtrust unseal --share FILE`"
+    } else {
+        "unsealed"
+    };
     println!("govtrust listening on {} ({sealed})", args.listen);
     println!("CA bundle:  {}", layout.ca_bundle().display());
     println!("Root CA:    {}", layout.root_certificate().display());
@@ -144,7 +164,10 @@ fn dev_unseal(layout: &Layout, kms: &Kms) -> anyhow::Result<()> {
         }
         kms.unseal(&std::fs::read(&file)?)?;
     }
-    anyhow::ensure!(!kms.is_sealed(), "dev mode: the local shares did not unseal the server");
+    anyhow::ensure!(
+        !kms.is_sealed(),
+        "dev mode: the local shares did not unseal the server"
+    );
     Ok(())
 }
 
@@ -158,7 +181,10 @@ async fn sweep_destructions(kms: Arc<Kms>) {
         let kms = kms.clone();
         match tokio::task::spawn_blocking(move || kms.destroy_due()).await {
             Ok(Ok(destroyed)) if !destroyed.is_empty() => {
-                tracing::info!(count = destroyed.len(), "destroyed keys whose waiting period ended");
+                tracing::info!(
+                    count = destroyed.len(),
+                    "destroyed keys whose waiting period ended"
+                );
             }
             Ok(Err(error)) => tracing::error!(%error, "key destruction sweep failed"),
             _ => {}

@@ -33,7 +33,9 @@ pub fn server_config(chain: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Ser
         .with_context(|| format!("bad certificate in {}", chain.display()))?;
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("cannot read the server key {}", key.display()))?;
-    let verifier = Arc::new(PossessionOnly { algorithms: provider.signature_verification_algorithms });
+    let verifier = Arc::new(PossessionOnly {
+        algorithms: provider.signature_verification_algorithms,
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
@@ -53,7 +55,9 @@ pub fn incoming(
     let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(handshake(acceptor.clone(), stream, peer, sender.clone()));
         }

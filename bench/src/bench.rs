@@ -1,0 +1,248 @@
+//! One benchmark run: prepares each operation's clients (untimed), measures it, summarises it.
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use govtrust_proto::ca::certificate_authority_client::CertificateAuthorityClient;
+use govtrust_proto::kms::key_management_client::KeyManagementClient;
+use tonic::transport::{Channel, Identity};
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::cli::{Args, Op};
+use crate::connection::{Target, identity_in, read, status_error};
+use crate::enrollment::{self, Pending};
+use crate::load::{self, Caller, aes_key_request};
+use crate::stats::Summary;
+
+/// Size of the plaintext each Encrypt sends.
+const PLAINTEXT_BYTES: usize = 1024;
+/// CSRs each renewing client cycles through.
+const RENEW_CSRS_PER_CLIENT: usize = 16;
+/// Pause between readiness checks while waiting for the server.
+const RETRY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The state of a run: where the server is, who we are, and what earlier steps prepared.
+pub struct Bench {
+    target: Target,
+    system_admin: Identity,
+    security_admin: Identity,
+    clients: usize,
+    warmup: Duration,
+    measure: Duration,
+    enroll_count: usize,
+    /// Random per run, so system names of repeated runs do not collide.
+    run_id: String,
+    /// Systems registered so far; the next name is numbered from it.
+    registered: usize,
+    /// The AES-256-GCM key encrypt and datakey use, created on first need.
+    key_id: Option<String>,
+    plaintext: Vec<u8>,
+    /// Client identities of enrolled systems, for renew.
+    systems: Vec<Identity>,
+}
+
+impl Bench {
+    /// Loads the credentials and checks the server is ready, retrying for up to `--wait-seconds`.
+    pub async fn connect(args: &Args) -> anyhow::Result<Self> {
+        let deadline = Instant::now() + args.wait();
+        loop {
+            match Self::try_connect(args).await {
+                Ok(bench) => return Ok(bench),
+                Err(error) if Instant::now() >= deadline => return Err(error),
+                Err(_) => tokio::time::sleep(RETRY_INTERVAL).await,
+            }
+        }
+    }
+
+    async fn try_connect(args: &Args) -> anyhow::Result<Self> {
+        let root = read(&args.root_path()?)?;
+        let target = Target::new(args.server.clone(), args.tls_name.clone(), root);
+        let security_admin = identity_in(&args.security_admin_dir()?)?;
+        let system_admin = identity_in(&args.system_admin_dir()?)?;
+        target.check_ready(&security_admin).await?;
+        let seed = random_u64();
+        Ok(Self {
+            target,
+            system_admin,
+            security_admin,
+            clients: usize::from(args.clients),
+            warmup: args.warmup(),
+            measure: args.measure(),
+            enroll_count: usize::try_from(args.enroll_count)?,
+            run_id: format!("{:012x}", seed & 0xffff_ffff_ffff),
+            registered: 0,
+            key_id: None,
+            plaintext: noise(PLAINTEXT_BYTES, seed),
+            systems: Vec::new(),
+        })
+    }
+
+    /// Measures `op`; a preparation failure is reported in the summary, not returned.
+    pub async fn measure(&mut self, op: Op) -> Summary {
+        eprintln!("{op}: preparing {} clients", self.clients);
+        match self.try_measure(op).await {
+            Ok(summary) => summary,
+            Err(error) => Summary::not_run(op, &error),
+        }
+    }
+
+    async fn try_measure(&mut self, op: Op) -> anyhow::Result<Summary> {
+        let callers = match op {
+            Op::Enroll => return self.measure_enroll().await,
+            Op::Renew => self.renew_callers().await?,
+            Op::Health => {
+                self.admin_callers(|c| Caller::Health(HealthClient::new(c)))
+                    .await?
+            }
+            Op::Encrypt => self.encrypt_callers().await?,
+            Op::DataKey => self.data_key_callers().await?,
+            Op::CreateKey => {
+                self.admin_callers(|c| Caller::CreateKey(KeyManagementClient::new(c)))
+                    .await?
+            }
+        };
+        let (warmup, measure) = (self.warmup.as_secs(), self.measure.as_secs());
+        eprintln!("{op}: {warmup} s warm-up, then {measure} s measured");
+        let (samples, elapsed) = load::timed(callers, self.warmup, self.measure).await?;
+        Ok(Summary::new(op, samples, elapsed))
+    }
+
+    /// One caller per client, each on its own connection as the security administrator.
+    async fn admin_callers(&self, make: impl Fn(Channel) -> Caller) -> anyhow::Result<Vec<Caller>> {
+        let channels = self
+            .target
+            .connect_many(self.clients, Some(&self.security_admin))
+            .await?;
+        Ok(channels.into_iter().map(make).collect())
+    }
+
+    async fn encrypt_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
+        let key_id = self.key_id().await?;
+        let plaintext = self.plaintext.clone();
+        self.admin_callers(|channel| Caller::Encrypt {
+            kms: KeyManagementClient::new(channel),
+            key_id: key_id.clone(),
+            plaintext: plaintext.clone(),
+        })
+        .await
+    }
+
+    async fn data_key_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
+        let key_id = self.key_id().await?;
+        self.admin_callers(|channel| Caller::DataKey {
+            kms: KeyManagementClient::new(channel),
+            key_id: key_id.clone(),
+        })
+        .await
+    }
+
+    /// The benchmark's AES-256-GCM key, created by the security administrator on first use.
+    async fn key_id(&mut self) -> anyhow::Result<String> {
+        if let Some(key_id) = &self.key_id {
+            return Ok(key_id.clone());
+        }
+        let channel = self.target.connect(Some(&self.security_admin)).await?;
+        let response = KeyManagementClient::new(channel)
+            .create_key(aes_key_request())
+            .await;
+        let created = response
+            .map_err(status_error)
+            .context("cannot create the benchmark key")?;
+        let key = created
+            .into_inner()
+            .key
+            .context("CreateKey returned no key")?;
+        self.key_id = Some(key.key_id.clone());
+        Ok(key.key_id)
+    }
+
+    /// Registers `--enroll-count` systems untimed, then times enrolling them all.
+    async fn measure_enroll(&mut self) -> anyhow::Result<Summary> {
+        let pending = self.register(self.enroll_count).await?;
+        eprintln!(
+            "enroll: {} enrollments by {} clients",
+            pending.len(),
+            self.clients
+        );
+        let enrolled = enrollment::enroll(&self.target, pending, self.clients).await?;
+        self.systems.extend(enrolled.identities);
+        Ok(Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed))
+    }
+
+    /// Registers `count` new systems as the system administrator; not timed.
+    async fn register(&mut self, count: usize) -> anyhow::Result<Vec<Pending>> {
+        eprintln!("registering {count} systems and generating their keys (not timed)");
+        let first = self.registered;
+        self.registered += count;
+        let names = (first..first + count)
+            .map(|i| format!("bench-{}-{i}", self.run_id))
+            .collect();
+        enrollment::register(&self.target, &self.system_admin, names, self.clients).await
+    }
+
+    /// One renewing client per enrolled system, each presenting that system's certificate.
+    async fn renew_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
+        self.ensure_systems().await?;
+        let mut callers = Vec::with_capacity(self.clients);
+        for identity in self.systems.iter().take(self.clients) {
+            let channel = self.target.connect(Some(identity)).await?;
+            let csrs = (0..RENEW_CSRS_PER_CLIENT)
+                .map(|_| enrollment::new_csr().map(|(_, csr)| csr))
+                .collect::<anyhow::Result<VecDeque<_>>>()?;
+            callers.push(Caller::Renew {
+                ca: CertificateAuthorityClient::new(channel),
+                csrs,
+            });
+        }
+        Ok(callers)
+    }
+
+    /// Enrolls systems (untimed) until there is one per client.
+    async fn ensure_systems(&mut self) -> anyhow::Result<()> {
+        let missing = self.clients.saturating_sub(self.systems.len());
+        if missing == 0 {
+            return Ok(());
+        }
+        let pending = self.register(missing).await?;
+        let enrolled = enrollment::enroll(&self.target, pending, self.clients).await?;
+        self.systems.extend(enrolled.identities);
+        if let Some(error) = Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed).error {
+            bail!("cannot enroll the systems that renew: {error}");
+        }
+        Ok(())
+    }
+}
+
+/// A random 64-bit value from the standard library's per-process random hash keys.
+fn random_u64() -> u64 {
+    RandomState::new().hash_one(SystemTime::now())
+}
+
+/// `len` pseudo-random bytes (xorshift64*): plaintext with no structure to compress.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut bytes = Vec::with_capacity(len + 8);
+    while bytes.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        bytes.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn noise_has_the_asked_length_and_varies() {
+        let bytes = noise(PLAINTEXT_BYTES, 42);
+        assert_eq!(bytes.len(), PLAINTEXT_BYTES);
+        assert!(bytes.iter().filter(|b| **b == 0).count() < 64);
+        assert_ne!(noise(16, 1), noise(16, 2));
+    }
+}

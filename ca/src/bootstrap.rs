@@ -1,0 +1,272 @@
+//! Initialization: the CA hierarchy, the govtrust server's TLS certificate and one client
+//! certificate per administrator role, stored and audited in one batch.
+//!
+//! The server and administrator keys are generated here (ECDSA P-256) and handed to the caller:
+//! the server must present TLS while the kms is sealed, so its key cannot live in the kms; the
+//! caller writes it to a 0600 file. The CA keys never leave the kms.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use govtrust_kms::{Clock, Kms};
+use govtrust_store::{AuditEvent, AuditSink, Batch, Error as StoreError, Store};
+use rcgen::KeyPair;
+use ring::rand::SystemRandom;
+use zeroize::Zeroizing;
+
+use crate::certificates;
+use crate::hierarchy::{CaChain, Hierarchy};
+use crate::identity::{Network, Role, SERVER_IDENTITY, TrustDomain};
+use crate::issuance::{self, LeafSpec, Purpose};
+use crate::names::DnsName;
+use crate::records::{self, PersonRecord};
+use crate::timestamps::unix_ms;
+use crate::{Ca, Error};
+
+/// Lifetime of the server's TLS certificate.
+const SERVER_VALIDITY: Duration = Duration::from_secs(397 * 24 * 60 * 60);
+/// Lifetime of the administrators' client certificates.
+const ADMIN_VALIDITY: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// What `initialize` needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitParams {
+    /// The SPIFFE trust domain, e.g. `gov.example`: lowercase `[a-z0-9._-]`, at most 64
+    /// characters.
+    pub trust_domain: String,
+    /// DNS names of the govtrust server, for its TLS certificate.
+    pub server_dns_names: Vec<String>,
+    /// IP addresses of the govtrust server, for its TLS certificate.
+    pub server_ips: Vec<IpAddr>,
+}
+
+/// What `initialize` hands back, once: the chain and the keys that exist nowhere else.
+#[derive(Debug)]
+pub struct InitArtifacts {
+    /// The CA certificates.
+    pub chain: CaChain,
+    /// The server's TLS credential (serverAuth, from the intranet CA).
+    pub server: Credential,
+    /// One client credential per administrator role (clientAuth, from the intranet CA).
+    pub admins: Vec<(Role, Credential)>,
+}
+
+/// A certificate and its private key. The key is zeroized on drop and redacted in `Debug`.
+pub struct Credential {
+    /// The certificate, then its issuing CA, PEM.
+    pub certificate_pem: String,
+    /// The private key, PKCS#8 PEM.
+    pub private_key_pem: Zeroizing<String>,
+    /// The identity in the certificate's URI SAN.
+    pub spiffe_id: String,
+    /// Lowercase hex.
+    pub serial: String,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("certificate_pem", &self.certificate_pem)
+            .field("private_key_pem", &"<redacted>")
+            .field("spiffe_id", &self.spiffe_id)
+            .field("serial", &self.serial)
+            .finish()
+    }
+}
+
+/// The services a [`Ca`] runs on.
+pub(crate) struct Services {
+    pub store: Arc<dyn Store>,
+    pub kms: Arc<Kms>,
+    pub audit: Arc<dyn AuditSink>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Initializes the CA; see [`Ca::initialize`].
+pub(crate) fn initialize(
+    services: Services,
+    params: &InitParams,
+) -> Result<(Ca, InitArtifacts), Error> {
+    let trust_domain = TrustDomain::parse(&params.trust_domain)?;
+    let dns_names = server_names(params)?;
+    if services.store.get(records::HIERARCHY)?.is_some() {
+        return Err(Error::AlreadyInitialized);
+    }
+    let now = services.clock.now();
+    let ca = create(services, trust_domain, now)?;
+    let mut batch = Batch::new();
+    let hierarchy = records::encode(&ca.hierarchy.record())?;
+    batch
+        .expect_absent(records::HIERARCHY)
+        .put(records::HIERARCHY, hierarchy);
+    let server = server_credential(&ca, &dns_names, &params.server_ips, now, &mut batch)?;
+    let admins = admin_credentials(&ca, now, &mut batch)?;
+    ca.audit
+        .stage(&mut batch, &init_event(&ca, &server, &admins, now))?;
+    commit(ca.store.as_ref(), batch)?;
+    let chain = ca.hierarchy.chain().clone();
+    Ok((
+        ca,
+        InitArtifacts {
+            chain,
+            server,
+            admins,
+        },
+    ))
+}
+
+/// A CA on a freshly created hierarchy (kms keys and CA certificates), not yet stored.
+fn create(services: Services, trust_domain: TrustDomain, now: SystemTime) -> Result<Ca, Error> {
+    let rng = SystemRandom::new();
+    let hierarchy = Hierarchy::create(&services.kms, trust_domain, now, &rng)?;
+    let Services {
+        store,
+        audit,
+        clock,
+        ..
+    } = services;
+    Ok(Ca {
+        store,
+        audit,
+        clock,
+        hierarchy,
+        rng,
+    })
+}
+
+/// The server's DNS names, without duplicates; at least one DNS name or IP address is needed.
+fn server_names(params: &InitParams) -> Result<Vec<DnsName>, Error> {
+    if params.server_dns_names.is_empty() && params.server_ips.is_empty() {
+        return Err(Error::invalid(
+            "server_dns_names",
+            "the server needs at least one DNS name or IP address",
+        ));
+    }
+    let mut names = Vec::new();
+    for name in &params.server_dns_names {
+        let name = DnsName::parse("server_dns_names", name)?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+fn server_credential(
+    ca: &Ca,
+    dns_names: &[DnsName],
+    ips: &[IpAddr],
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Credential, Error> {
+    let trust_domain = ca.hierarchy.trust_domain();
+    let spiffe_id = trust_domain.server_id();
+    let spec = LeafSpec {
+        common_name: "govtrust server",
+        organization: Some(trust_domain.as_str()),
+        spiffe_id: &spiffe_id,
+        dns_names,
+        ips,
+        purpose: Purpose::Server,
+        key_encipherment: false,
+        validity: SERVER_VALIDITY,
+    };
+    credential(ca, &spec, SERVER_IDENTITY, now, batch)
+}
+
+fn admin_credentials(
+    ca: &Ca,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Vec<(Role, Credential)>, Error> {
+    let admins = Role::ALL
+        .into_iter()
+        .map(|role| admin_credential(ca, role, now, batch));
+    admins.collect()
+}
+
+fn admin_credential(
+    ca: &Ca,
+    role: Role,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<(Role, Credential), Error> {
+    let spiffe_id = ca.hierarchy.trust_domain().person_id(role.as_str());
+    let spec = LeafSpec {
+        common_name: role.as_str(),
+        organization: None,
+        spiffe_id: &spiffe_id,
+        dns_names: &[],
+        ips: &[],
+        purpose: Purpose::Client,
+        key_encipherment: false,
+        validity: ADMIN_VALIDITY,
+    };
+    let credential = credential(ca, &spec, role.as_str(), now, batch)?;
+    let person = PersonRecord {
+        role: role.to_string(),
+        spiffe_id,
+        created_at_ms: unix_ms(now),
+    };
+    let key = records::person_key(role.as_str());
+    batch
+        .expect_absent(key.clone())
+        .put(key, records::encode(&person)?);
+    Ok((role, credential))
+}
+
+/// Generates a P-256 key, certifies it from the intranet CA and stages the record.
+fn credential(
+    ca: &Ca,
+    spec: &LeafSpec<'_>,
+    holder: &str,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Credential, Error> {
+    let key = KeyPair::generate().map_err(Error::certificate("generate a P-256 key"))?;
+    let issuer = ca.hierarchy.issuing(Network::Intranet);
+    let leaf = issuance::issue(issuer, spec, &key, now, &ca.rng)?;
+    let record = certificates::from_leaf(leaf, holder, spec.spiffe_id, Network::Intranet, issuer);
+    certificates::stage(batch, &record)?;
+    Ok(Credential {
+        certificate_pem: format!("{}{}", record.pem, ca.hierarchy.chain().intranet_pem),
+        private_key_pem: Zeroizing::new(key.serialize_pem()),
+        spiffe_id: record.spiffe_id,
+        serial: record.serial,
+    })
+}
+
+fn init_event(
+    ca: &Ca,
+    server: &Credential,
+    admins: &[(Role, Credential)],
+    now: SystemTime,
+) -> AuditEvent {
+    let hierarchy = ca.hierarchy.record();
+    let event = AuditEvent::new(
+        unix_ms(now),
+        "ca.init",
+        SERVER_IDENTITY,
+        hierarchy.trust_domain,
+    )
+    .with("root_key", hierarchy.root.key_id)
+    .with("extranet_key", hierarchy.extranet.key_id)
+    .with("intranet_key", hierarchy.intranet.key_id)
+    .with("server_serial", server.serial.as_str());
+    admins.iter().fold(event, |event, (role, credential)| {
+        event.with(format!("{role}_serial"), credential.serial.as_str())
+    })
+}
+
+/// Commits initialization; a conflict on the hierarchy means another initialization won.
+fn commit(store: &dyn Store, batch: Batch) -> Result<(), Error> {
+    match store.commit(batch) {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict { key }) if key == records::HIERARCHY => {
+            Err(Error::AlreadyInitialized)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

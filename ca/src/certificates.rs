@@ -1,0 +1,240 @@
+//! The record of every issued certificate, and queries over it.
+//!
+//! Each certificate is stored at `ca/cert/<serial>` with an index entry at
+//! `ca/bysys/<holder>/<serial>`, in the same batch as the change that issued it.
+
+use std::time::SystemTime;
+
+use govtrust_store::{Batch, Store};
+
+use crate::hierarchy::CaCert;
+use crate::identity::Network;
+use crate::issuance::Leaf;
+use crate::records::{self, CertRecordV1};
+use crate::timestamps::{from_unix_ms, unix_ms};
+use crate::{Error, pem};
+
+/// Page size when the caller asks for 0.
+const DEFAULT_PAGE: usize = 100;
+/// Largest page.
+const MAX_PAGE: usize = 1000;
+/// Longest serial accepted in a query (RFC 5280 allows 20 octets).
+const MAX_SERIAL_HEX: usize = 40;
+
+/// Where a certificate stands at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertStatus {
+    /// Within its validity period and not revoked.
+    Valid,
+    /// Past its `not_after`.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRecord {
+    /// Lowercase hex.
+    pub serial: String,
+    /// The holder: a system name, a person id (the administrator role) or `govtrust`.
+    pub system: String,
+    /// The identity in the certificate's URI SAN.
+    pub spiffe_id: String,
+    /// The network of the issuing CA.
+    pub network: Network,
+    /// The issuing CA: `root`, `extranet` or `intranet`.
+    pub issuer: String,
+    /// Start of validity.
+    pub not_before: SystemTime,
+    /// End of validity.
+    pub not_after: SystemTime,
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The certificate, PEM.
+    pub pem: String,
+    /// Always false until revocation exists.
+    pub revoked: bool,
+}
+
+impl CertRecord {
+    /// The certificate's status at `now`.
+    pub fn status(&self, now: SystemTime) -> CertStatus {
+        if self.revoked {
+            CertStatus::Revoked
+        } else if now > self.not_after {
+            CertStatus::Expired
+        } else {
+            CertStatus::Valid
+        }
+    }
+
+    fn stored(&self) -> CertRecordV1 {
+        CertRecordV1 {
+            serial: self.serial.clone(),
+            holder: self.system.clone(),
+            spiffe_id: self.spiffe_id.clone(),
+            network: self.network.to_string(),
+            issuer: self.issuer.clone(),
+            not_before_ms: unix_ms(self.not_before),
+            not_after_ms: unix_ms(self.not_after),
+            der: records::base64(&self.der),
+            revoked: self.revoked,
+        }
+    }
+
+    fn from_stored(key: &[u8], record: CertRecordV1) -> Result<Self, Error> {
+        let context = String::from_utf8_lossy(key).into_owned();
+        let der = records::unbase64(&record.der, &context)?;
+        Ok(Self {
+            network: record
+                .network
+                .parse()
+                .map_err(|e| Error::corrupt(format!("{context}: {e}")))?,
+            pem: pem::certificate(&der),
+            serial: record.serial,
+            system: record.holder,
+            spiffe_id: record.spiffe_id,
+            issuer: record.issuer,
+            not_before: from_unix_ms(record.not_before_ms),
+            not_after: from_unix_ms(record.not_after_ms),
+            der,
+            revoked: record.revoked,
+        })
+    }
+}
+
+/// Which certificates to list; every given condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertFilter {
+    /// Only this holder's certificates.
+    pub system: Option<String>,
+    /// Only certificates with this status now.
+    pub status: Option<CertStatus>,
+    /// Only certificates whose `not_after` is before this time.
+    pub expiring_before: Option<SystemTime>,
+}
+
+impl CertFilter {
+    fn matches(&self, record: &CertRecord, now: SystemTime) -> bool {
+        self.status
+            .is_none_or(|status| record.status(now) == status)
+            && self
+                .expiring_before
+                .is_none_or(|before| record.not_after < before)
+    }
+}
+
+/// Adds `record` and its index entry to `batch`; the batch fails on a serial already taken.
+pub(crate) fn stage(batch: &mut Batch, record: &CertRecord) -> Result<(), Error> {
+    let key = records::cert_key(&record.serial);
+    let index = format!(
+        "{}{}",
+        records::holder_prefix(&record.system),
+        record.serial
+    );
+    batch
+        .expect_absent(key.clone())
+        .put(key, records::encode(&record.stored())?)
+        .put(index, Vec::new());
+    Ok(())
+}
+
+/// The certificate with `serial` (hex, any case).
+pub(crate) fn find(store: &dyn Store, serial: &str) -> Result<CertRecord, Error> {
+    let serial = parse_serial("serial", serial)?;
+    let key = records::cert_key(&serial);
+    let value = store
+        .get(&key)?
+        .ok_or(Error::CertificateNotFound { serial })?;
+    CertRecord::from_stored(&key, records::decode(&key, &value)?)
+}
+
+/// Lowercase hex serial, or an error naming `field`.
+fn parse_serial(field: &'static str, serial: &str) -> Result<String, Error> {
+    let valid = !serial.is_empty()
+        && serial.len() <= MAX_SERIAL_HEX
+        && serial.bytes().all(|b| b.is_ascii_hexdigit());
+    match valid {
+        true => Ok(serial.to_ascii_lowercase()),
+        false => Err(Error::invalid(
+            field,
+            format!("{serial:?} is not a hexadecimal serial number"),
+        )),
+    }
+}
+
+/// One page of certificates matching `filter`, and the token of the next page if there may be
+/// one (the last page can then be empty).
+pub(crate) fn list(
+    store: &dyn Store,
+    filter: &CertFilter,
+    now: SystemTime,
+    page_size: usize,
+    page_token: Option<&str>,
+) -> Result<(Vec<CertRecord>, Option<String>), Error> {
+    let page_size = match page_size {
+        0 => DEFAULT_PAGE,
+        size => size.min(MAX_PAGE),
+    };
+    let mut after = page_token
+        .map(|t| parse_serial("page_token", t))
+        .transpose()?;
+    let mut page = Vec::new();
+    loop {
+        let serials = next_serials(store, filter.system.as_deref(), after.as_deref(), page_size)?;
+        let exhausted = serials.len() < page_size;
+        for serial in serials {
+            let record = find(store, &serial)?;
+            after = Some(serial);
+            page.extend(Some(record).filter(|r| filter.matches(r, now)));
+            if page.len() == page_size {
+                return Ok((page, after));
+            }
+        }
+        if exhausted {
+            return Ok((page, None));
+        }
+    }
+}
+
+/// Up to `limit` serials after `after`, of one holder or of all certificates.
+fn next_serials(
+    store: &dyn Store,
+    holder: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, Error> {
+    let prefix = match holder {
+        Some(holder) => records::holder_prefix(holder),
+        None => records::CERT_PREFIX.to_owned(),
+    };
+    let start = after.map(|serial| format!("{prefix}{serial}").into_bytes());
+    let entries = store.scan(prefix.as_bytes(), start.as_deref(), limit)?;
+    let serial = |key: &[u8]| {
+        String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default()).into_owned()
+    };
+    Ok(entries.iter().map(|(key, _)| serial(key)).collect())
+}
+
+/// The record of a freshly signed leaf.
+pub(crate) fn from_leaf(
+    leaf: Leaf,
+    holder: &str,
+    spiffe_id: &str,
+    network: Network,
+    issuer: &CaCert,
+) -> CertRecord {
+    CertRecord {
+        pem: pem::certificate(&leaf.der),
+        serial: leaf.serial,
+        system: holder.to_owned(),
+        spiffe_id: spiffe_id.to_owned(),
+        network,
+        issuer: issuer.authority().name().to_owned(),
+        not_before: leaf.not_before,
+        not_after: leaf.not_after,
+        der: leaf.der,
+        revoked: false,
+    }
+}

@@ -1,0 +1,300 @@
+//! Certificate signing requests from systems: decoding, key policy, proof of possession and
+//! name policy.
+//!
+//! Checks run in this order, and the first failure is the error:
+//! 1. the bytes are a PKCS#10 request, DER or PEM ([`Error::InvalidCsr`]);
+//! 2. the key is ECDSA P-256/P-384, Ed25519 or RSA of 2048 to 8192 bits
+//!    ([`Error::KeyNotAllowed`]) — before the signature, so a refused key is named as such;
+//! 3. the signature algorithm is allowed (no SHA-1) and the signature verifies: proof of
+//!    possession ([`Error::InvalidCsr`]);
+//! 4. every common name is the system's name, every requested SAN is one of the system's
+//!    registered DNS names or its own SPIFFE id ([`Error::NameNotAllowed`]).
+//!
+//! Nothing else is taken from the request: the CA sets subject, extensions and validity.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use rcgen::SubjectPublicKeyInfo;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_DSA, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384,
+    OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS, OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA,
+    OID_PKCS1_SHA512WITHRSA, OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ED25519,
+};
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::{SubjectPublicKeyInfo as ParsedSpki, X509Name};
+
+use crate::Error;
+use crate::names::DnsName;
+use crate::registry::SystemRecord;
+
+/// Largest request accepted, DER or PEM.
+const MAX_CSR: usize = 64 * 1024;
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+const ALLOWED_KEYS: &str = "use ECDSA P-256 or P-384, Ed25519, or RSA of at least 2048 bits";
+
+/// The algorithm and size of a request's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Rsa { bits: usize },
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+}
+
+impl KeyKind {
+    /// RSA keys may also encipher keys (TLS 1.2 RSA key exchange).
+    pub(crate) fn enciphers(self) -> bool {
+        matches!(self, Self::Rsa { .. })
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rsa { bits } => write!(f, "RSA-{bits}"),
+            Self::EcdsaP256 => f.write_str("ECDSA P-256"),
+            Self::EcdsaP384 => f.write_str("ECDSA P-384"),
+            Self::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+/// A request that passed every check: what the certificate will hold.
+#[derive(Debug)]
+pub(crate) struct CheckedCsr {
+    pub key: KeyKind,
+    pub public_key: SubjectPublicKeyInfo,
+    /// The registered DNS names the request asked for, without duplicates.
+    pub dns_names: Vec<DnsName>,
+}
+
+/// Checks `csr` (DER or PEM) as a request of `system`.
+pub(crate) fn check(csr: &[u8], system: &SystemRecord) -> Result<CheckedCsr, Error> {
+    let der = der(csr)?;
+    let request = decode(&der)?;
+    let spki = &request.certification_request_info.subject_pki;
+    let key = key_kind(spki)?;
+    prove_possession(&request)?;
+    check_subject(&request.certification_request_info.subject, system)?;
+    let dns_names = requested_names(&request, system)?;
+    let public_key = SubjectPublicKeyInfo::from_der(spki.raw)
+        .map_err(|e| Error::key(format!("{key} keys are not supported here ({e})")))?;
+    Ok(CheckedCsr {
+        key,
+        public_key,
+        dns_names,
+    })
+}
+
+/// The DER of `csr`, decoding PEM if it is PEM.
+fn der(csr: &[u8]) -> Result<Cow<'_, [u8]>, Error> {
+    if csr.is_empty() || csr.len() > MAX_CSR {
+        return Err(Error::csr(format!(
+            "must be 1 to {MAX_CSR} bytes, got {}",
+            csr.len()
+        )));
+    }
+    if !csr.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Ok(Cow::Borrowed(csr));
+    }
+    let (_, pem) = x509_parser::pem::parse_x509_pem(csr)
+        .map_err(|e| Error::csr(format!("cannot decode PEM: {e}")))?;
+    match pem.label.as_str() {
+        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Ok(Cow::Owned(pem.contents)),
+        other => Err(Error::csr(format!(
+            "PEM block is {other:?}, not CERTIFICATE REQUEST"
+        ))),
+    }
+}
+
+fn decode(der: &[u8]) -> Result<X509CertificationRequest<'_>, Error> {
+    match X509CertificationRequest::from_der(der) {
+        Ok(([], request)) => Ok(request),
+        Ok(_) => Err(Error::csr("trailing bytes after the request")),
+        Err(e) => Err(Error::csr(format!("not a PKCS#10 request: {e}"))),
+    }
+}
+
+/// The key's kind, if this CA certifies it.
+fn key_kind(spki: &ParsedSpki<'_>) -> Result<KeyKind, Error> {
+    let algorithm = &spki.algorithm.algorithm;
+    if *algorithm == OID_PKCS1_RSAENCRYPTION {
+        rsa(spki)
+    } else if *algorithm == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        curve(spki)
+    } else if *algorithm == OID_SIG_ED25519 {
+        Ok(KeyKind::Ed25519)
+    } else if *algorithm == OID_KEY_TYPE_DSA {
+        Err(Error::key(format!(
+            "DSA keys are not allowed; {ALLOWED_KEYS}"
+        )))
+    } else {
+        Err(Error::key(format!(
+            "key algorithm {algorithm} is not allowed; {ALLOWED_KEYS}"
+        )))
+    }
+}
+
+fn rsa(spki: &ParsedSpki<'_>) -> Result<KeyKind, Error> {
+    let Ok(PublicKey::RSA(key)) = spki.parsed() else {
+        return Err(Error::csr("the RSA public key cannot be decoded"));
+    };
+    let bits = bit_length(key.modulus);
+    if bits < MIN_RSA_BITS {
+        return Err(Error::key(format!(
+            "RSA-{bits} keys are not allowed: RSA keys need at least {MIN_RSA_BITS} bits"
+        )));
+    }
+    if bits > MAX_RSA_BITS {
+        return Err(Error::key(format!(
+            "RSA-{bits} keys are not allowed: at most {MAX_RSA_BITS} bits"
+        )));
+    }
+    Ok(KeyKind::Rsa { bits })
+}
+
+/// The bit length of a big-endian unsigned integer.
+fn bit_length(bytes: &[u8]) -> usize {
+    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    let significant = bytes.get(start..).unwrap_or_default();
+    significant.first().map_or(0, |first| {
+        significant.len() * 8 - first.leading_zeros() as usize
+    })
+}
+
+fn curve(spki: &ParsedSpki<'_>) -> Result<KeyKind, Error> {
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok());
+    match curve {
+        Some(oid) if oid == OID_EC_P256 => Ok(KeyKind::EcdsaP256),
+        Some(oid) if oid == OID_NIST_EC_P384 => Ok(KeyKind::EcdsaP384),
+        Some(oid) => Err(Error::key(format!(
+            "elliptic curve {oid} is not allowed; {ALLOWED_KEYS}"
+        ))),
+        None => Err(Error::key(format!(
+            "EC keys without a named curve are not allowed; {ALLOWED_KEYS}"
+        ))),
+    }
+}
+
+/// Checks the signature algorithm and that the signature verifies with the request's key.
+fn prove_possession(request: &X509CertificationRequest<'_>) -> Result<(), Error> {
+    let allowed = [
+        OID_PKCS1_SHA256WITHRSA,
+        OID_PKCS1_SHA384WITHRSA,
+        OID_PKCS1_SHA512WITHRSA,
+        OID_PKCS1_RSASSAPSS,
+        OID_SIG_ECDSA_WITH_SHA256,
+        OID_SIG_ECDSA_WITH_SHA384,
+        OID_SIG_ED25519,
+    ];
+    let algorithm = &request.signature_algorithm.algorithm;
+    if !allowed.contains(algorithm) {
+        return Err(Error::csr(format!(
+            "signature algorithm {algorithm} is not allowed"
+        )));
+    }
+    request.verify_signature().map_err(|_| {
+        Error::csr("signature does not verify: the request does not prove possession of its key")
+    })
+}
+
+/// Every common name in the subject must be the system's name.
+fn check_subject(subject: &X509Name<'_>, system: &SystemRecord) -> Result<(), Error> {
+    for attribute in subject.iter_common_name() {
+        let name = attribute
+            .as_str()
+            .map_err(|_| Error::csr("the common name is not a text string"))?;
+        if name != system.name.as_str() {
+            return Err(not_allowed(name, system));
+        }
+    }
+    Ok(())
+}
+
+/// The DNS names requested in a subjectAltName extension, each one the system may hold.
+fn requested_names(
+    request: &X509CertificationRequest<'_>,
+    system: &SystemRecord,
+) -> Result<Vec<DnsName>, Error> {
+    let mut names: Vec<DnsName> = Vec::new();
+    for extension in request.requested_extensions().into_iter().flatten() {
+        match extension {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    if let Some(dns) =
+                        allowed_name(name, system)?.filter(|dns| !names.contains(dns))
+                    {
+                        names.push(dns);
+                    }
+                }
+            }
+            ParsedExtension::ParseError { error } => {
+                return Err(Error::csr(format!(
+                    "a requested extension cannot be decoded: {error}"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
+/// The DNS name `name` stands for if the system may hold it, `None` for its own SPIFFE id.
+fn allowed_name(name: &GeneralName<'_>, system: &SystemRecord) -> Result<Option<DnsName>, Error> {
+    match name {
+        GeneralName::DNSName(dns) => {
+            let wanted = dns.to_ascii_lowercase();
+            let registered = system.dns_names.iter().find(|d| d.as_str() == wanted);
+            registered
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| not_allowed(dns, system))
+        }
+        GeneralName::URI(uri) if *uri == system.spiffe_id => Ok(None),
+        GeneralName::URI(uri) => Err(not_allowed(uri, system)),
+        other => Err(not_allowed(&other.to_string(), system)),
+    }
+}
+
+fn not_allowed(name: &str, system: &SystemRecord) -> Error {
+    Error::NameNotAllowed {
+        name: name.to_owned(),
+        system: system.name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_length_ignores_leading_zeros() {
+        assert_eq!(bit_length(&[]), 0);
+        assert_eq!(bit_length(&[0, 0]), 0);
+        assert_eq!(bit_length(&[0, 0x80, 0]), 16);
+        assert_eq!(bit_length(&[0x01, 0xff]), 9);
+    }
+
+    #[test]
+    fn garbage_is_an_invalid_csr() {
+        for input in [
+            &b""[..],
+            b"\x30\x03\x02\x01",
+            b"-----BEGIN CERTIFICATE REQUEST-----\n!!\n",
+        ] {
+            assert!(matches!(
+                der(input).and_then(|d| decode(&d).map(|_| ())),
+                Err(Error::InvalidCsr { .. })
+            ));
+        }
+    }
+}

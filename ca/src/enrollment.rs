@@ -1,0 +1,286 @@
+//! Enrollment (first certificate, with a one-time token) and renewal (with the current
+//! certificate, over mTLS) of system identity certificates.
+//!
+//! Both check the CSR, sign with the system's network's issuing CA, and commit one batch: the
+//! certificate record, its index entry, the audit event and, for enrollment, the token marked
+//! used with a compare-and-swap on its exact old bytes, so one token gives at most one
+//! certificate however many callers race. A failure stores nothing; the certificate is durable
+//! before it is returned.
+
+use std::time::SystemTime;
+
+use govtrust_store::{AuditEvent, Batch, Error as StoreError};
+
+use crate::certificates::{self, CertRecord, CertStatus};
+use crate::csr::{self, CheckedCsr};
+use crate::issuance::{self, LeafSpec, Purpose};
+use crate::records::{self, TokenRecord};
+use crate::registry::{self, SystemRecord};
+use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
+use crate::{Ca, Error, token};
+
+/// Signing attempts before a serial collision is blamed on the random number generator.
+const SERIAL_ATTEMPTS: usize = 3;
+
+/// A certificate issued to a system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    /// Lowercase hex.
+    pub serial: String,
+    /// The certificate alone, PEM.
+    pub certificate_pem: String,
+    /// The issuing CA then the root, PEM.
+    pub chain_pem: String,
+    /// Start of validity.
+    pub not_before: SystemTime,
+    /// End of validity.
+    pub not_after: SystemTime,
+    /// The identity in the certificate's URI SAN.
+    pub spiffe_id: String,
+}
+
+/// The authenticated peer of an mTLS call: its SPIFFE id and certificate serial (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The URI SAN of the peer's certificate.
+    pub spiffe_id: String,
+    /// The serial of the peer's certificate, hex.
+    pub serial: String,
+}
+
+/// The compare-and-swap that marks a token used.
+struct TokenClaim {
+    key: Vec<u8>,
+    unused: Vec<u8>,
+    used: Vec<u8>,
+}
+
+/// What is being issued, for the batch and the audit event.
+struct Request<'a> {
+    action: &'static str,
+    actor: &'a str,
+    claim: Option<TokenClaim>,
+    renews: Option<&'a str>,
+}
+
+/// Enrolls the system `token` was issued for.
+pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> {
+    let digest = token::lookup_digest(token).ok_or(Error::TokenUnknown)?;
+    let key = records::token_key(&digest);
+    let unused = ca.store.get(&key)?.ok_or(Error::TokenUnknown)?;
+    let record: TokenRecord = records::decode(&key, &unused)?;
+    let now = ca.clock.now();
+    check_token(&record, now)?;
+    let system = registry::system(ca.store.as_ref(), &record.system)?;
+    let csr = csr::check(csr, &system)?;
+    let used = records::encode(&TokenRecord {
+        used_at_ms: Some(unix_ms(now)),
+        ..record
+    })?;
+    let claim = TokenClaim { key, unused, used };
+    let request = Request {
+        action: "ca.enroll",
+        actor: &system.spiffe_id,
+        claim: Some(claim),
+        renews: None,
+    };
+    issue(ca, &system, &csr, &request, now)
+}
+
+/// Renews the certificate of `caller`, a system presenting a current certificate.
+pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
+    let now = ca.clock.now();
+    let system = caller_system(ca, caller)?;
+    caller_certificate(ca, caller, now)?;
+    let csr = csr::check(csr, &system)?;
+    let request = Request {
+        action: "ca.renew",
+        actor: &caller.spiffe_id,
+        claim: None,
+        renews: Some(&caller.serial),
+    };
+    issue(ca, &system, &csr, &request, now)
+}
+
+fn check_token(record: &TokenRecord, now: SystemTime) -> Result<(), Error> {
+    if let Some(used_at) = record.used_at_ms {
+        return Err(Error::TokenUsed {
+            at: from_unix_ms(used_at),
+        });
+    }
+    let expires_at = from_unix_ms(record.expires_at_ms);
+    match now >= expires_at {
+        true => Err(Error::TokenExpired { at: expires_at }),
+        false => Ok(()),
+    }
+}
+
+/// The registered system whose SPIFFE id the caller presents.
+fn caller_system(ca: &Ca, caller: &Caller) -> Result<SystemRecord, Error> {
+    let not_current = |reason: String| Error::CallerNotCurrent { reason };
+    let name = ca.hierarchy.trust_domain().system_of(&caller.spiffe_id);
+    let name = name.ok_or_else(|| {
+        not_current(format!(
+            "{} is not a system of this trust domain",
+            caller.spiffe_id
+        ))
+    })?;
+    let system = match registry::system(ca.store.as_ref(), name.as_str()) {
+        Err(Error::SystemNotFound { name }) => {
+            Err(not_current(format!("system {name} is not registered")))
+        }
+        other => other,
+    }?;
+    match system.spiffe_id == caller.spiffe_id {
+        true => Ok(system),
+        false => Err(not_current(format!(
+            "{} is not the identity of system {name}",
+            caller.spiffe_id
+        ))),
+    }
+}
+
+/// Checks that the caller's certificate is one this CA issued to it and is still current.
+fn caller_certificate(ca: &Ca, caller: &Caller, now: SystemTime) -> Result<(), Error> {
+    let serial = &caller.serial;
+    let not_current = |reason: String| Error::CallerNotCurrent { reason };
+    let record = match certificates::find(ca.store.as_ref(), serial) {
+        Err(Error::CertificateNotFound { .. } | Error::InvalidArgument { .. }) => Err(not_current(
+            format!("certificate {serial} was not issued by this CA"),
+        )),
+        other => other,
+    }?;
+    if record.spiffe_id != caller.spiffe_id {
+        return Err(not_current(format!(
+            "certificate {serial} belongs to {}",
+            record.spiffe_id
+        )));
+    }
+    match record.status(now) {
+        CertStatus::Valid => Ok(()),
+        CertStatus::Expired => Err(not_current(format!(
+            "certificate {serial} expired at {}",
+            rfc3339(record.not_after)
+        ))),
+        CertStatus::Revoked => Err(not_current(format!("certificate {serial} is revoked"))),
+    }
+}
+
+/// Signs and stores a certificate for `system`, retrying on a serial collision.
+fn issue(
+    ca: &Ca,
+    system: &SystemRecord,
+    csr: &CheckedCsr,
+    request: &Request<'_>,
+    now: SystemTime,
+) -> Result<Issued, Error> {
+    for _ in 0..SERIAL_ATTEMPTS {
+        let record = sign(ca, system, csr, now)?;
+        let mut batch = Batch::new();
+        if let Some(claim) = &request.claim {
+            batch
+                .expect(claim.key.clone(), Some(claim.unused.clone()))
+                .put(claim.key.clone(), claim.used.clone());
+        }
+        certificates::stage(&mut batch, &record)?;
+        ca.audit
+            .stage(&mut batch, &event(request, &record, csr, now))?;
+        if commit(ca, batch, &record, request)? {
+            return Ok(issued(ca, record));
+        }
+    }
+    Err(Error::RandomUnavailable)
+}
+
+/// Commits an issuance: `Ok(false)` when the serial was taken (sign again), the token's state
+/// when another enrollment claimed it first.
+fn commit(
+    ca: &Ca,
+    batch: Batch,
+    record: &CertRecord,
+    request: &Request<'_>,
+) -> Result<bool, Error> {
+    let claim_key = request.claim.as_ref().map(|claim| claim.key.as_slice());
+    match ca.store.commit(batch) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { key }) if key == records::cert_key(&record.serial) => Ok(false),
+        Err(StoreError::Conflict { key }) if Some(key.as_slice()) == claim_key => {
+            Err(token_lost(ca, key))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Why a token claim lost its compare-and-swap: normally, another enrollment used it.
+fn token_lost(ca: &Ca, key: Vec<u8>) -> Error {
+    let stored = ca.store.get(&key).ok().flatten();
+    let record = stored.and_then(|value| records::decode::<TokenRecord>(&key, &value).ok());
+    match record.and_then(|r| r.used_at_ms) {
+        Some(used_at) => Error::TokenUsed {
+            at: from_unix_ms(used_at),
+        },
+        None => Error::Store(StoreError::Conflict { key }),
+    }
+}
+
+/// Signs the system's certificate with its network's issuing CA.
+fn sign(
+    ca: &Ca,
+    system: &SystemRecord,
+    csr: &CheckedCsr,
+    now: SystemTime,
+) -> Result<CertRecord, Error> {
+    let issuer = ca.hierarchy.issuing(system.network);
+    let spec = LeafSpec {
+        common_name: system.name.as_str(),
+        organization: Some(system.org_id.as_str()),
+        spiffe_id: &system.spiffe_id,
+        dns_names: &csr.dns_names,
+        ips: &[],
+        purpose: Purpose::ServerAndClient,
+        key_encipherment: csr.key.enciphers(),
+        validity: system.level.certificate_validity(),
+    };
+    let leaf = issuance::issue(issuer, &spec, &csr.public_key, now, &ca.rng)?;
+    Ok(certificates::from_leaf(
+        leaf,
+        system.name.as_str(),
+        &system.spiffe_id,
+        system.network,
+        issuer,
+    ))
+}
+
+fn event(
+    request: &Request<'_>,
+    record: &CertRecord,
+    csr: &CheckedCsr,
+    now: SystemTime,
+) -> AuditEvent {
+    let event = AuditEvent::new(
+        unix_ms(now),
+        request.action,
+        request.actor,
+        record.serial.as_str(),
+    )
+    .with("system", record.system.as_str())
+    .with("spiffe_id", record.spiffe_id.as_str())
+    .with("issuer", record.issuer.as_str())
+    .with("key", csr.key.to_string())
+    .with("not_after", rfc3339(record.not_after));
+    match request.renews {
+        Some(previous) => event.with("renews", previous),
+        None => event,
+    }
+}
+
+fn issued(ca: &Ca, record: CertRecord) -> Issued {
+    Issued {
+        chain_pem: ca.hierarchy.chain_pem(record.network),
+        serial: record.serial,
+        certificate_pem: record.pem,
+        not_before: record.not_before,
+        not_after: record.not_after,
+        spiffe_id: record.spiffe_id,
+    }
+}

@@ -1,0 +1,312 @@
+//! The registry of government systems, and the one-time enrollment tokens it hands out.
+//!
+//! A security administrator registers a system (name, organization, protection level, network,
+//! DNS names); the registry stores it at `ca/system/<name>` and returns a one-time token the
+//! system enrolls with. Only the token's SHA-256 digest is stored.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use govtrust_store::{AuditEvent, Batch, Error as StoreError, Store};
+use zeroize::Zeroizing;
+
+use crate::identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY, TrustDomain};
+use crate::issuance::later;
+use crate::names::{DnsName, OrgId, SystemName};
+use crate::records::{self, SystemRecordV1, TokenRecord};
+use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
+use crate::{Ca, Error, token};
+
+/// Most DNS names one system may register.
+const MAX_DNS_NAMES: usize = 100;
+
+/// How long an enrollment token stays usable: 1 second to 7 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokenTtl(Duration);
+
+impl TokenTtl {
+    /// The shortest allowed lifetime.
+    pub const MIN: Duration = Duration::from_secs(1);
+    /// The longest allowed lifetime.
+    pub const MAX: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+    /// The lifetime.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl TryFrom<Duration> for TokenTtl {
+    type Error = Error;
+
+    fn try_from(ttl: Duration) -> Result<Self, Error> {
+        if (Self::MIN..=Self::MAX).contains(&ttl) {
+            Ok(Self(ttl))
+        } else {
+            Err(Error::invalid(
+                "token_ttl",
+                format!("{} s is not between 1 s and 7 days", ttl.as_secs_f64()),
+            ))
+        }
+    }
+}
+
+/// A request to register a system, validated field by field.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The system's name: its certificates' common name.
+    pub name: SystemName,
+    /// The organization (department) running it.
+    pub org_id: OrgId,
+    /// Its tiered-protection level; decides certificate lifetimes.
+    pub protection_level: ProtectionLevel,
+    /// The network whose issuing CA certifies it.
+    pub network: Network,
+    /// DNS names the system may put in its certificates.
+    pub dns_names: Vec<DnsName>,
+    /// How long the enrollment token stays usable.
+    pub token_ttl: TokenTtl,
+}
+
+/// A registered system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemRecord {
+    /// The system's name.
+    pub name: SystemName,
+    /// Its organization.
+    pub org_id: OrgId,
+    /// Its tiered-protection level.
+    pub level: ProtectionLevel,
+    /// The network whose issuing CA certifies it.
+    pub network: Network,
+    /// `spiffe://<trust-domain>/org/<org>/sys/<name>`.
+    pub spiffe_id: String,
+    /// DNS names it may put in its certificates, sorted.
+    pub dns_names: Vec<DnsName>,
+    /// When it was registered.
+    pub registered_at: SystemTime,
+}
+
+/// A new registration: the system and its one-time enrollment token.
+pub struct Registered {
+    /// The registered system.
+    pub system: SystemRecord,
+    /// The token, shown once to the administrator; zeroized on drop, redacted in `Debug`.
+    pub token: Zeroizing<String>,
+    /// When the token stops being usable.
+    pub token_expires_at: SystemTime,
+}
+
+impl fmt::Debug for Registered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registered")
+            .field("system", &self.system)
+            .field("token", &"<redacted>")
+            .field("token_expires_at", &self.token_expires_at)
+            .finish()
+    }
+}
+
+/// Registers a system for `actor`: the system, its token digest and the audit event in one
+/// batch.
+pub(crate) fn register(
+    ca: &Ca,
+    actor: &str,
+    registration: Registration,
+) -> Result<Registered, Error> {
+    validate(&registration)?;
+    // Stored times have millisecond precision; return what is stored.
+    let now = from_unix_ms(unix_ms(ca.clock.now()));
+    let expires_at = later(now, registration.token_ttl.get())?;
+    let system = system_record(ca.hierarchy.trust_domain(), registration, now);
+    let token = token::generate(&ca.rng)?;
+    let mut batch = Batch::new();
+    stage_system(&mut batch, &system)?;
+    stage_token(&mut batch, &token::digest(&token), &system.name, expires_at)?;
+    ca.audit
+        .stage(&mut batch, &register_event(actor, &system, expires_at, now))?;
+    commit(ca.store.as_ref(), batch, &system.name)?;
+    Ok(Registered {
+        system,
+        token,
+        token_expires_at: expires_at,
+    })
+}
+
+/// Commits a registration; a conflict on the system's key means the name is taken.
+fn commit(store: &dyn Store, batch: Batch, name: &SystemName) -> Result<(), Error> {
+    match store.commit(batch) {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict { key }) if key == records::system_key(name.as_str()) => {
+            Err(Error::SystemExists {
+                name: name.to_string(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The system named `name`.
+pub(crate) fn system(store: &dyn Store, name: &str) -> Result<SystemRecord, Error> {
+    let key = records::system_key(name);
+    let value = store.get(&key)?.ok_or_else(|| Error::SystemNotFound {
+        name: name.to_owned(),
+    })?;
+    from_record(&key, records::decode(&key, &value)?)
+}
+
+/// Checks what the field types cannot: reserved names and the number of DNS names.
+fn validate(registration: &Registration) -> Result<(), Error> {
+    refuse_reserved(&registration.name)?;
+    match registration.dns_names.len() > MAX_DNS_NAMES {
+        true => Err(Error::invalid(
+            "dns_names",
+            format!("at most {MAX_DNS_NAMES} names"),
+        )),
+        false => Ok(()),
+    }
+}
+
+/// Names of govtrust's own identities cannot be system names: certificates are indexed by
+/// holder name.
+fn refuse_reserved(name: &SystemName) -> Result<(), Error> {
+    let reserved =
+        name.as_str() == SERVER_IDENTITY || Role::ALL.iter().any(|r| r.as_str() == name.as_str());
+    match reserved {
+        true => Err(Error::invalid(
+            "name",
+            format!("{name:?} is reserved for govtrust's own identities"),
+        )),
+        false => Ok(()),
+    }
+}
+
+fn system_record(
+    trust_domain: &TrustDomain,
+    registration: Registration,
+    now: SystemTime,
+) -> SystemRecord {
+    let mut dns_names = registration.dns_names;
+    dns_names.sort();
+    dns_names.dedup();
+    SystemRecord {
+        spiffe_id: trust_domain.system_id(&registration.org_id, &registration.name),
+        name: registration.name,
+        org_id: registration.org_id,
+        level: registration.protection_level,
+        network: registration.network,
+        dns_names,
+        registered_at: now,
+    }
+}
+
+fn stage_system(batch: &mut Batch, system: &SystemRecord) -> Result<(), Error> {
+    let key = records::system_key(system.name.as_str());
+    let record = SystemRecordV1 {
+        name: system.name.to_string(),
+        org_id: system.org_id.to_string(),
+        level: u32::from(system.level.get()),
+        network: system.network.to_string(),
+        spiffe_id: system.spiffe_id.clone(),
+        dns_names: system.dns_names.iter().map(ToString::to_string).collect(),
+        registered_at_ms: unix_ms(system.registered_at),
+    };
+    batch
+        .expect_absent(key.clone())
+        .put(key, records::encode(&record)?);
+    Ok(())
+}
+
+fn stage_token(
+    batch: &mut Batch,
+    digest: &str,
+    system: &SystemName,
+    expires_at: SystemTime,
+) -> Result<(), Error> {
+    let key = records::token_key(digest);
+    let record = TokenRecord {
+        system: system.to_string(),
+        expires_at_ms: unix_ms(expires_at),
+        used_at_ms: None,
+    };
+    batch
+        .expect_absent(key.clone())
+        .put(key, records::encode(&record)?);
+    Ok(())
+}
+
+fn register_event(
+    actor: &str,
+    system: &SystemRecord,
+    expires_at: SystemTime,
+    now: SystemTime,
+) -> AuditEvent {
+    AuditEvent::new(
+        unix_ms(now),
+        "ca.system.register",
+        actor,
+        system.name.as_str(),
+    )
+    .with("org_id", system.org_id.as_str())
+    .with("protection_level", system.level.to_string())
+    .with("network", system.network.as_str())
+    .with("spiffe_id", system.spiffe_id.as_str())
+    .with(
+        "dns_names",
+        system
+            .dns_names
+            .iter()
+            .map(DnsName::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+    .with("token_expires_at", rfc3339(expires_at))
+}
+
+/// The public form of a stored system; a record that does not validate is corrupt.
+fn from_record(key: &[u8], record: SystemRecordV1) -> Result<SystemRecord, Error> {
+    let corrupt = |e: Error| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(key)));
+    let dns_names = record
+        .dns_names
+        .iter()
+        .map(|n| DnsName::try_from(n.as_str()))
+        .collect::<Result<_, _>>();
+    Ok(SystemRecord {
+        name: SystemName::try_from(record.name).map_err(corrupt)?,
+        org_id: OrgId::try_from(record.org_id).map_err(corrupt)?,
+        level: ProtectionLevel::try_from(record.level).map_err(corrupt)?,
+        network: record.network.parse().map_err(corrupt)?,
+        spiffe_id: record.spiffe_id,
+        dns_names: dns_names.map_err(corrupt)?,
+        registered_at: from_unix_ms(record.registered_at_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ttl_is_one_second_to_seven_days() {
+        assert!(TokenTtl::try_from(Duration::ZERO).is_err());
+        assert!(TokenTtl::try_from(Duration::from_millis(999)).is_err());
+        assert!(TokenTtl::try_from(Duration::from_secs(1)).is_ok());
+        assert!(TokenTtl::try_from(TokenTtl::MAX).is_ok());
+        let too_long = TokenTtl::try_from(TokenTtl::MAX + Duration::from_secs(1));
+        assert!(matches!(
+            too_long,
+            Err(Error::InvalidArgument {
+                field: "token_ttl",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn reserved_names_are_refused() {
+        for name in ["govtrust", "system-admin", "audit-admin", "security-admin"] {
+            let name = SystemName::try_from(name).ok();
+            assert!(name.is_some_and(|n| refuse_reserved(&n).is_err()));
+        }
+    }
+}

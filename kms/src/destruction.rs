@@ -1,0 +1,182 @@
+//! Key destruction: scheduled with a waiting period (7–30 days, default 30), cancellable while
+//! pending, carried out by [`Kms::destroy_due`].
+//!
+//! While a destruction is pending every use of the key is refused and its state is left as it
+//! was, so cancelling restores it. Destruction deletes every version's material from the store
+//! and replaces the metadata with a tombstone (state destroyed, destroyed at), in one audited
+//! batch; the cache entry is replaced by the tombstone, dropping (and zeroizing) the material.
+
+use std::time::{Duration, SystemTime};
+
+use govtrust_store::Batch;
+
+use crate::error::rfc3339;
+use crate::lifecycle;
+use crate::record::{self, KeyRecord, unix_ms};
+use crate::vault::{Change, Vault};
+use crate::{Error, KeyId, KeyInfo, KeyState, Kms};
+
+/// Default waiting period in days.
+const DEFAULT_WAITING_DAYS: u32 = 30;
+/// Allowed waiting periods in days.
+const WAITING_DAYS: std::ops::RangeInclusive<u32> = 7..=30;
+/// Most keys one `destroy_due` call destroys; the next call takes the rest.
+const DUE_PER_CALL: usize = 1000;
+/// Most versions deleted per key.
+const MAX_VERSIONS: usize = 1 << 20;
+
+impl Kms {
+    /// Schedules destruction of `id` after `waiting_days` (7..=30; `None`: 30). Every use is
+    /// refused from now on. Audits `kms.key.destroy.schedule`.
+    pub fn schedule_destruction(
+        &self,
+        actor: &str,
+        id: &KeyId,
+        waiting_days: Option<u32>,
+    ) -> Result<KeyInfo, Error> {
+        let due = self.due_date(waiting_days.unwrap_or(DEFAULT_WAITING_DAYS))?;
+        let vault = self.vault()?;
+        let record = vault.update(&*self.audit, id, |old| {
+            lifecycle::check_alive(old)?;
+            let record = KeyRecord {
+                destruction_due_ms: Some(unix_ms(due)),
+                ..old.clone()
+            };
+            let mut batch = Batch::new();
+            batch.put(record::due_key(due, id), Vec::new());
+            let event = self.event("kms.key.destroy.schedule", actor, id.as_str());
+            let event = event.with("due", rfc3339(due));
+            Ok(Change {
+                record,
+                batch,
+                event,
+            })
+        })?;
+        Ok(self.refresh(&vault, record)?.record.info())
+    }
+
+    /// The date `days` from now, after checking the waiting period.
+    fn due_date(&self, days: u32) -> Result<SystemTime, Error> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            field: "waiting_days",
+            reason,
+        };
+        if !WAITING_DAYS.contains(&days) {
+            return Err(invalid(format!(
+                "{days} days: the waiting period is 7 to 30 days"
+            )));
+        }
+        let waiting = Duration::from_secs(u64::from(days) * 86_400);
+        let due = self.clock.now().checked_add(waiting);
+        due.ok_or_else(|| invalid("the destruction date is out of range".into()))
+    }
+
+    /// Cancels a scheduled destruction; the key is usable again in the state it had. Audits
+    /// `kms.key.destroy.cancel`.
+    pub fn cancel_destruction(&self, actor: &str, id: &KeyId) -> Result<KeyInfo, Error> {
+        let vault = self.vault()?;
+        let record = vault.update(&*self.audit, id, |old| {
+            lifecycle::check_not_destroyed(old)?;
+            let due = old
+                .destruction_due_ms
+                .ok_or_else(|| Error::InvalidArgument {
+                    field: "id",
+                    reason: format!("key {id} has no destruction scheduled"),
+                })?;
+            let record = KeyRecord {
+                destruction_due_ms: None,
+                ..old.clone()
+            };
+            let mut batch = Batch::new();
+            batch.delete(record::due_key(record::from_unix_ms(due), id));
+            let event = self.event("kms.key.destroy.cancel", actor, id.as_str());
+            Ok(Change {
+                record,
+                batch,
+                event,
+            })
+        })?;
+        Ok(self.refresh(&vault, record)?.record.info())
+    }
+
+    /// Destroys every key whose destruction date has passed: deletes its material from the
+    /// store, leaves a tombstone, evicts the material from memory, audits `kms.key.destroy`.
+    /// Returns the ids destroyed. The server calls this periodically.
+    ///
+    /// A key whose record is corrupt or missing is skipped (and logged) so it cannot block the
+    /// others.
+    pub fn destroy_due(&self) -> Result<Vec<KeyId>, Error> {
+        let vault = self.vault()?;
+        let now = self.clock.now();
+        let mut destroyed = Vec::new();
+        for id in vault.due(now, DUE_PER_CALL)? {
+            match self.destroy(&vault, &id, now) {
+                Ok(true) => destroyed.push(id),
+                Ok(false) | Err(Error::Conflict { .. }) => {}
+                Err(error @ (Error::Corrupt { .. } | Error::KeyNotFound { .. })) => {
+                    tracing::error!(key = %id, %error, "cannot destroy key");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(destroyed)
+    }
+
+    /// Destroys `id` if its destruction is due at `now`; false when it is not (any more).
+    fn destroy(&self, vault: &Vault<'_>, id: &KeyId, now: SystemTime) -> Result<bool, Error> {
+        if !is_due(&vault.stored(id)?.record, now) {
+            return Ok(false);
+        }
+        let record = vault.update(&*self.audit, id, |old| {
+            if !is_due(old, now) {
+                // Cancelled since the check above; `destroy_due` skips it.
+                return Err(Error::Conflict { id: id.clone() });
+            }
+            self.tombstone(vault, old, now)
+        })?;
+        self.refresh(vault, record)?;
+        tracing::info!(key = %id, "key destroyed");
+        Ok(true)
+    }
+
+    /// The change that destroys `old`: material and due index deleted, tombstone written.
+    fn tombstone(
+        &self,
+        vault: &Vault<'_>,
+        old: &KeyRecord,
+        now: SystemTime,
+    ) -> Result<Change, Error> {
+        let mut batch = Batch::new();
+        for (key, _) in vault
+            .store
+            .scan(&record::material_prefix(&old.id), None, MAX_VERSIONS)?
+        {
+            batch.delete(key);
+        }
+        if let Some(due) = old.destruction_due_ms {
+            batch.delete(record::due_key(record::from_unix_ms(due), &old.id));
+        }
+        let record = KeyRecord {
+            state: KeyState::Destroyed,
+            destruction_due_ms: None,
+            destroyed_at_ms: Some(unix_ms(now)),
+            ..old.clone()
+        };
+        let event = self
+            .event("kms.key.destroy", "govtrust", old.id.as_str())
+            .with("was", old.state.name());
+        Ok(Change {
+            record,
+            batch,
+            event,
+        })
+    }
+}
+
+/// True when `record`'s destruction is scheduled at or before `now` and not yet carried out.
+fn is_due(record: &KeyRecord, now: SystemTime) -> bool {
+    record.destroyed_at_ms.is_none()
+        && record
+            .destruction_due_ms
+            .is_some_and(|due| due <= unix_ms(now))
+}

@@ -1,0 +1,195 @@
+//! Key management: creating, reading, listing, rotating keys and changing their state.
+
+use govtrust_store::Batch;
+use zeroize::Zeroizing;
+
+use crate::lifecycle::{self, Usage};
+use crate::material;
+use crate::record::{KeyRecord, VersionRecord, unix_ms};
+use crate::vault::{Change, Vault};
+use crate::{Error, KeyId, KeyInfo, KeySpec, KeyState, Kms, StateChange};
+
+/// Page size of `list_keys` when the caller asks for 0.
+const DEFAULT_PAGE_SIZE: usize = 100;
+/// Largest page `list_keys` returns.
+const MAX_PAGE_SIZE: usize = 1000;
+/// Longest owner, description or reason accepted, in bytes.
+const MAX_TEXT_LEN: usize = 1024;
+
+impl Kms {
+    /// Creates a key with fresh material (version 1), active unless `spec.pre_active`.
+    /// Audits `kms.key.create`.
+    pub fn create_key(&self, actor: &str, spec: KeySpec) -> Result<KeyInfo, Error> {
+        self.vault()?;
+        let material = material::generate(spec.algorithm, &self.rng)?;
+        let state = if spec.pre_active {
+            KeyState::PreActive
+        } else {
+            KeyState::Active
+        };
+        self.insert_key(actor, "kms.key.create", &spec, state, &material)
+    }
+
+    /// Writes a new key with `material` as version 1, audited as `action`.
+    pub(crate) fn insert_key(
+        &self,
+        actor: &str,
+        action: &str,
+        spec: &KeySpec,
+        state: KeyState,
+        material: &Zeroizing<Vec<u8>>,
+    ) -> Result<KeyInfo, Error> {
+        let vault = self.vault()?;
+        let record = self.new_record(spec, state)?;
+        let event = self
+            .event(action, actor, record.id.as_str())
+            .with("algorithm", spec.algorithm.name())
+            .with("state", state.name())
+            .with("exportable", spec.exportable.to_string())
+            .with("internal", spec.internal.to_string())
+            .with("owner", spec.owner.clone());
+        vault.create(&*self.audit, &record, material, &event)?;
+        Ok(self.refresh(&vault, record)?.record.info())
+    }
+
+    /// The record of a new key, version 1.
+    fn new_record(&self, spec: &KeySpec, state: KeyState) -> Result<KeyRecord, Error> {
+        check_text("owner", &spec.owner)?;
+        check_text("description", &spec.description)?;
+        let now = unix_ms(self.clock.now());
+        Ok(KeyRecord {
+            id: KeyId::generate()?,
+            algorithm: spec.algorithm,
+            state,
+            primary_version: 1,
+            versions: vec![VersionRecord {
+                version: 1,
+                created_at_ms: now,
+            }],
+            exportable: spec.exportable,
+            owner: spec.owner.clone(),
+            description: spec.description.clone(),
+            internal: spec.internal,
+            created_at_ms: now,
+            destruction_due_ms: None,
+            destroyed_at_ms: None,
+            revision: 0,
+        })
+    }
+
+    /// A key's metadata; for a destroyed key, its tombstone.
+    pub fn key(&self, id: &KeyId) -> Result<KeyInfo, Error> {
+        Ok(self.loaded(id)?.record.info())
+    }
+
+    /// Up to `page_size` keys (0: 100, at most 1000) in id order, after `page_token`; and the
+    /// token of the next page, if there may be one.
+    pub fn list_keys(
+        &self,
+        page_size: usize,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<KeyInfo>, Option<String>), Error> {
+        let vault = self.vault()?;
+        let size = if page_size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            page_size.min(MAX_PAGE_SIZE)
+        };
+        let after = page_token.map(page_token_id).transpose()?;
+        let mut records = vault.list(after.as_ref(), size + 1)?;
+        let more = records.len() > size;
+        records.truncate(size);
+        let next = records.last().filter(|_| more).map(|r| r.id.to_string());
+        Ok((records.iter().map(KeyRecord::info).collect(), next))
+    }
+
+    /// Adds a new primary version with fresh material; older versions still decrypt and verify.
+    /// Only active keys rotate. Audits `kms.key.rotate`.
+    pub fn rotate_key(&self, actor: &str, id: &KeyId) -> Result<KeyInfo, Error> {
+        let vault = self.vault()?;
+        let record = vault.update(&*self.audit, id, |old| self.rotation(&vault, old, actor))?;
+        Ok(self.refresh(&vault, record)?.record.info())
+    }
+
+    /// The change that adds a new primary version with fresh material to `old`.
+    fn rotation(&self, vault: &Vault<'_>, old: &KeyRecord, actor: &str) -> Result<Change, Error> {
+        lifecycle::check_usage(old, Usage::Rotate)?;
+        let version =
+            old.latest_version()
+                .checked_add(1)
+                .ok_or_else(|| Error::InvalidArgument {
+                    field: "id",
+                    reason: format!("key {} has no version numbers left", old.id),
+                })?;
+        let mut record = old.clone();
+        let created_at_ms = unix_ms(self.clock.now());
+        record.versions.push(VersionRecord {
+            version,
+            created_at_ms,
+        });
+        record.primary_version = version;
+        let material = material::generate(record.algorithm, &self.rng)?;
+        let mut batch = Batch::new();
+        vault.put_material(&mut batch, &record, version, &material)?;
+        let event = self.event("kms.key.rotate", actor, old.id.as_str());
+        let event = event.with("version", version.to_string());
+        Ok(Change {
+            record,
+            batch,
+            event,
+        })
+    }
+
+    /// Applies a lifecycle state change (NIST SP 800-57): pre-active → active (activate);
+    /// active ⇄ suspended (suspend, resume); pre-active, active or suspended → deactivated;
+    /// anything but destroyed → compromised. Others are [`Error::IllegalTransition`]; a key
+    /// pending destruction refuses every change. Audits `kms.key.state`.
+    pub fn set_state(
+        &self,
+        actor: &str,
+        id: &KeyId,
+        change: StateChange,
+        reason: &str,
+    ) -> Result<KeyInfo, Error> {
+        check_text("reason", reason)?;
+        let vault = self.vault()?;
+        let record = vault.update(&*self.audit, id, |old| {
+            let state = lifecycle::apply(old, change)?;
+            let record = KeyRecord {
+                state,
+                ..old.clone()
+            };
+            let event = self
+                .event("kms.key.state", actor, id.as_str())
+                .with("from", old.state.name())
+                .with("to", state.name())
+                .with("change", change.name())
+                .with("reason", reason);
+            Ok(Change {
+                record,
+                batch: Batch::new(),
+                event,
+            })
+        })?;
+        Ok(self.refresh(&vault, record)?.record.info())
+    }
+}
+
+/// A page token: the id of the last key of the previous page.
+fn page_token_id(token: &str) -> Result<KeyId, Error> {
+    KeyId::parse(token).map_err(|_| Error::InvalidArgument {
+        field: "page_token",
+        reason: "not a token returned by list_keys".into(),
+    })
+}
+
+/// Bounds free text that goes into records and audit events.
+fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
+    if text.len() > MAX_TEXT_LEN {
+        return Err(Error::InvalidArgument {
+            field,
+            reason: format!("longer than {MAX_TEXT_LEN} bytes"),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Cryptographic operations: encrypt, decrypt, data keys, sign, verify, public keys.
+//!
+//! The hot path: a cache lookup, the lifecycle check on the cached record, then ring. No store
+//! access, no unsealing, no key derivation.
+
+use std::sync::Arc;
+
+use ring::aead::LessSafeKey;
+
+use crate::cache::{LoadedKey, VersionKey};
+use crate::lifecycle::{self, Usage};
+use crate::material::{self, AES_KEY_LEN};
+use crate::{DataKey, Decrypted, Encrypted, Error, KeyId, Kms, PublicKey, Signed, cipher, spki};
+
+impl Kms {
+    /// Encrypts with the key's primary version (AES-256-GCM, random nonce). `aad` must be given
+    /// again to decrypt. The ciphertext is self-describing: `gtk1` | id length | key id |
+    /// version (u32 BE) | 12-byte nonce | AES-256-GCM ciphertext and tag, the header
+    /// authenticated with the caller's AAD.
+    pub fn encrypt(&self, id: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Encrypted, Error> {
+        self.encrypt_for(id, Usage::Encrypt, plaintext, aad)
+    }
+
+    fn encrypt_for(
+        &self,
+        id: &KeyId,
+        usage: Usage,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Encrypted, Error> {
+        let key = self.usable(id, usage)?;
+        let version = version(&key, None)?;
+        let ciphertext = cipher::seal(aes(&key, version)?, id, version.version, plaintext, aad)?;
+        Ok(Encrypted {
+            ciphertext,
+            key_id: id.clone(),
+            version: version.version,
+        })
+    }
+
+    /// The key id and version a ciphertext names, from its header alone: the server authorizes
+    /// the caller for that key before calling [`Kms::decrypt`]. Works while sealed.
+    pub fn ciphertext_key(ciphertext: &[u8]) -> Result<(KeyId, u32), Error> {
+        let header = cipher::parse(ciphertext)?;
+        Ok((header.key_id, header.version))
+    }
+
+    /// Decrypts a ciphertext from [`Kms::encrypt`] or [`Kms::generate_data_key`] with the same
+    /// `aad`. With `expected`, refuses a ciphertext of another key.
+    pub fn decrypt(
+        &self,
+        ciphertext: &[u8],
+        aad: &[u8],
+        expected: Option<&KeyId>,
+    ) -> Result<Decrypted, Error> {
+        self.unsealed()?;
+        let header = cipher::parse(ciphertext)?;
+        if let Some(expected) = expected.filter(|e| **e != header.key_id) {
+            return Err(Error::InvalidArgument {
+                field: "key_id",
+                reason: format!(
+                    "the ciphertext was made with key {}, not {expected}",
+                    header.key_id
+                ),
+            });
+        }
+        let key = self.usable(&header.key_id, Usage::Decrypt)?;
+        let version = version(&key, Some(header.version))?;
+        let plaintext = cipher::open(aes(&key, version)?, &header, ciphertext, aad)?;
+        Ok(Decrypted {
+            plaintext,
+            key_id: header.key_id,
+            version: header.version,
+        })
+    }
+
+    /// A fresh 256-bit data key for envelope encryption, in plain and encrypted under `id`.
+    pub fn generate_data_key(&self, id: &KeyId, aad: &[u8]) -> Result<DataKey, Error> {
+        let plaintext = material::random_bytes(AES_KEY_LEN, &self.rng)?;
+        let encrypted = self.encrypt_for(id, Usage::GenerateDataKey, &plaintext, aad)?;
+        Ok(DataKey {
+            plaintext,
+            encrypted,
+        })
+    }
+
+    /// Signs `message` with the primary version: ECDSA gives a DER `ECDSA-Sig-Value`, Ed25519
+    /// 64 raw bytes.
+    pub fn sign(&self, id: &KeyId, message: &[u8]) -> Result<Signed, Error> {
+        let key = self.usable(id, Usage::Sign)?;
+        let version = version(&key, None)?;
+        let signature = version
+            .operator
+            .sign(message, &self.rng)
+            .ok_or(Error::Crypto { context: "signing" })?;
+        Ok(Signed {
+            signature,
+            key_id: id.clone(),
+            version: version.version,
+        })
+    }
+
+    /// Verifies `signature` over `message` with `version` (`None`: the primary version).
+    pub fn verify(
+        &self,
+        id: &KeyId,
+        version: Option<u32>,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, Error> {
+        let key = self.usable(id, Usage::Verify)?;
+        let public = public(&key, self::version(&key, version)?)?;
+        Ok(material::verify(
+            key.record.algorithm,
+            public,
+            message,
+            signature,
+        ))
+    }
+
+    /// The public key of `version` (`None`: the primary version) as SubjectPublicKeyInfo DER.
+    pub fn public_key(&self, id: &KeyId, version: Option<u32>) -> Result<PublicKey, Error> {
+        let key = self.usable(id, Usage::PublicKey)?;
+        let version = self::version(&key, version)?;
+        let algorithm = key.record.algorithm;
+        let spki_der = spki::encode(algorithm, public(&key, version)?).ok_or(Error::Crypto {
+            context: "encoding a public key",
+        })?;
+        Ok(PublicKey {
+            spki_der,
+            algorithm,
+            version: version.version,
+        })
+    }
+
+    /// The key `id`, checked for `usage`.
+    fn usable(&self, id: &KeyId, usage: Usage) -> Result<Arc<LoadedKey>, Error> {
+        let key = self.loaded(id)?;
+        lifecycle::check_usage(&key.record, usage)?;
+        Ok(key)
+    }
+}
+
+/// `version` of `key`, or its primary version.
+fn version(key: &LoadedKey, version: Option<u32>) -> Result<&VersionKey, Error> {
+    key.version(version)
+        .map(|v| &**v)
+        .ok_or_else(|| Error::UnknownVersion {
+            id: key.record.id.clone(),
+            version: version.unwrap_or(key.record.primary_version),
+        })
+}
+
+/// The AES key of a version of a key checked to be symmetric.
+fn aes<'a>(key: &LoadedKey, version: &'a VersionKey) -> Result<&'a LessSafeKey, Error> {
+    let corrupt = || Error::Corrupt {
+        context: format!("key {} holds no AES key", key.record.id),
+    };
+    version.operator.aead().ok_or_else(corrupt)
+}
+
+/// The raw public key of a version of a key checked to be a signature key.
+fn public<'a>(key: &LoadedKey, version: &'a VersionKey) -> Result<&'a [u8], Error> {
+    let corrupt = || Error::Corrupt {
+        context: format!("key {} holds no key pair", key.record.id),
+    };
+    version.operator.public_key().ok_or_else(corrupt)
+}

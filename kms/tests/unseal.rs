@@ -1,0 +1,363 @@
+//! Initialization, sealing and unsealing, restarts, and the binding of sealed records.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Centre, FakeClock, TestAudit, audit_actions, audit_log, field, forge, spec};
+use govtrust_kms::{Algorithm, Error, ImportSpec, KeyId, Kms, StateChange};
+use govtrust_store::{Batch, MemoryStore, RedbStore, Store};
+
+fn is_sealed_error<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
+    matches!(result, Err(Error::Sealed))
+}
+
+#[test]
+fn every_key_operation_is_refused_while_sealed() {
+    let centre = Centre::sealed();
+    let kms = &centre.kms;
+    let id = KeyId::generate().unwrap();
+    assert!(kms.is_sealed());
+    assert!(is_sealed_error(
+        kms.create_key("a", spec(Algorithm::Aes256Gcm))
+    ));
+    assert!(is_sealed_error(kms.key(&id)));
+    assert!(is_sealed_error(kms.list_keys(10, None)));
+    assert!(is_sealed_error(kms.rotate_key("a", &id)));
+    assert!(is_sealed_error(kms.encrypt(&id, b"p", b"")));
+    assert!(is_sealed_error(kms.decrypt(b"gtk1", b"", None)));
+    assert!(is_sealed_error(kms.generate_data_key(&id, b"")));
+    assert!(is_sealed_error(kms.sign(&id, b"m")));
+    assert!(is_sealed_error(kms.verify(&id, None, b"m", b"s")));
+    assert!(is_sealed_error(kms.public_key(&id, None)));
+    assert!(is_sealed_error(kms.set_state(
+        "a",
+        &id,
+        StateChange::Suspend,
+        "r"
+    )));
+    assert!(is_sealed_error(kms.schedule_destruction("a", &id, None)));
+    assert!(is_sealed_error(kms.cancel_destruction("a", &id)));
+    assert!(is_sealed_error(kms.destroy_due()));
+    assert!(is_sealed_error(
+        kms.wrap_for_recipient("a", &id, None, &[9u8; 32])
+    ));
+    assert!(is_sealed_error(kms.wrapping_public_key()));
+    let import = ImportSpec {
+        algorithm: Algorithm::Aes256Gcm,
+        encapsulated_key: vec![0; 32],
+        ciphertext: vec![0; 48],
+        exportable: false,
+        description: String::new(),
+        owner: String::new(),
+    };
+    assert!(is_sealed_error(kms.import_key("a", import)));
+    assert!(
+        Error::Sealed
+            .to_string()
+            .contains("unseal it with the custodians' shares")
+    );
+}
+
+#[test]
+fn three_of_five_unseal() {
+    let centre = Centre::sealed();
+    let kms = &centre.kms;
+    let status = kms.seal_status();
+    assert_eq!(
+        (
+            status.sealed,
+            status.threshold,
+            status.shares_total,
+            status.progress
+        ),
+        (true, 3, 5, 0)
+    );
+    assert_eq!(centre.shares.len(), 5);
+    assert_eq!(
+        centre.shares.iter().map(|s| s.index).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+
+    let status = kms.unseal(centre.shares[4].contents.as_bytes()).unwrap();
+    assert_eq!((status.sealed, status.progress), (true, 1));
+    let status = kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    assert_eq!((status.sealed, status.progress), (true, 2));
+    assert!(kms.is_sealed());
+    assert!(is_sealed_error(
+        kms.create_key("a", spec(Algorithm::Aes256Gcm))
+    ));
+
+    let status = kms.unseal(centre.shares[2].contents.as_bytes()).unwrap();
+    assert!(!status.sealed);
+    assert!(!kms.is_sealed());
+    assert_eq!(
+        status.deployment_id,
+        field(&centre.shares[0].contents, "deployment")
+    );
+
+    // Already unsealed: the status, unchanged, whatever is given.
+    assert!(!kms.unseal(b"anything").unwrap().sealed);
+    assert_eq!(kms.wrapping_public_key().unwrap().len(), 32);
+    assert_eq!(audit_actions(&*centre.store), ["kms.init", "kms.unseal"]);
+    assert!(audit_log(&*centre.store)[1].starts_with("kms.unseal|custodian|d-"));
+}
+
+#[test]
+fn bad_shares_are_rejected_and_progress_kept() {
+    let centre = Centre::sealed();
+    let kms = &centre.kms;
+    let share = centre.shares[0].contents.as_str();
+    kms.unseal(share.as_bytes()).unwrap();
+
+    let mut corrupted = share.as_bytes().to_vec();
+    corrupted[60] ^= 0x04;
+    let reason = invalid_share(kms.unseal(&corrupted));
+    assert!(!reason.is_empty());
+
+    let duplicate = invalid_share(kms.unseal(share.as_bytes()));
+    assert!(duplicate.contains("already given"), "{duplicate}");
+
+    let other = Centre::sealed();
+    let foreign = invalid_share(kms.unseal(other.shares[1].contents.as_bytes()));
+    assert!(foreign.contains("deployment"), "{foreign}");
+
+    assert!(invalid_share(kms.unseal(b"")).contains("first line"));
+    assert_eq!(kms.seal_status().progress, 1);
+}
+
+fn invalid_share<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
+    match result {
+        Err(Error::InvalidShare { reason }) => reason,
+        other => panic!("expected InvalidShare, got {other:?}"),
+    }
+}
+
+#[test]
+fn forged_share_value_fails_the_check_and_resets_progress() {
+    let centre = Centre::sealed();
+    let kms = &centre.kms;
+    let original = centre.shares[2].contents.as_str();
+    let mut value = hex::decode(field(original, "share")).unwrap();
+    value[5] ^= 0xff;
+    let forged = forge(original, "share", &hex::encode(value));
+
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+    kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    let failed = kms.unseal(forged.as_bytes());
+    assert!(
+        matches!(failed, Err(Error::UnsealFailed { .. })),
+        "{failed:?}"
+    );
+    assert_eq!(kms.seal_status().progress, 0);
+    assert!(kms.is_sealed());
+
+    // The attempt starts over; the right shares still work.
+    centre.unseal(kms);
+    assert_eq!(
+        audit_actions(&*centre.store),
+        ["kms.init", "kms.unseal.failed", "kms.unseal"]
+    );
+}
+
+#[test]
+fn share_of_another_deployment_relabelled_fails_the_check() {
+    let centre = Centre::sealed();
+    let other = Centre::sealed();
+    let deployment = field(&centre.shares[0].contents, "deployment");
+    let relabelled = forge(&other.shares[2].contents, "deployment", deployment);
+    centre
+        .kms
+        .unseal(centre.shares[0].contents.as_bytes())
+        .unwrap();
+    centre
+        .kms
+        .unseal(centre.shares[1].contents.as_bytes())
+        .unwrap();
+    assert!(matches!(
+        centre.kms.unseal(relabelled.as_bytes()),
+        Err(Error::UnsealFailed { .. })
+    ));
+}
+
+#[test]
+fn initialization_rules() {
+    let store = MemoryStore::new();
+    let clock = FakeClock::new();
+    for (m, n) in [(1, 3), (4, 3), (2, 17), (0, 0)] {
+        let result = Kms::initialize(&store, &TestAudit, &clock, m, n);
+        assert!(
+            matches!(
+                result,
+                Err(Error::InvalidArgument {
+                    field: "threshold",
+                    ..
+                })
+            ),
+            "{m} of {n}"
+        );
+    }
+    assert!(!Kms::is_initialized(&store).unwrap());
+    let empty: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let opened = Kms::open(empty, Arc::new(TestAudit), Arc::new(FakeClock::new()));
+    assert!(matches!(opened, Err(Error::NotInitialized)));
+
+    assert_eq!(
+        Kms::initialize(&store, &TestAudit, &clock, 2, 2)
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(Kms::is_initialized(&store).unwrap());
+    let again = Kms::initialize(&store, &TestAudit, &clock, 2, 2);
+    assert!(matches!(again, Err(Error::AlreadyInitialized)));
+    assert_eq!(
+        Kms::initialize(&MemoryStore::new(), &TestAudit, &clock, 16, 16)
+            .unwrap()
+            .len(),
+        16
+    );
+}
+
+#[test]
+fn master_key_is_not_in_the_store() {
+    let centre = Centre::sealed();
+    let everything = centre.store.scan(b"", None, usize::MAX).unwrap();
+    for share in &centre.shares {
+        let value = field(&share.contents, "share");
+        for (key, stored) in &everything {
+            assert!(
+                !String::from_utf8_lossy(stored).contains(value),
+                "share in {key:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn restart_on_redb_comes_up_sealed_and_keys_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("govtrust.redb");
+    let (shares, ciphertext, signed, ids) = {
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
+        let centre = Centre::sealed_on(store);
+        centre.unseal(&centre.kms);
+        let aes = centre.create(Algorithm::Aes256Gcm);
+        let ed = centre.create(Algorithm::Ed25519);
+        centre.kms.rotate_key("admin", &aes).unwrap();
+        let ciphertext = centre
+            .kms
+            .encrypt(&aes, b"survives", b"aad")
+            .unwrap()
+            .ciphertext;
+        let signed = centre.kms.sign(&ed, b"message").unwrap().signature;
+        (centre.shares, ciphertext, signed, (aes, ed))
+    };
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open(&path).unwrap());
+    let kms = Kms::open(store, Arc::new(TestAudit), Arc::new(FakeClock::new())).unwrap();
+    assert!(kms.is_sealed());
+    for index in [1, 2, 3] {
+        kms.unseal(shares[index].contents.as_bytes()).unwrap();
+    }
+    assert!(!kms.is_sealed());
+    let decrypted = kms.decrypt(&ciphertext, b"aad", Some(&ids.0)).unwrap();
+    assert_eq!(
+        (decrypted.plaintext.as_slice(), decrypted.version),
+        (&b"survives"[..], 2)
+    );
+    assert!(kms.verify(&ids.1, None, b"message", &signed).unwrap());
+    assert_eq!(kms.list_keys(0, None).unwrap().0.len(), 2);
+}
+
+#[test]
+fn reopen_on_the_same_store_decrypts_every_key() {
+    let centre = Centre::unsealed();
+    let ids: Vec<KeyId> = (0..5)
+        .map(|_| centre.create(Algorithm::Aes256Gcm))
+        .collect();
+    let ciphertexts: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| {
+            centre
+                .kms
+                .encrypt(id, id.as_str().as_bytes(), b"")
+                .unwrap()
+                .ciphertext
+        })
+        .collect();
+    let kms = centre.reopen();
+    assert!(kms.is_sealed());
+    centre.unseal(&kms);
+    for (id, ciphertext) in ids.iter().zip(&ciphertexts) {
+        assert_eq!(
+            kms.decrypt(ciphertext, b"", None)
+                .unwrap()
+                .plaintext
+                .as_slice(),
+            id.as_str().as_bytes()
+        );
+    }
+}
+
+/// Swaps the values at two store keys.
+fn swap(store: &dyn Store, a: &[u8], b: &[u8]) {
+    let value_a = store.get(a).unwrap().unwrap();
+    let value_b = store.get(b).unwrap().unwrap();
+    let mut batch = Batch::new();
+    batch.put(a, value_b).put(b, value_a);
+    store.commit(batch).unwrap();
+}
+
+#[test]
+fn swapped_metadata_fails_to_unseal() {
+    let centre = Centre::unsealed();
+    let a = centre.create(Algorithm::Aes256Gcm);
+    let b = centre.create(Algorithm::Aes256Gcm);
+    swap(
+        &*centre.store,
+        format!("kms/meta/{a}").as_bytes(),
+        format!("kms/meta/{b}").as_bytes(),
+    );
+    let kms = centre.reopen();
+    centre.unseal(&kms);
+    assert!(matches!(kms.key(&a), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        kms.encrypt(&b, b"p", b""),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        kms.list_keys(10, None),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn swapped_material_fails_to_unseal() {
+    let centre = Centre::unsealed();
+    let a = centre.create(Algorithm::Aes256Gcm);
+    let b = centre.create(Algorithm::Aes256Gcm);
+    let material = |id: &KeyId| format!("kms/material/{id}/00000001").into_bytes();
+    swap(&*centre.store, &material(&a), &material(&b));
+    let kms = centre.reopen();
+    centre.unseal(&kms);
+    let error = kms.encrypt(&a, b"p", b"").unwrap_err();
+    assert!(matches!(error, Error::Corrupt { .. }));
+    assert!(error.to_string().contains(a.as_str()), "{error}");
+}
+
+#[test]
+fn material_moved_to_another_version_fails_to_unseal() {
+    let centre = Centre::unsealed();
+    let id = centre.create(Algorithm::Aes256Gcm);
+    centre.kms.rotate_key("admin", &id).unwrap();
+    let version = |v: u32| format!("kms/material/{id}/{v:08x}").into_bytes();
+    swap(&*centre.store, &version(1), &version(2));
+    let kms = centre.reopen();
+    centre.unseal(&kms);
+    assert!(matches!(
+        kms.encrypt(&id, b"p", b""),
+        Err(Error::Corrupt { .. })
+    ));
+}

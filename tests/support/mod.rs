@@ -1,0 +1,208 @@
+//! Shared harness of the end-to-end tests: the real `govtrust` binary, real TLS, the real
+//! `openssl` CLI.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_govtrust")
+}
+
+/// A running `govtrust serve`, killed (SIGKILL) when dropped.
+pub struct Server {
+    pub data: PathBuf,
+    pub url: String,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `serve --dev` on a fresh data directory inside `dir`.
+    pub fn dev(dir: &Path) -> Server {
+        Self::start(&dir.join("data"), true)
+    }
+
+    /// Starts `serve` (sealed) on an existing deployment.
+    pub fn start(data: &Path, dev: bool) -> Server {
+        let port = free_port();
+        let mut command = Command::new(binary());
+        command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(data);
+        if dev {
+            command.arg("--dev");
+        }
+        let log = std::fs::File::create(data.with_extension(format!("{port}.log"))).unwrap();
+        let child = command
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = Server {
+            data: data.to_path_buf(),
+            url: format!("https://localhost:{port}"),
+            child,
+        };
+        server.wait_until_listening(port);
+        server
+    }
+
+    fn wait_until_listening(&self, port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "server did not listen on {port} within 60 s; log: {}",
+            self.log()
+        );
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        let port = self.url.rsplit(':').next().unwrap_or_default();
+        std::fs::read_to_string(self.data.with_extension(format!("{port}.log"))).unwrap_or_default()
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.data.join("ca/root.pem")
+    }
+
+    pub fn admin(&self, role: &str) -> PathBuf {
+        self.data.join("admin").join(role)
+    }
+
+    /// Runs a client subcommand against this server.
+    pub fn gt(&self, args: &[&str]) -> Output {
+        Command::new(binary())
+            .args(args)
+            .env("GOVTRUST_SERVER", &self.url)
+            .env("GOVTRUST_CA", self.root())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a client subcommand as `role` (an admin role name) or a credential directory.
+    pub fn gt_as(&self, identity: &Path, args: &[&str]) -> Output {
+        Command::new(binary())
+            .args(args)
+            .env("GOVTRUST_SERVER", &self.url)
+            .env("GOVTRUST_CA", self.root())
+            .env("GOVTRUST_IDENTITY", identity)
+            .output()
+            .unwrap()
+    }
+
+    /// Registers a system as the system administrator; returns its enrollment token.
+    pub fn register(&self, name: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "system",
+            "register",
+            "--name",
+            name,
+            "--org",
+            "finance",
+            "--level",
+            "3",
+            "--network",
+            "extranet",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = ok(self.gt_as(&self.admin("system-admin"), &args));
+        json(&out)["enrollment_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Asserts the command succeeded and returns its stdout.
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Asserts the command failed and returns its stderr.
+pub fn fails(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "command unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8(output.stderr).unwrap()
+}
+
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Runs the `openssl` CLI in `dir`, asserting success; returns stdout.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the openssl CLI is installed");
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A P-256 key and CSR made by `openssl req`, files `<stem>.key` and `<stem>.csr` in `dir`.
+pub fn openssl_csr(dir: &Path, stem: &str, subject: &str, extra: &[&str]) -> PathBuf {
+    let key = format!("{stem}.key");
+    let csr = format!("{stem}.csr");
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        subject,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+    dir.join(csr)
+}
