@@ -103,7 +103,8 @@ pub fn write_credential(dir: &Path, credential: &Credential, root_pem: &str) -> 
     write_public(&dir.join("ca.pem"), root_pem)
 }
 
-fn write_shares(dir: &Path, shares: &[ShareFile]) -> anyhow::Result<()> {
+/// Writes one file per share, readable by the owner only.
+pub fn write_shares(dir: &Path, shares: &[ShareFile]) -> anyhow::Result<()> {
     for share in shares {
         write_secret(
             &dir.join(format!("share-{}.txt", share.index)),

@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 /// Load generator for a running `govtrust serve`: N concurrent mTLS clients per operation,
 /// each on its own connection; prints ops/s and p50/p99 latency per operation.
 #[derive(Debug, Parser)]
-#[command(name = "govtrust-bench", version, about)]
+#[command(name = "govtrust-bench", version, about, args_override_self = true)]
 pub struct Args {
     /// Server address.
     #[arg(

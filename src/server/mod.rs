@@ -137,7 +137,9 @@ fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
         server_names: vec!["localhost".to_owned()],
         server_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
     };
-    crate::init::run(&args)?;
+    let shares = crate::init::create(layout, &args)?;
+    crate::init::write_shares(&layout.dev_unseal(), &shares)?;
+    println!("dev mode: created a new deployment in {}", layout.root().display());
     Ok(())
 }
 
