@@ -109,3 +109,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kms(command) => client::keys::run(command).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

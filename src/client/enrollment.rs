@@ -173,6 +173,9 @@ fn show(connection: &Connection, issued: &IssuedCertificate, dir: &std::path::Pa
     } else {
         println!("certificate {} for {}", issued.serial, issued.spiffe_id);
         println!("valid until {}", timestamp(issued.not_after.as_ref()));
-        println!("written to {} (cert.pem, chain.pem, ca.pem, key.pem)", dir.display());
+        println!(
+            "written to {} (cert.pem, chain.pem, ca.pem, key.pem)",
+            dir.display()
+        );
     }
 }

@@ -18,6 +18,12 @@ pub enum KmsCommand {
     /// Keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print this centre's X25519 import wrapping key, base64: give it to a centre that
+    /// exports a key to this one.
+    WrappingKey {
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +116,37 @@ pub enum KeyCommand {
     },
     /// Cancel a scheduled destruction.
     CancelDestroy(KeyArg),
+    /// Export an exportable key wrapped (HPKE) to a recipient's X25519 public key; writes a
+    /// JSON bundle that `kms key import` on the recipient's centre accepts.
+    Export {
+        #[command(flatten)]
+        key: KeyArg,
+        /// The recipient's X25519 public key, base64 (e.g. from `kms wrapping-key` of another
+        /// centre).
+        #[arg(long)]
+        recipient: String,
+        /// Version to export; default: the primary version.
+        #[arg(long = "key-version", default_value_t = 0)]
+        key_version: u32,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Import a key bundle written by `kms key export` to this centre's wrapping key.
+    Import {
+        /// The bundle file.
+        #[arg(long = "in")]
+        input: PathBuf,
+        #[arg(long)]
+        exportable: bool,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Identity allowed to use the key (security administrator only); default: you.
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 /// A key id and the connection.
@@ -167,7 +204,22 @@ async fn client(connection: &Connection) -> anyhow::Result<KeyManagementClient<C
     Ok(KeyManagementClient::new(connection.channel().await?))
 }
 
-pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
+pub async fn run(command: KmsCommand) -> anyhow::Result<()> {
+    match command {
+        KmsCommand::Key(command) => key(command).await,
+        KmsCommand::WrappingKey { connection } => {
+            let mut client = client(&connection).await?;
+            let key = client
+                .get_wrapping_key(pb::GetWrappingKeyRequest {})
+                .await
+                .map_err(status_error)?;
+            println!("{}", B64.encode(key.into_inner().public_key));
+            Ok(())
+        }
+    }
+}
+
+async fn key(command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::Create {
             algorithm,
@@ -330,6 +382,56 @@ pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
                 .map_err(status_error)?;
             show_key(&key.connection, &out.into_inner().key.unwrap_or_default());
         }
+        KeyCommand::Export {
+            key,
+            recipient,
+            key_version,
+            out,
+        } => {
+            let request = pb::WrapKeyForRecipientRequest {
+                key_id: key.key_id,
+                version: key_version,
+                recipient_public_key: B64
+                    .decode(recipient.trim())
+                    .context("--recipient is not base64")?,
+            };
+            let mut client = client(&key.connection).await?;
+            let wrapped = client
+                .wrap_key_for_recipient(request)
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            let bundle = serde_json::json!({
+                "format": BUNDLE_FORMAT,
+                "key_id": wrapped.key_id,
+                "version": wrapped.version,
+                "algorithm": algorithm_name(wrapped.algorithm()),
+                "encapsulated_key": B64.encode(&wrapped.encapsulated_key),
+                "ciphertext": B64.encode(&wrapped.ciphertext),
+            });
+            crate::init::write_public(&out, &serde_json::to_string_pretty(&bundle)?)?;
+            println!(
+                "wrapped {} version {} to {}",
+                wrapped.key_id,
+                wrapped.version,
+                out.display()
+            );
+        }
+        KeyCommand::Import {
+            input,
+            exportable,
+            description,
+            owner,
+            connection,
+        } => {
+            let request = import_request(&input, exportable, description, owner)?;
+            let key = client(&connection)
+                .await?
+                .import_key(request)
+                .await
+                .map_err(status_error)?;
+            show_key(&connection, &key.into_inner().key.unwrap_or_default());
+        }
         KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
             let request = pb::CancelKeyDestructionRequest { key_id };
             let mut client = client(&connection).await?;
@@ -341,6 +443,50 @@ pub async fn run(KmsCommand::Key(command): KmsCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `format` field of an export bundle.
+const BUNDLE_FORMAT: &str = "govtrust-wrapped-key-v1";
+
+fn import_request(
+    input: &std::path::Path,
+    exportable: bool,
+    description: String,
+    owner: Option<String>,
+) -> anyhow::Result<pb::ImportKeyRequest> {
+    let text = std::fs::read_to_string(input)
+        .with_context(|| format!("cannot read {}", input.display()))?;
+    let bundle: serde_json::Value =
+        serde_json::from_str(&text).context("the bundle is not JSON")?;
+    anyhow::ensure!(
+        bundle["format"] == BUNDLE_FORMAT,
+        "not a {BUNDLE_FORMAT} bundle"
+    );
+    let field = |name: &str| -> anyhow::Result<Vec<u8>> {
+        let text = bundle[name]
+            .as_str()
+            .with_context(|| format!("the bundle has no {name}"))?;
+        B64.decode(text)
+            .with_context(|| format!("the bundle's {name} is not base64"))
+    };
+    let algorithm = bundle["algorithm"]
+        .as_str()
+        .context("the bundle has no algorithm")?;
+    let algorithm = pb::KeyAlgorithm::from_str_name(&algorithm_enum_name(algorithm))
+        .with_context(|| format!("unknown algorithm {algorithm:?} in the bundle"))?;
+    Ok(pb::ImportKeyRequest {
+        algorithm: algorithm as i32,
+        encapsulated_key: field("encapsulated_key")?,
+        ciphertext: field("ciphertext")?,
+        exportable,
+        description,
+        owner: owner.unwrap_or_default(),
+    })
+}
+
+/// The protobuf enum name of an algorithm's CLI name (`ed25519` -> `KEY_ALGORITHM_ED25519`).
+fn algorithm_enum_name(name: &str) -> String {
+    format!("KEY_ALGORITHM_{}", name.replace('-', "_").to_uppercase())
 }
 
 async fn list(connection: &Connection) -> anyhow::Result<()> {

@@ -139,7 +139,10 @@ fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
     };
     let shares = crate::init::create(layout, &args)?;
     crate::init::write_shares(&layout.dev_unseal(), &shares)?;
-    println!("dev mode: created a new deployment in {}", layout.root().display());
+    println!(
+        "dev mode: created a new deployment in {}",
+        layout.root().display()
+    );
     Ok(())
 }
 
