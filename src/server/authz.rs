@@ -109,3 +109,125 @@ fn describe(action: Action<'_>) -> String {
         Action::Key(KeyOperation::Export, key) => format!("export key {}", key.id),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::SystemTime;
+
+    use govtrust_kms::{Algorithm, KeyId, KeyState};
+
+    use super::*;
+
+    const TAX: &str = "spiffe://gov.example/org/finance/sys/tax";
+    const HEALTH: &str = "spiffe://gov.example/org/health/sys/records";
+    const SECURITY: &str = "spiffe://gov.example/person/security-admin";
+
+    fn key(owner: &str, internal: bool) -> KeyInfo {
+        KeyInfo {
+            id: KeyId::parse("k-0123456789abcdef0123456789abcdef").unwrap(),
+            algorithm: Algorithm::Aes256Gcm,
+            state: KeyState::Active,
+            primary_version: 1,
+            versions: Vec::new(),
+            exportable: false,
+            owner: owner.to_owned(),
+            description: String::new(),
+            internal,
+            created_at: SystemTime::now(),
+            destruction_scheduled_at: None,
+            destroyed_at: None,
+        }
+    }
+
+    fn system(id: &str) -> Principal {
+        Principal::for_test(
+            id,
+            Kind::System {
+                org: "o".into(),
+                name: "n".into(),
+            },
+        )
+    }
+
+    fn admin(role: Role) -> Principal {
+        Principal::for_test(
+            &format!("spiffe://gov.example/person/{role}"),
+            Kind::Administrator(role),
+        )
+    }
+
+    fn all_key_operations() -> [KeyOperation; 4] {
+        [
+            KeyOperation::Read,
+            KeyOperation::Use,
+            KeyOperation::Manage,
+            KeyOperation::Export,
+        ]
+    }
+
+    #[test]
+    fn systems_reach_only_the_keys_they_own() {
+        let own = key(TAX, false);
+        let other = key(HEALTH, false);
+        for operation in all_key_operations() {
+            assert!(authorize(&system(TAX), Action::Key(operation, &own)).is_ok());
+            let denied = authorize(&system(TAX), Action::Key(operation, &other)).unwrap_err();
+            assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+            assert!(denied.message().contains(TAX), "{}", denied.message());
+        }
+        assert!(authorize(&system(TAX), Action::RegisterSystem).is_err());
+        assert!(authorize(&system(TAX), Action::ListKeys).is_err());
+        assert!(authorize(&system(TAX), Action::Renew).is_ok());
+    }
+
+    #[test]
+    fn internal_keys_are_out_of_reach_of_everyone() {
+        let ca_key = key("spiffe://gov.example/govtrust", true);
+        let disguised = key(TAX, true);
+        for operation in [
+            KeyOperation::Use,
+            KeyOperation::Manage,
+            KeyOperation::Export,
+        ] {
+            for principal in [system(TAX), admin(Role::SecurityAdministrator)] {
+                assert!(authorize(&principal, Action::Key(operation, &ca_key)).is_err());
+                assert!(authorize(&principal, Action::Key(operation, &disguised)).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn administrator_duties_are_separated() {
+        let system_key = key(TAX, false);
+        let own_key = key(SECURITY, false);
+        let sys = admin(Role::SystemAdministrator);
+        let sec = admin(Role::SecurityAdministrator);
+        let aud = admin(Role::AuditAdministrator);
+        assert!(authorize(&sys, Action::RegisterSystem).is_ok());
+        assert!(authorize(&sec, Action::RegisterSystem).is_err());
+        assert!(authorize(&aud, Action::RegisterSystem).is_err());
+        assert!(authorize(&sys, Action::CreateKey).is_err());
+        assert!(authorize(&sec, Action::CreateKey).is_ok());
+        assert!(authorize(&aud, Action::CreateKey).is_err());
+        assert!(authorize(&sec, Action::Key(KeyOperation::Manage, &system_key)).is_ok());
+        assert!(authorize(&sec, Action::Key(KeyOperation::Use, &system_key)).is_err());
+        assert!(authorize(&sec, Action::Key(KeyOperation::Use, &own_key)).is_ok());
+        assert!(authorize(&aud, Action::Key(KeyOperation::Read, &system_key)).is_ok());
+        assert!(authorize(&aud, Action::Key(KeyOperation::Manage, &system_key)).is_err());
+        assert!(authorize(&aud, Action::Key(KeyOperation::Use, &system_key)).is_err());
+        for principal in [&sys, &sec, &aud] {
+            assert!(authorize(principal, Action::ReadCertificates).is_ok());
+            assert!(authorize(principal, Action::Renew).is_err());
+        }
+    }
+
+    #[test]
+    fn identities_without_a_role_may_do_nothing() {
+        let stranger = Principal::for_test("spiffe://gov.example/person/nobody", Kind::Unknown);
+        let own = key("spiffe://gov.example/person/nobody", false);
+        assert!(authorize(&stranger, Action::ReadCaChain).is_err());
+        assert!(authorize(&stranger, Action::Key(KeyOperation::Use, &own)).is_err());
+        assert!(authorize(&stranger, Action::CreateKey).is_err());
+    }
+}

@@ -38,6 +38,20 @@ pub struct Principal {
     not_after: SystemTime,
 }
 
+#[cfg(test)]
+impl Principal {
+    /// A principal for policy tests.
+    pub fn for_test(spiffe_id: &str, kind: Kind) -> Self {
+        let not_after = SystemTime::now() + std::time::Duration::from_secs(3600);
+        Self {
+            spiffe_id: spiffe_id.to_owned(),
+            serial: "01".to_owned(),
+            kind,
+            not_after,
+        }
+    }
+}
+
 /// Verifies client certificates against the deployment's CA hierarchy.
 pub struct Authenticator {
     ca: Arc<Ca>,
