@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// from shares kept on local disk. Never use it for real keys.
     #[arg(long)]
     pub dev: bool,
+    /// Dev mode only: run the server's clock this many days ahead, to rehearse what happens
+    /// when waiting periods and lifetimes end (key destruction, token expiry).
+    #[arg(long, requires = "dev", value_name = "DAYS")]
+    pub dev_clock_offset_days: Option<u32>,
 }
 
 /// `govtrust init`.

@@ -264,3 +264,55 @@ fn tampered_ciphertexts_wrong_aad_and_unusable_keys_are_refused() {
         "tax records"
     );
 }
+
+#[test]
+fn a_destroyed_key_is_gone_and_says_when_it_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let admin = server.admin("security-admin");
+    let key = json(&ok(server.gt_as(
+        &admin,
+        &[
+            "kms",
+            "key",
+            "create",
+            "--algorithm",
+            "aes-256-gcm",
+            "--json",
+        ],
+    )));
+    let key_id = key["key_id"].as_str().unwrap().to_owned();
+    let ciphertext = ok(server.gt_as(
+        &admin,
+        &["kms", "key", "encrypt", &key_id, "--plaintext", "x"],
+    ));
+    ok(server.gt_as(&admin, &["kms", "key", "destroy", &key_id, "--days", "7"]));
+    let data = server.data.clone();
+    server.kill();
+
+    // Eight days later the waiting period is over; the sweep at start-up destroys the key.
+    let server = Server::start_with(&data, true, &["--dev-clock-offset-days", "8"]);
+    let shown = json(&ok(
+        server.gt_as(&admin, &["kms", "key", "show", &key_id, "--json"])
+    ));
+    assert_eq!(shown["state"], "destroyed");
+    assert!(!shown["destroyed_at"].as_str().unwrap().is_empty());
+    let error = fails(server.gt_as(
+        &admin,
+        &["kms", "key", "decrypt", "--ciphertext", ciphertext.trim()],
+    ));
+    assert!(
+        error.contains("FailedPrecondition") && error.contains("destroyed at"),
+        "{error}"
+    );
+    let error = fails(server.gt_as(
+        &admin,
+        &["kms", "key", "encrypt", &key_id, "--plaintext", "x"],
+    ));
+    assert!(
+        error.contains("FailedPrecondition") && error.contains("destroyed"),
+        "{error}"
+    );
+    let error = fails(server.gt_as(&admin, &["kms", "key", "rotate", &key_id]));
+    assert!(error.contains("FailedPrecondition"), "{error}");
+}

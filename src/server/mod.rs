@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 use govtrust_audit::AuditLog;
 use govtrust_ca::Ca;
-use govtrust_kms::{Kms, SystemClock};
+use govtrust_kms::{Clock, Kms, SystemClock};
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
 use tonic::Status;
@@ -36,7 +36,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         prepare_dev(&layout)?;
     }
-    let (kms, ca) = open(&layout)?;
+    let (kms, ca) = open(&layout, clock(&args))?;
     if args.dev {
         dev_unseal(&layout, &kms)?;
     }
@@ -64,7 +64,27 @@ fn data_dir(args: &ServeArgs) -> PathBuf {
     })
 }
 
-fn open(layout: &Layout) -> anyhow::Result<(Arc<Kms>, Arc<Ca>)> {
+/// The server's clock: the system clock, or in dev mode optionally one running ahead.
+fn clock(args: &ServeArgs) -> Arc<dyn Clock> {
+    match args.dev_clock_offset_days.filter(|_| args.dev) {
+        Some(days) => {
+            eprintln!("WARNING: dev mode clock runs {days} days ahead");
+            Arc::new(AheadClock(Duration::from_secs(u64::from(days) * 86_400)))
+        }
+        None => Arc::new(SystemClock),
+    }
+}
+
+/// A clock running a fixed time ahead of the system clock (dev mode rehearsals only).
+struct AheadClock(Duration);
+
+impl Clock for AheadClock {
+    fn now(&self) -> std::time::SystemTime {
+        SystemClock.now() + self.0
+    }
+}
+
+fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<Kms>, Arc<Ca>)> {
     let database = layout.database();
     if !database.exists() {
         anyhow::bail!(
@@ -75,7 +95,6 @@ fn open(layout: &Layout) -> anyhow::Result<(Arc<Kms>, Arc<Ca>)> {
     }
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&database)?);
     let audit = Arc::new(AuditLog::new(store.clone()));
-    let clock = Arc::new(SystemClock);
     let kms = Arc::new(Kms::open(store.clone(), audit.clone(), clock.clone())?);
     let ca = Arc::new(Ca::open(store, kms.clone(), audit, clock)?);
     Ok((kms, ca))

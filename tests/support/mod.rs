@@ -28,6 +28,11 @@ impl Server {
 
     /// Starts `serve` (sealed) on an existing deployment.
     pub fn start(data: &Path, dev: bool) -> Server {
+        Self::start_with(data, dev, &[])
+    }
+
+    /// Starts `serve` with extra arguments.
+    pub fn start_with(data: &Path, dev: bool, extra: &[&str]) -> Server {
         let port = free_port();
         let mut command = Command::new(binary());
         command
@@ -36,6 +41,7 @@ impl Server {
         if dev {
             command.arg("--dev");
         }
+        command.args(extra);
         let log = std::fs::File::create(data.with_extension(format!("{port}.log"))).unwrap();
         let child = command
             .stdout(log.try_clone().unwrap())
