@@ -49,6 +49,11 @@ pub struct Args {
     /// Enrollments measured by `enroll` (one registered system each, registered beforehand).
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub enroll_count: u32,
+    /// Measure the timed operations this many times, interleaved (health, encrypt, ... then
+    /// again), and report each one's median round: on a small machine one window is noisy.
+    /// Enroll runs once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub rounds: u16,
     /// Operations to measure, comma-separated; they always run in the order listed here.
     #[arg(
         long,
