@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -20,10 +21,16 @@ use crate::cli::InitArgs;
 use crate::layout::Layout;
 
 /// Creates the deployment described by `args`; returns the shares it wrote.
+///
+/// Nothing is left half-made: if any step fails, the data directory and the share files this
+/// command created are removed again (a deployment whose shares were not all written could
+/// never be unsealed).
 pub fn run(args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
     let layout = Layout::new(&args.data);
-    let shares = create(&layout, args)?;
-    write_shares(&args.shares_out, &shares)?;
+    check(args)?;
+    ensure_empty(layout.root())?;
+    ensure_empty(&args.shares_out)?;
+    let shares = create_complete(&layout, args)?;
     println!("Initialised deployment in {}", layout.root().display());
     println!(
         "Wrote {} custodian shares to {} ({} needed to unseal): hand one to each custodian, then delete them here.",
@@ -35,11 +42,41 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
     Ok(shares)
 }
 
-/// Creates the deployment in `layout` and returns the shares without writing them.
+/// Creates the deployment and writes its shares to `args.shares_out`; marks the deployment
+/// complete last. On failure removes what it made, so a half-made deployment never remains.
+pub fn create_complete(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
+    create(layout, args)
+        .and_then(|shares| write_shares(&args.shares_out, &shares).map(|()| shares))
+        .and_then(|shares| {
+            write_public(&layout.complete_marker(), "initialised\n").map(|()| shares)
+        })
+        .inspect_err(|_| {
+            let _ = fs::remove_dir_all(layout.root());
+            let _ = fs::remove_dir_all(&args.shares_out);
+        })
+}
+
+/// Refuses impossible settings before anything touches the disk.
+fn check(args: &InitArgs) -> anyhow::Result<()> {
+    if !(2..=16).contains(&args.shares) || !(2..=args.shares).contains(&args.threshold) {
+        bail!(
+            "--threshold {} of --shares {}: need 2 <= threshold <= shares <= 16",
+            args.threshold,
+            args.shares
+        );
+    }
+    if args.server_names.is_empty() && args.server_ips.is_empty() {
+        bail!("give the server at least one --server-name or --server-ip");
+    }
+    Ok(())
+}
+
+/// Creates the deployment in `layout` (an empty or absent directory) and returns the shares
+/// without writing them.
 pub fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
-    ensure_empty(layout.root())?;
-    fs::create_dir_all(layout.root()).context("cannot create the data directory")?;
+    create_private_dir(layout.root())?;
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&layout.database())?);
+    fs::set_permissions(layout.database(), fs::Permissions::from_mode(0o600))?;
     let audit = Arc::new(AuditLog::new(store.clone()));
     let clock = Arc::new(SystemClock);
     let shares = Kms::initialize(
@@ -63,10 +100,19 @@ pub fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>
     Ok(shares)
 }
 
+/// Creates `dir` (and parents) readable by the owner only.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
 fn ensure_empty(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() && fs::read_dir(dir)?.next().is_some() {
         bail!(
-            "{} is not empty: refusing to initialise over an existing deployment",
+            "{} is not empty: refusing to initialise over existing files",
             dir.display()
         );
     }
@@ -106,10 +152,8 @@ pub fn write_credential(dir: &Path, credential: &Credential, root_pem: &str) -> 
 /// Writes one file per share, readable by the owner only.
 pub fn write_shares(dir: &Path, shares: &[ShareFile]) -> anyhow::Result<()> {
     for share in shares {
-        write_secret(
-            &dir.join(format!("share-{}.txt", share.index)),
-            &share.contents,
-        )?;
+        let path = dir.join(format!("share-{}.txt", share.index));
+        write_file(&path, share.contents.as_bytes(), 0o600, Replace::Never)?;
     }
     Ok(())
 }
@@ -124,30 +168,42 @@ fn print_credentials(layout: &Layout) {
 
 /// Writes a public file (certificates), replacing it atomically.
 pub fn write_public(path: &Path, contents: &str) -> anyhow::Result<()> {
-    write_atomically(path, contents.as_bytes(), 0o644)
+    write_file(path, contents.as_bytes(), 0o644, Replace::Atomically)
 }
 
 /// Writes a secret file readable by the owner only, replacing it atomically.
 pub fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
-    write_atomically(path, contents.as_bytes(), 0o600)
+    write_file(path, contents.as_bytes(), 0o600, Replace::Atomically)
 }
 
-fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Whether a write may replace an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replace {
+    Atomically,
+    Never,
+}
+
+/// Writes `contents` to a fresh temporary file in the target's directory (created exclusively,
+/// with `mode` from the start, so no planted file or symlink is followed), syncs it, renames it
+/// into place and syncs the directory.
+pub fn write_file(path: &Path, contents: &[u8], mode: u32, replace: Replace) -> anyhow::Result<()> {
     let dir = path
         .parent()
-        .context("a file path has a parent directory")?;
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let temporary = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&temporary)
-        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".govtrust-")
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
     file.write_all(contents)?;
-    file.sync_all()?;
-    fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.as_file().sync_all()?;
+    match replace {
+        Replace::Atomically => file.persist(path).map(drop),
+        Replace::Never => file.persist_noclobber(path).map(drop),
+    }
+    .with_context(|| format!("cannot write {}", path.display()))?;
+    fs::File::open(dir)?.sync_all()?;
     Ok(())
 }

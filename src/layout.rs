@@ -48,6 +48,11 @@ impl Layout {
         self.root.join("admin").join(role)
     }
 
+    /// Written last by `init`: a deployment without it was interrupted while being created.
+    pub fn complete_marker(&self) -> PathBuf {
+        self.root.join("initialised")
+    }
+
     /// Dev mode only: the shares that auto-unseal the server. Never in production.
     pub fn dev_unseal(&self) -> PathBuf {
         self.root.join("dev-unseal")

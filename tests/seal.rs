@@ -145,3 +145,50 @@ fn restart_comes_up_sealed_unseals_with_three_shares_and_keeps_everything() {
         "spiffe://gov.example/org/finance/sys/records"
     );
 }
+
+#[test]
+fn init_keeps_secrets_private_and_never_overwrites_shares() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, shares) = init(dir.path());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("govtrust.redb")), 0o600);
+    assert_eq!(mode(&data.join("tls/server.key")), 0o600);
+    assert_eq!(mode(&data.join("admin/security-admin/key.pem")), 0o600);
+    assert_eq!(mode(&shares.join("share-1.txt")), 0o600);
+
+    // A second deployment may not write over the first one's shares.
+    let before = std::fs::read(shares.join("share-1.txt")).unwrap();
+    let second = dir.path().join("second");
+    let refused = std::process::Command::new(binary())
+        .args([
+            "init",
+            "--data",
+            second.to_str().unwrap(),
+            "--shares-out",
+            shares.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let error = fails(refused);
+    assert!(error.contains("not empty"), "{error}");
+    assert!(!second.exists(), "a refused init leaves no data directory");
+    assert_eq!(std::fs::read(shares.join("share-1.txt")).unwrap(), before);
+
+    let impossible = std::process::Command::new(binary())
+        .args([
+            "init",
+            "--data",
+            second.to_str().unwrap(),
+            "--shares-out",
+            dir.path().join("s3").to_str().unwrap(),
+            "--threshold",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let error = fails(impossible);
+    assert!(error.contains("threshold"), "{error}");
+    assert!(!second.exists());
+}

@@ -55,10 +55,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
             let mut request = ListCertificatesRequest {
                 system: system.unwrap_or_default(),
                 status: status.map_or(CertificateStatus::Unspecified, status_message) as i32,
-                expiring_before: expiring_within_days.map(|days| {
-                    (std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400))
-                        .into()
-                }),
+                expiring_before: expiring_within_days.map(horizon).transpose()?,
                 page_size: 0,
                 page_token: String::new(),
             };
@@ -92,6 +89,16 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Now plus `days`, as a protobuf timestamp.
+fn horizon(days: u64) -> anyhow::Result<prost_types::Timestamp> {
+    days.checked_mul(86_400)
+        .and_then(|seconds| {
+            std::time::SystemTime::now().checked_add(std::time::Duration::from_secs(seconds))
+        })
+        .map(Into::into)
+        .ok_or_else(|| anyhow::anyhow!("--expiring-within-days {days} is too far in the future"))
 }
 
 fn status_message(status: StatusArg) -> CertificateStatus {

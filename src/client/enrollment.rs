@@ -12,14 +12,24 @@ use govtrust_proto::ca::{
 };
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
+use super::credential;
 use super::{Connection, print_json, status_error, timestamp};
-use crate::init::{write_public, write_secret};
+use crate::init::write_public;
 
 #[derive(Debug, Args)]
 pub struct EnrollArgs {
-    /// The one-time enrollment token from `govtrust system register`.
-    #[arg(long, env = "GOVTRUST_TOKEN")]
-    pub token: String,
+    /// The one-time enrollment token from `govtrust system register` (prefer --token-file or
+    /// GOVTRUST_TOKEN: a command line is visible to other local users).
+    #[arg(
+        long,
+        env = "GOVTRUST_TOKEN",
+        required_unless_present = "token_file",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// A file holding the enrollment token.
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// Directory to write cert.pem, key.pem and ca.pem to.
     #[arg(long)]
     pub out: PathBuf,
@@ -78,7 +88,7 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     let mut client = CertificateAuthorityClient::new(args.connection.channel().await?);
     let response = client
         .enroll(EnrollRequest {
-            token: args.token,
+            token: token(&args)?,
             csr,
         })
         .await
@@ -90,6 +100,18 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
     save(&args.out, &issued, key.as_ref())?;
     show(&args.connection, &issued, &args.out);
     Ok(())
+}
+
+/// The token from --token, GOVTRUST_TOKEN or --token-file.
+fn token(args: &EnrollArgs) -> anyhow::Result<String> {
+    match (&args.token, &args.token_file) {
+        (Some(token), _) => Ok(token.trim().to_owned()),
+        (None, Some(file)) => Ok(std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?
+            .trim()
+            .to_owned()),
+        (None, None) => anyhow::bail!("give --token-file FILE (or GOVTRUST_TOKEN)"),
+    }
 }
 
 /// Generates a new key, renews over mTLS with the current credential, replaces it.
@@ -136,17 +158,20 @@ fn request(
 }
 
 /// Writes the credential directory: `cert.pem` (the certificate), `chain.pem` (issuing CA and
-/// root), `ca.pem` (the root, the trust anchor) and `key.pem` when the key was made here. The
-/// key is written first, so a crash never leaves a certificate without its key.
+/// root), `ca.pem` (the root, the trust anchor) and `key.pem` when the key was made here.
+///
+/// Key and certificate are replaced as a pair so that a crash at any point leaves a matching
+/// pair: both are first written as `*.new`, then renamed key first; [`credential::recover`]
+/// finishes a swap a crash interrupted.
 fn save(
     dir: &std::path::Path,
     issued: &IssuedCertificate,
     key: Option<&KeyPair>,
 ) -> anyhow::Result<()> {
-    if let Some(key) = key {
-        write_secret(&dir.join("key.pem"), &key.serialize_pem())?;
+    match key {
+        Some(key) => credential::replace(dir, &key.serialize_pem(), &issued.certificate_pem)?,
+        None => write_public(&dir.join("cert.pem"), &issued.certificate_pem)?,
     }
-    write_public(&dir.join("cert.pem"), &issued.certificate_pem)?;
     write_public(&dir.join("chain.pem"), &issued.chain_pem)?;
     write_public(&dir.join("ca.pem"), &root_of(&issued.chain_pem))
 }

@@ -5,6 +5,7 @@
 //! default and JSON with `--json`.
 
 pub mod certs;
+pub mod credential;
 pub mod enrollment;
 pub mod keys;
 pub mod seal;
@@ -72,10 +73,13 @@ impl Connection {
     fn client_identity(&self) -> anyhow::Result<Option<(Vec<u8>, Vec<u8>)>> {
         match (&self.cert, &self.key, &self.identity) {
             (Some(cert), Some(key), _) => Ok(Some((read(cert)?, read(key)?))),
-            (_, _, Some(dir)) => Ok(Some((
-                read(&dir.join("cert.pem"))?,
-                read(&dir.join("key.pem"))?,
-            ))),
+            (_, _, Some(dir)) => {
+                credential::recover(dir)?;
+                Ok(Some((
+                    read(&dir.join("cert.pem"))?,
+                    read(&dir.join("key.pem"))?,
+                )))
+            }
             _ => Ok(None),
         }
     }

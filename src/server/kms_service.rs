@@ -21,11 +21,17 @@ const PAGE_MAX: usize = 1000;
 pub struct KeyService {
     kms: Arc<Kms>,
     auth: Arc<Authenticator>,
+    /// Identities that may own keys start with this: `spiffe://<trust-domain>/`.
+    identity_prefix: String,
 }
 
 impl KeyService {
-    pub fn new(kms: Arc<Kms>, auth: Arc<Authenticator>) -> Self {
-        Self { kms, auth }
+    pub fn new(kms: Arc<Kms>, auth: Arc<Authenticator>, trust_domain: &str) -> Self {
+        Self {
+            kms,
+            auth,
+            identity_prefix: format!("spiffe://{trust_domain}/"),
+        }
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -57,7 +63,7 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::CreateKeyResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::CreateKey)?;
-        let spec = key_spec(request.into_inner(), &principal)?;
+        let spec = key_spec(request.into_inner(), &principal, &self.identity_prefix)?;
         let kms = self.kms.clone();
         let key = blocking(move || {
             kms.create_key(&principal.spiffe_id, spec)
@@ -322,7 +328,7 @@ impl KeyManagement for KeyService {
             ciphertext: request.ciphertext,
             exportable: request.exportable,
             description: request.description,
-            owner: owner(&request.owner, &principal)?,
+            owner: owner(&request.owner, &principal, &self.identity_prefix)?,
         };
         let kms = self.kms.clone();
         let key = blocking(move || {
@@ -350,7 +356,7 @@ impl SealService {
 #[tonic::async_trait]
 impl Seal for SealService {
     async fn unseal(&self, request: Request<pb::UnsealRequest>) -> Reply<pb::UnsealResponse> {
-        let share = request.into_inner().share;
+        let share = zeroize::Zeroizing::new(request.into_inner().share);
         let kms = self.kms.clone();
         let status = blocking(move || kms.unseal(&share).map_err(status::kms)).await?;
         Ok(Response::new(pb::UnsealResponse {
@@ -376,26 +382,31 @@ fn seal_message(status: &govtrust_kms::SealStatus) -> pb::SealStatus {
     }
 }
 
-fn key_spec(request: pb::CreateKeyRequest, principal: &Principal) -> Result<KeySpec, Status> {
+fn key_spec(
+    request: pb::CreateKeyRequest,
+    principal: &Principal,
+    identity_prefix: &str,
+) -> Result<KeySpec, Status> {
     Ok(KeySpec {
         algorithm: algorithm(request.algorithm)?,
         exportable: request.exportable,
-        owner: owner(&request.owner, principal)?,
+        owner: owner(&request.owner, principal, identity_prefix)?,
         description: request.description,
         pre_active: request.pre_active,
         internal: false,
     })
 }
 
-/// The owner of a new key: the caller, unless a security administrator names another identity.
-fn owner(requested: &str, principal: &Principal) -> Result<String, Status> {
+/// The owner of a new key: the caller, unless the security administrator names another
+/// identity of this trust domain.
+fn owner(requested: &str, principal: &Principal, identity_prefix: &str) -> Result<String, Status> {
     use super::identity::Kind;
     if requested.is_empty() || requested == principal.spiffe_id {
         return Ok(principal.spiffe_id.clone());
     }
-    if !requested.starts_with("spiffe://") {
+    if !is_identity(requested, identity_prefix) {
         return Err(Status::invalid_argument(format!(
-            "owner {requested:?} is not a SPIFFE id"
+            "owner: {requested:?} is not a system ({identity_prefix}org/<org>/sys/<name>) or a person ({identity_prefix}person/<id>) of this trust domain"
         )));
     }
     match principal.kind {
@@ -403,6 +414,19 @@ fn owner(requested: &str, principal: &Principal) -> Result<String, Status> {
         _ => Err(Status::permission_denied(
             "only the security administrator creates keys for others",
         )),
+    }
+}
+
+/// Whether `id` is a well-formed system or person identity under `prefix`.
+fn is_identity(id: &str, prefix: &str) -> bool {
+    let Some(path) = id.strip_prefix(prefix) else {
+        return false;
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["person", person] => !person.is_empty(),
+        ["org", org, "sys", name] => !org.is_empty() && !name.is_empty(),
+        _ => false,
     }
 }
 

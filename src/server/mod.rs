@@ -26,6 +26,14 @@ use tonic::Status;
 use crate::cli::{InitArgs, ServeArgs};
 use crate::layout::Layout;
 
+/// Longest a single call may take before the server answers DeadlineExceeded.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// HTTP/2 pings find dead peers so their connection slots are freed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent calls one connection may have in flight.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// How often keys whose waiting period ended are destroyed.
 const DESTRUCTION_SWEEP: Duration = Duration::from_secs(60);
 
@@ -93,6 +101,12 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<Kms>, Arc
             layout.root().display()
         );
     }
+    if !layout.complete_marker().exists() {
+        anyhow::bail!(
+            "the deployment in {} was interrupted while `govtrust init` created it: remove the directory and run init again",
+            layout.root().display()
+        );
+    }
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&database)?);
     let audit = Arc::new(AuditLog::new(store.clone()));
     let kms = Arc::new(Kms::open(store.clone(), audit.clone(), clock.clone())?);
@@ -114,13 +128,17 @@ async fn router(kms: Arc<Kms>, ca: Arc<Ca>) -> anyhow::Result<tonic::transport::
         .register_encoded_file_descriptor_set(govtrust_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     Ok(tonic::transport::Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(kms_pb::seal_server::SealServer::new(
             kms_service::SealService::new(kms.clone()),
         ))
         .add_service(kms_pb::key_management_server::KeyManagementServer::new(
-            kms_service::KeyService::new(kms, auth.clone()),
+            kms_service::KeyService::new(kms, auth.clone(), ca.trust_domain()),
         ))
         .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(
             ca, auth,
@@ -144,8 +162,15 @@ fn announce(layout: &Layout, args: &ServeArgs, kms: &Kms) {
 /// Dev mode: creates the deployment on first start, keeping the shares on local disk.
 fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
     warn_dev(layout);
-    if layout.database().exists() {
+    if layout.complete_marker().exists() {
         return Ok(());
+    }
+    if layout.database().exists() {
+        eprintln!(
+            "dev mode: the deployment in {} was never completed; creating it anew",
+            layout.root().display()
+        );
+        std::fs::remove_dir_all(layout.root())?;
     }
     let args = InitArgs {
         data: layout.root().to_path_buf(),
@@ -156,8 +181,7 @@ fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
         server_names: vec!["localhost".to_owned()],
         server_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
     };
-    let shares = crate::init::create(layout, &args)?;
-    crate::init::write_shares(&layout.dev_unseal(), &shares)?;
+    crate::init::create_complete(layout, &args)?;
     println!(
         "dev mode: created a new deployment in {}",
         layout.root().display()

@@ -8,7 +8,9 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,12 +19,21 @@ use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::Sender;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once (handshaking or established); more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 4096;
+/// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The server's rustls configuration from its PEM certificate chain and key.
 pub fn server_config(chain: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
@@ -45,38 +56,125 @@ pub fn server_config(chain: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Ser
     Ok(Arc::new(config))
 }
 
+/// A TLS session holding one of the server's connection slots until it closes.
+pub type Connection = Limited<TlsStream<TcpStream>>;
+
 /// Accepts TCP connections on `listener` and hands completed TLS sessions to the gRPC server.
-/// Handshakes run concurrently, each bounded by [`HANDSHAKE_TIMEOUT`].
+/// Handshakes run concurrently, each bounded by [`HANDSHAKE_TIMEOUT`]; at most
+/// [`MAX_CONNECTIONS`] connections are open at once.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<tokio::net::TcpStream>>> {
+) -> ReceiverStream<std::io::Result<Connection>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(128);
-    let acceptor = TlsAcceptor::from(config);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(handshake(acceptor.clone(), stream, peer, sender.clone()));
+    tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), sender));
+    ReceiverStream::new(receiver)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    sender: Sender<std::io::Result<Connection>>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(handshake(
+                    acceptor.clone(),
+                    stream,
+                    peer,
+                    slot,
+                    sender.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "accepting a connection failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(receiver)
+        if sender.is_closed() {
+            return;
+        }
+    }
 }
 
 async fn handshake(
     acceptor: TlsAcceptor,
-    stream: tokio::net::TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
-    sender: tokio::sync::mpsc::Sender<std::io::Result<TlsStream<tokio::net::TcpStream>>>,
+    slot: OwnedSemaphorePermit,
+    sender: Sender<std::io::Result<Connection>>,
 ) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
-            let _ = sender.send(Ok(tls)).await;
+            let _ = sender
+                .send(Ok(Limited {
+                    inner: tls,
+                    _slot: slot,
+                }))
+                .await;
         }
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
+}
+
+/// A stream that gives its connection slot back when dropped.
+pub struct Limited<S> {
+    inner: S,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connected for Limited<TlsStream<TcpStream>> {
+    type ConnectInfo = <TlsStream<TcpStream> as Connected>::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Limited<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -1,0 +1,105 @@
+//! A credential directory's key and certificate, replaced as a pair.
+//!
+//! Renewal writes `key.pem.new` then `cert.pem.new`, then renames the key and then the
+//! certificate into place. Whatever moment a crash picks, [`recover`] restores a matching pair:
+//! if `cert.pem.new` exists both new files were complete, so the swap is finished; a lone
+//! `key.pem.new` means the certificate never arrived, so it is dropped.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::init::{write_public, write_secret};
+
+/// Replaces the key and certificate in `dir` as a pair.
+pub fn replace(dir: &Path, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let (new_key, new_cert) = (dir.join("key.pem.new"), dir.join("cert.pem.new"));
+    write_secret(&new_key, key_pem)?;
+    write_public(&new_cert, cert_pem)?;
+    rename(&new_key, &key)?;
+    rename(&new_cert, &cert)
+}
+
+/// Finishes or undoes a replacement a crash interrupted.
+pub fn recover(dir: &Path) -> anyhow::Result<()> {
+    let (new_key, new_cert) = (dir.join("key.pem.new"), dir.join("cert.pem.new"));
+    if new_cert.exists() {
+        if new_key.exists() {
+            rename(&new_key, &dir.join("key.pem"))?;
+        }
+        return rename(&new_cert, &dir.join("cert.pem"));
+    }
+    if new_key.exists() {
+        fs::remove_file(&new_key)
+            .with_context(|| format!("cannot remove {}", new_key.display()))?;
+    }
+    Ok(())
+}
+
+fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::rename(from, to)
+        .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+    if let Some(dir) = to.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pair(dir: &Path) -> (String, String) {
+        (
+            fs::read_to_string(dir.join("key.pem")).unwrap(),
+            fs::read_to_string(dir.join("cert.pem")).unwrap(),
+        )
+    }
+
+    fn old_pair(dir: &Path) {
+        fs::write(dir.join("key.pem"), "old key").unwrap();
+        fs::write(dir.join("cert.pem"), "old cert").unwrap();
+    }
+
+    #[test]
+    fn replace_swaps_the_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        old_pair(dir.path());
+        replace(dir.path(), "new key", "new cert").unwrap();
+        assert_eq!(pair(dir.path()), ("new key".into(), "new cert".into()));
+        assert!(!dir.path().join("key.pem.new").exists());
+    }
+
+    #[test]
+    fn a_crash_after_the_key_moved_is_rolled_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        old_pair(dir.path());
+        fs::write(dir.path().join("key.pem"), "new key").unwrap();
+        fs::write(dir.path().join("cert.pem.new"), "new cert").unwrap();
+        recover(dir.path()).unwrap();
+        assert_eq!(pair(dir.path()), ("new key".into(), "new cert".into()));
+    }
+
+    #[test]
+    fn a_crash_before_any_move_with_both_new_files_is_rolled_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        old_pair(dir.path());
+        fs::write(dir.path().join("key.pem.new"), "new key").unwrap();
+        fs::write(dir.path().join("cert.pem.new"), "new cert").unwrap();
+        recover(dir.path()).unwrap();
+        assert_eq!(pair(dir.path()), ("new key".into(), "new cert".into()));
+    }
+
+    #[test]
+    fn a_lone_new_key_is_dropped_and_the_old_pair_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        old_pair(dir.path());
+        fs::write(dir.path().join("key.pem.new"), "new key").unwrap();
+        recover(dir.path()).unwrap();
+        assert_eq!(pair(dir.path()), ("old key".into(), "old cert".into()));
+        assert!(!dir.path().join("key.pem.new").exists());
+    }
+}
