@@ -134,7 +134,83 @@ fn bad_csrs_and_tokens_are_refused_with_clear_errors_and_nothing_is_stored() {
         error.contains("Unauthenticated") && error.contains("expired"),
         "{error}"
     );
+    assert!(
+        error.contains("system token"),
+        "the error says what to do next: {error}"
+    );
     assert_eq!(certificates_of(&server, "short-lived"), 0);
+
+    // The system administrator issues a new token; the old one is superseded.
+    let system_admin = server.admin("system-admin");
+    let reissued = ok(server.gt_as(
+        &system_admin,
+        &["system", "token", "--name", "short-lived", "--json"],
+    ));
+    let fresh = json(&reissued)["enrollment_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let error = enroll_csr(&server, &short, &csr, &out);
+    assert!(error.contains("Unauthenticated"), "{error}");
+    ok(server.gt(&[
+        "enroll",
+        "--token",
+        &fresh,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(certificates_of(&server, "short-lived"), 1);
+    let denied = fails(server.gt_as(
+        &server.admin("security-admin"),
+        &["system", "token", "--name", "short-lived"],
+    ));
+    assert!(denied.contains("PermissionDenied"), "{denied}");
+}
+
+#[test]
+fn no_system_may_hold_the_servers_name_or_another_systems_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let admin = server.admin("system-admin");
+    let register = |name: &str, dns: &str| {
+        server.gt_as(
+            &admin,
+            &[
+                "system",
+                "register",
+                "--name",
+                name,
+                "--org",
+                "o",
+                "--level",
+                "2",
+                "--network",
+                "intranet",
+                "--dns",
+                dns,
+            ],
+        )
+    };
+    let error = fails(register("evil", "localhost"));
+    assert!(
+        error.contains("InvalidArgument") && error.contains("localhost"),
+        "{error}"
+    );
+    ok(register("portal", "portal.gov.example"));
+    let error = fails(register("copycat", "portal.gov.example"));
+    assert!(
+        error.contains("AlreadyExists") && error.contains("portal.gov.example"),
+        "{error}"
+    );
+    let listed = ok(server.gt_as(&admin, &["cert", "list", "--system", "copycat", "--json"]));
+    assert_eq!(json(&listed).as_array().unwrap().len(), 0);
+    let error = fails(server.gt_as(&admin, &["system", "token", "--name", "copycat"]));
+    assert!(
+        error.contains("NotFound"),
+        "nothing of the refused registration was stored: {error}"
+    );
 }
 
 #[test]

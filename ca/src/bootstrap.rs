@@ -22,6 +22,7 @@ use crate::identity::{Network, Role, SERVER_IDENTITY, TrustDomain};
 use crate::issuance::{self, LeafSpec, Purpose};
 use crate::names::DnsName;
 use crate::records::{self, PersonRecord};
+use crate::reserved::{self, ServerNames};
 use crate::timestamps::unix_ms;
 use crate::{Ca, Error};
 
@@ -95,9 +96,11 @@ pub(crate) fn initialize(
         return Err(Error::AlreadyInitialized);
     }
     let now = services.clock.now();
-    let ca = create(services, trust_domain, now)?;
+    let ca = create(services, trust_domain, &dns_names, now)?;
     let mut batch = Batch::new();
-    let hierarchy = records::encode(&ca.hierarchy.record())?;
+    let mut hierarchy = ca.hierarchy.record();
+    hierarchy.server = Some(reserved::server_record(&dns_names, &params.server_ips));
+    let hierarchy = records::encode(&hierarchy)?;
     batch
         .expect_absent(records::HIERARCHY)
         .put(records::HIERARCHY, hierarchy);
@@ -118,7 +121,12 @@ pub(crate) fn initialize(
 }
 
 /// A CA on a freshly created hierarchy (kms keys and CA certificates), not yet stored.
-fn create(services: Services, trust_domain: TrustDomain, now: SystemTime) -> Result<Ca, Error> {
+fn create(
+    services: Services,
+    trust_domain: TrustDomain,
+    server_names: &[DnsName],
+    now: SystemTime,
+) -> Result<Ca, Error> {
     let rng = SystemRandom::new();
     let hierarchy = Hierarchy::create(&services.kms, trust_domain, now, &rng)?;
     let Services {
@@ -132,6 +140,7 @@ fn create(services: Services, trust_domain: TrustDomain, now: SystemTime) -> Res
         audit,
         clock,
         hierarchy,
+        server_names: ServerNames::new(server_names),
         rng,
     })
 }

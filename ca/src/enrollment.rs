@@ -2,10 +2,11 @@
 //! certificate, over mTLS) of system identity certificates.
 //!
 //! Both check the CSR, sign with the system's network's issuing CA, and commit one batch: the
-//! certificate record, its index entry, the audit event and, for enrollment, the token marked
-//! used with a compare-and-swap on its exact old bytes, so one token gives at most one
-//! certificate however many callers race. A failure stores nothing; the certificate is durable
-//! before it is returned.
+//! certificate record, its index entry, the audit event, a guard that the system still holds
+//! every DNS name in the certificate and, for enrollment, the token marked used with a
+//! compare-and-swap on its exact old bytes, so one token gives at most one certificate however
+//! many callers race, and a guard that it is still the system's current token. A failure stores
+//! nothing; the certificate is durable before it is returned.
 
 use std::time::SystemTime;
 
@@ -14,7 +15,7 @@ use govtrust_store::{AuditEvent, Batch, Error as StoreError};
 use crate::certificates::{self, CertRecord, CertStatus};
 use crate::csr::{self, CheckedCsr};
 use crate::issuance::{self, LeafSpec, Purpose};
-use crate::records::{self, TokenRecord};
+use crate::records::{self, CurrentTokenRecord, TokenRecord};
 use crate::registry::{self, SystemRecord};
 use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
 use crate::{Ca, Error, token};
@@ -48,11 +49,23 @@ pub struct Caller {
     pub serial: String,
 }
 
-/// The compare-and-swap that marks a token used.
+/// The compare-and-swap that marks a token used, guarded by the system's current-token pointer.
 struct TokenClaim {
     key: Vec<u8>,
     unused: Vec<u8>,
     used: Vec<u8>,
+    current_key: Vec<u8>,
+    /// The pointer as read; `None` for a system registered before pointers were kept.
+    current: Option<Vec<u8>>,
+}
+
+impl TokenClaim {
+    fn stage(&self, batch: &mut Batch) {
+        batch
+            .expect(self.key.clone(), Some(self.unused.clone()))
+            .put(self.key.clone(), self.used.clone())
+            .expect(self.current_key.clone(), self.current.clone());
+    }
 }
 
 /// What is being issued, for the batch and the audit event.
@@ -65,19 +78,10 @@ struct Request<'a> {
 
 /// Enrolls the system `token` was issued for.
 pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> {
-    let digest = token::lookup_digest(token).ok_or(Error::TokenUnknown)?;
-    let key = records::token_key(&digest);
-    let unused = ca.store.get(&key)?.ok_or(Error::TokenUnknown)?;
-    let record: TokenRecord = records::decode(&key, &unused)?;
     let now = ca.clock.now();
-    check_token(&record, now)?;
-    let system = registry::system(ca.store.as_ref(), &record.system)?;
+    let (system, claim) = claim(ca, token, now)?;
+    let system = registry::system(ca.store.as_ref(), &system)?;
     let csr = csr::check(csr, &system)?;
-    let used = records::encode(&TokenRecord {
-        used_at_ms: Some(unix_ms(now)),
-        ..record
-    })?;
-    let claim = TokenClaim { key, unused, used };
     let request = Request {
         action: "ca.enroll",
         actor: &system.spiffe_id,
@@ -102,6 +106,51 @@ pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Erro
     issue(ca, &system, &csr, &request, now)
 }
 
+/// Checks `token` and prepares marking it used: the name of the system it enrolls, and the
+/// claim.
+fn claim(ca: &Ca, token: &str, now: SystemTime) -> Result<(String, TokenClaim), Error> {
+    let digest = token::lookup_digest(token).ok_or(Error::TokenUnknown)?;
+    let key = records::token_key(&digest);
+    let unused = ca.store.get(&key)?.ok_or(Error::TokenUnknown)?;
+    let record: TokenRecord = records::decode(&key, &unused)?;
+    let current_key = records::current_token_key(&record.system);
+    let current = ca.store.get(&current_key)?;
+    check_current(&record, &digest, &current_key, current.as_deref())?;
+    check_token(&record, now)?;
+    let used = records::encode(&TokenRecord {
+        used_at_ms: Some(unix_ms(now)),
+        ..record.clone()
+    })?;
+    let claim = TokenClaim {
+        key,
+        unused,
+        used,
+        current_key,
+        current,
+    };
+    Ok((record.system, claim))
+}
+
+/// Refuses a token that is no longer its system's current one. A system registered before the
+/// pointer was kept has none: its one token stands until a new one is issued.
+fn check_current(
+    record: &TokenRecord,
+    digest: &str,
+    key: &[u8],
+    current: Option<&[u8]>,
+) -> Result<(), Error> {
+    let Some(current) = current else {
+        return Ok(());
+    };
+    let current: CurrentTokenRecord = records::decode(key, current)?;
+    match current.digest == digest {
+        true => Ok(()),
+        false => Err(Error::TokenSuperseded {
+            system: record.system.clone(),
+        }),
+    }
+}
+
 fn check_token(record: &TokenRecord, now: SystemTime) -> Result<(), Error> {
     if let Some(used_at) = record.used_at_ms {
         return Err(Error::TokenUsed {
@@ -110,7 +159,10 @@ fn check_token(record: &TokenRecord, now: SystemTime) -> Result<(), Error> {
     }
     let expires_at = from_unix_ms(record.expires_at_ms);
     match now >= expires_at {
-        true => Err(Error::TokenExpired { at: expires_at }),
+        true => Err(Error::TokenExpired {
+            at: expires_at,
+            system: record.system.clone(),
+        }),
         false => Ok(()),
     }
 }
@@ -174,13 +226,15 @@ fn issue(
     request: &Request<'_>,
     now: SystemTime,
 ) -> Result<Issued, Error> {
+    let holdings = registry::holdings(ca, system, &csr.dns_names)?;
     for _ in 0..SERIAL_ATTEMPTS {
         let record = sign(ca, system, csr, now)?;
         let mut batch = Batch::new();
         if let Some(claim) = &request.claim {
-            batch
-                .expect(claim.key.clone(), Some(claim.unused.clone()))
-                .put(claim.key.clone(), claim.used.clone());
+            claim.stage(&mut batch);
+        }
+        for holding in &holdings {
+            holding.stage(&mut batch);
         }
         certificates::stage(&mut batch, &record)?;
         ca.audit
@@ -192,22 +246,40 @@ fn issue(
     Err(Error::RandomUnavailable)
 }
 
-/// Commits an issuance: `Ok(false)` when the serial was taken (sign again), the token's state
-/// when another enrollment claimed it first.
+/// Commits an issuance: `Ok(false)` when the serial was taken (sign again).
 fn commit(
     ca: &Ca,
     batch: Batch,
     record: &CertRecord,
     request: &Request<'_>,
 ) -> Result<bool, Error> {
-    let claim_key = request.claim.as_ref().map(|claim| claim.key.as_slice());
     match ca.store.commit(batch) {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict { key }) if key == records::cert_key(&record.serial) => Ok(false),
-        Err(StoreError::Conflict { key }) if Some(key.as_slice()) == claim_key => {
-            Err(token_lost(ca, key))
-        }
+        Err(StoreError::Conflict { key }) => Err(lost(ca, key, record, request)),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Why an issuance lost a compare-and-swap on `key`: another enrollment used the token, a new
+/// token superseded it, or another system claimed a DNS name first.
+fn lost(ca: &Ca, key: Vec<u8>, record: &CertRecord, request: &Request<'_>) -> Error {
+    if let Some(claim) = &request.claim {
+        if key == claim.key {
+            return token_lost(ca, key);
+        }
+        if key == claim.current_key {
+            return Error::TokenSuperseded {
+                system: record.system.clone(),
+            };
+        }
+    }
+    match records::dns_name_of(&key) {
+        Some(name) => Error::NameNotAllowed {
+            name: name.to_owned(),
+            system: record.system.clone(),
+        },
+        None => Error::Store(StoreError::Conflict { key }),
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Variants are structured so the server can map them to gRPC status codes in one place:
 //! `InvalidArgument`, `InvalidCsr`, `KeyNotAllowed` and `NameNotAllowed` are bad input;
-//! the token variants and `CallerNotCurrent` are authentication failures; `Kms` carries the
-//! key-management centre's own error (a sealed kms among them).
+//! `SystemExists` and `DnsNameTaken` are conflicts with what is registered; the token variants
+//! and `CallerNotCurrent` are authentication failures; `Kms` carries the key-management
+//! centre's own error (a sealed kms among them).
 
 use std::time::SystemTime;
 
@@ -34,15 +35,29 @@ pub enum Error {
     /// No enrollment token matches (it was never issued, or is malformed).
     #[error("unknown enrollment token")]
     TokenUnknown,
-    /// The enrollment token expired; the system needs a new registration token.
-    #[error("enrollment token expired at {}; ask a security administrator for a new one", rfc3339(*at))]
-    TokenExpired { at: SystemTime },
+    /// The enrollment token expired; a system administrator issues a new one.
+    #[error(
+        "enrollment token expired at {}; ask a system administrator for a new one \
+         (`govtrust system token --name {system}`)",
+        rfc3339(*at)
+    )]
+    TokenExpired { at: SystemTime, system: String },
+    /// A newer enrollment token was issued to the system; only the newest one enrolls.
+    #[error(
+        "enrollment token was superseded by a newer one for system {system}; enroll with the \
+         newest token, or ask a system administrator for another \
+         (`govtrust system token --name {system}`)"
+    )]
+    TokenSuperseded { system: String },
     /// The enrollment token was already used; renew with the certificate it gave instead.
     #[error("enrollment token was already used at {}; renew with the certificate it gave", rfc3339(*at))]
     TokenUsed { at: SystemTime },
     /// A system with this name is already registered.
     #[error("system {name} is already registered")]
     SystemExists { name: String },
+    /// Another system already holds this DNS name; a name belongs to one system.
+    #[error("DNS name {name} is already held by system {system}")]
+    DnsNameTaken { name: String, system: String },
     /// No system with this name is registered.
     #[error("system {name} is not registered")]
     SystemNotFound { name: String },

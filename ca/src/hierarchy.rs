@@ -220,7 +220,7 @@ impl Hierarchy {
         }
     }
 
-    /// The stored form.
+    /// The stored form, without the server's names (initialization adds them).
     pub(crate) fn record(&self) -> HierarchyRecord {
         HierarchyRecord {
             trust_domain: self.trust_domain.as_str().to_owned(),
@@ -228,6 +228,7 @@ impl Hierarchy {
             extranet: self.extranet.record(),
             intranet: self.intranet.record(),
             created_at_ms: unix_ms(self.created_at),
+            server: None,
         }
     }
 

@@ -131,9 +131,9 @@ impl FromStr for Network {
 /// The administrator roles; duties are split between them (三员分立).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
-    /// 系统管理员: runs the system.
+    /// 系统管理员: runs the system; registers systems and issues their enrollment tokens.
     SystemAdministrator,
-    /// 安全管理员: registers systems, manages keys and policy.
+    /// 安全管理员: manages keys and policy.
     SecurityAdministrator,
     /// 审计管理员: reads and checks the audit log.
     AuditAdministrator,

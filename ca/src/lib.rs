@@ -8,10 +8,14 @@
 //!   `spiffe://<trust-domain>/org/<org>/sys/<system>` for systems,
 //!   `spiffe://<trust-domain>/person/<id>` for people. The three administrator roles
 //!   (三员分立) get person certificates at initialization; [`Ca::role`] tells them apart.
-//! - **Registry and enrollment.** A security administrator registers a system
-//!   ([`Ca::register_system`]) and hands it a one-time token; the system enrolls with the token
-//!   and a CSR ([`Ca::enroll`]) and later renews over mTLS with its current certificate
-//!   ([`Ca::renew`]). Validity follows the system's protection level (等级保护 1–4).
+//! - **Registry and enrollment.** The system administrator registers a system
+//!   ([`Ca::register_system`]) and hands it a one-time token (a new one, superseding the last,
+//!   from [`Ca::issue_token`]); the system enrolls with the token and a CSR ([`Ca::enroll`]) and
+//!   later renews over mTLS with its current certificate ([`Ca::renew`]). Validity follows the
+//!   system's protection level (等级保护 1–4).
+//! - **Names.** A DNS name belongs to at most one system (`ca/dns/<name>`), and no system may
+//!   hold `localhost`, `*.localhost` or a name of the govtrust server: systems and the server
+//!   share one hierarchy, so such a certificate would let a system pass for the server.
 //! - **Records.** Every issued certificate is recorded (`ca/cert/<serial>`) and listed by
 //!   holder, status and expiry ([`Ca::list_certificates`]).
 //!
@@ -34,6 +38,7 @@ mod names;
 mod pem;
 mod records;
 mod registry;
+mod reserved;
 mod signer;
 mod timestamps;
 mod token;
@@ -55,6 +60,7 @@ pub use names::{DnsName, OrgId, SystemName};
 pub use registry::{Registered, Registration, SystemRecord, TokenTtl};
 
 use hierarchy::Hierarchy;
+use reserved::ServerNames;
 
 /// The certificate authority. `Send + Sync`; share it as `Arc<Ca>`. Calls block on the store
 /// and the kms: async callers run them with `spawn_blocking`.
@@ -63,6 +69,8 @@ pub struct Ca {
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
     hierarchy: Hierarchy,
+    /// Names no system may hold.
+    server_names: ServerNames,
     rng: SystemRandom,
 }
 
@@ -78,7 +86,8 @@ impl Ca {
     /// Initializes the CA; needs an unsealed kms.
     ///
     /// Creates the three CA keys in the kms and their certificates, stores the hierarchy
-    /// (`ca/hierarchy`), issues the server's TLS certificate (intranet CA, serverAuth, SANs: the
+    /// (`ca/hierarchy`, with the server's DNS names and IPs, which no system may then register),
+    /// issues the server's TLS certificate (intranet CA, serverAuth, SANs: the
     /// server's DNS names and IPs plus its SPIFFE id `spiffe://<td>/govtrust`) and one client
     /// certificate per [`Role`] (intranet CA, clientAuth, `spiffe://<td>/person/<role>`, CN the
     /// role name), records them all and audits `ca.init`, in one batch. The server and
@@ -114,11 +123,13 @@ impl Ca {
         clock: Arc<dyn Clock>,
     ) -> Result<Ca, Error> {
         let hierarchy = Hierarchy::load(store.as_ref(), &kms)?;
+        let server_names = ServerNames::load(store.as_ref())?;
         Ok(Ca {
             store,
             audit,
             clock,
             hierarchy,
+            server_names,
             rng: SystemRandom::new(),
         })
     }
@@ -134,13 +145,30 @@ impl Ca {
     }
 
     /// Registers a system on behalf of `actor` and returns its one-time enrollment token.
-    /// [`Error::SystemExists`] if the name is taken.
+    ///
+    /// [`Error::SystemExists`] if the name is taken, [`Error::DnsNameTaken`] if another system
+    /// holds one of the DNS names, [`Error::InvalidArgument`] on `dns_names` for `localhost`,
+    /// `*.localhost` and the govtrust server's names. A refused registration stores nothing.
     pub fn register_system(
         &self,
         actor: &str,
         registration: Registration,
     ) -> Result<Registered, Error> {
         registry::register(self, actor, registration)
+    }
+
+    /// Issues a new one-time enrollment token to the registered system named `system`, on
+    /// behalf of `actor`, for a system whose token expired or was lost. Every earlier token of
+    /// the system stops working: enrolling with one fails with [`Error::TokenSuperseded`].
+    /// Audited as `ca.token.issue` (without the token). [`Error::SystemNotFound`] if no such
+    /// system is registered.
+    pub fn issue_token(
+        &self,
+        actor: &str,
+        system: &str,
+        ttl: TokenTtl,
+    ) -> Result<Registered, Error> {
+        registry::issue_token(self, actor, system, ttl)
     }
 
     /// Issues a system's first certificate for a one-time `token` and a CSR (DER or PEM).

@@ -32,6 +32,17 @@ fn label_problem(label: &str) -> Option<String> {
     None
 }
 
+/// Whether the last label of a host name is a number (`1`, `0x7f`), which makes URL parsers
+/// (WHATWG) and `inet_aton` read the whole name as an IPv4 address: `127.1`, `0x7f.1`.
+fn ends_in_number(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or_default();
+    let decimal = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+    let hex = last
+        .strip_prefix("0x")
+        .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_hexdigit()));
+    decimal || hex
+}
+
 /// Parses `value` as a label for `field`.
 fn label(field: &'static str, value: String) -> Result<String, Error> {
     match label_problem(&value) {
@@ -92,7 +103,7 @@ label_name!(
 
 /// A DNS host name a system may hold in its certificates: labels as for [`SystemName`]
 /// (input is lowercased first), at most 253 characters, no wildcard, no trailing dot, not an
-/// IP address.
+/// IP address in any form (the last label is not a number: `127.1` and `0x7f.1` are refused).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DnsName(String);
 
@@ -121,6 +132,14 @@ impl DnsName {
             return Err(Error::invalid(
                 field,
                 format!("{value:?} is not a host name: each label {problem}"),
+            ));
+        }
+        if ends_in_number(&name) {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{value:?} ends in a number: URL parsers and resolvers read it as an IPv4 address"
+                ),
             ));
         }
         Ok(Self(name))
@@ -185,6 +204,9 @@ mod tests {
             Some("tax.gov.example")
         );
         assert!(DnsName::try_from("localhost").is_ok());
+        for good in ["1.example", "x.0xg", "portal.gov.example1"] {
+            assert!(DnsName::try_from(good).is_ok(), "{good}");
+        }
         for bad in [
             "",
             "a..b",
@@ -192,6 +214,11 @@ mod tests {
             "a.b.",
             "10.0.0.1",
             "-a.b",
+            "127.1",
+            "0x7f.1",
+            "0x7f000001",
+            "a.0x",
+            "portal.123",
             "a b",
             &"a.".repeat(127),
         ] {

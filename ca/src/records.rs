@@ -4,9 +4,11 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `ca/hierarchy` | [`HierarchyRecord`]: trust domain, CA key ids and certificates |
+//! | `ca/hierarchy` | [`HierarchyRecord`]: trust domain, CA key ids and certificates, the server's names |
 //! | `ca/system/<name>` | [`SystemRecordV1`] |
+//! | `ca/dns/<dns name>` | [`DnsRecord`]: the one system holding the name |
 //! | `ca/token/<sha256 hex of token>` | [`TokenRecord`] (the token itself is never stored) |
+//! | `ca/systoken/<system>` | [`CurrentTokenRecord`]: the only token of the system that may enroll |
 //! | `ca/cert/<serial hex>` | [`CertRecordV1`] |
 //! | `ca/bysys/<system or person>/<serial hex>` | empty: index of certificates by holder |
 //! | `ca/person/<id>` | [`PersonRecord`] |
@@ -20,6 +22,8 @@ use crate::Error;
 pub(crate) const HIERARCHY: &[u8] = b"ca/hierarchy";
 /// Prefix of certificate records.
 pub(crate) const CERT_PREFIX: &str = "ca/cert/";
+/// Prefix of the DNS-name index.
+const DNS_PREFIX: &str = "ca/dns/";
 
 /// Key of a system's record.
 pub(crate) fn system_key(name: &str) -> Vec<u8> {
@@ -29,6 +33,21 @@ pub(crate) fn system_key(name: &str) -> Vec<u8> {
 /// Key of an enrollment token's record, by the token's digest.
 pub(crate) fn token_key(digest: &str) -> Vec<u8> {
     format!("ca/token/{digest}").into_bytes()
+}
+
+/// Key of the index entry of a DNS name: which system holds it.
+pub(crate) fn dns_key(name: &str) -> Vec<u8> {
+    format!("{DNS_PREFIX}{name}").into_bytes()
+}
+
+/// The DNS name of an index key, if `key` is one.
+pub(crate) fn dns_name_of(key: &[u8]) -> Option<&str> {
+    std::str::from_utf8(key.strip_prefix(DNS_PREFIX.as_bytes())?).ok()
+}
+
+/// Key of the pointer to a system's current enrollment token.
+pub(crate) fn current_token_key(system: &str) -> Vec<u8> {
+    format!("ca/systoken/{system}").into_bytes()
 }
 
 /// Key of a certificate record.
@@ -62,6 +81,17 @@ pub(crate) struct HierarchyRecord {
     pub extranet: CaRecord,
     pub intranet: CaRecord,
     pub created_at_ms: i64,
+    /// The server's names at initialization; absent in hierarchies stored before they were
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerRecord>,
+}
+
+/// The names of the govtrust server, which no system may hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ServerRecord {
+    pub dns_names: Vec<String>,
+    pub ips: Vec<String>,
 }
 
 /// A registered system.
@@ -74,6 +104,19 @@ pub(crate) struct SystemRecordV1 {
     pub spiffe_id: String,
     pub dns_names: Vec<String>,
     pub registered_at_ms: i64,
+}
+
+/// The system holding a DNS name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DnsRecord {
+    pub system: String,
+}
+
+/// The digest of a system's current enrollment token; every other token of the system is
+/// superseded. Absent for systems registered before it was kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CurrentTokenRecord {
+    pub digest: String,
 }
 
 /// A one-time enrollment token, stored by digest.

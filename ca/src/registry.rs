@@ -1,8 +1,15 @@
-//! The registry of government systems, and the one-time enrollment tokens it hands out.
+//! The registry of government systems, the DNS names they hold, and the one-time enrollment
+//! tokens it hands out.
 //!
-//! A security administrator registers a system (name, organization, protection level, network,
+//! The system administrator registers a system (name, organization, protection level, network,
 //! DNS names); the registry stores it at `ca/system/<name>` and returns a one-time token the
-//! system enrolls with. Only the token's SHA-256 digest is stored.
+//! system enrolls with. Only the token's SHA-256 digest is stored, and `ca/systoken/<name>`
+//! points at the system's current token: [`issue_token`] replaces it, and enrollment refuses
+//! every token but the current one.
+//!
+//! Each DNS name belongs to one system: `ca/dns/<name>` names its holder, written with the
+//! registration. No system may hold `localhost`, `*.localhost` or a name of the govtrust server.
+//! Issuance checks again that the system holds every DNS name it certifies ([`holdings`]).
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -13,12 +20,15 @@ use zeroize::Zeroizing;
 use crate::identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY, TrustDomain};
 use crate::issuance::later;
 use crate::names::{DnsName, OrgId, SystemName};
-use crate::records::{self, SystemRecordV1, TokenRecord};
+use crate::records::{self, CurrentTokenRecord, DnsRecord, SystemRecordV1, TokenRecord};
+use crate::reserved::ServerNames;
 use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
 use crate::{Ca, Error, token};
 
 /// Most DNS names one system may register.
 const MAX_DNS_NAMES: usize = 100;
+/// Attempts at issuing a token while other issuances for the same system race this one.
+const TOKEN_ATTEMPTS: usize = 3;
 
 /// How long an enrollment token stays usable: 1 second to 7 days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -87,7 +97,8 @@ pub struct SystemRecord {
     pub registered_at: SystemTime,
 }
 
-/// A new registration: the system and its one-time enrollment token.
+/// A new enrollment token, with the system it enrolls: from a registration or
+/// [`Ca::issue_token`](crate::Ca::issue_token).
 pub struct Registered {
     /// The registered system.
     pub system: SystemRecord,
@@ -107,14 +118,14 @@ impl fmt::Debug for Registered {
     }
 }
 
-/// Registers a system for `actor`: the system, its token digest and the audit event in one
-/// batch.
+/// Registers a system for `actor`: the system, its DNS names, its token digest and the audit
+/// event in one batch.
 pub(crate) fn register(
     ca: &Ca,
     actor: &str,
     registration: Registration,
 ) -> Result<Registered, Error> {
-    validate(&registration)?;
+    validate(&ca.server_names, &registration)?;
     // Stored times have millisecond precision; return what is stored.
     let now = from_unix_ms(unix_ms(ca.clock.now()));
     let expires_at = later(now, registration.token_ttl.get())?;
@@ -122,7 +133,14 @@ pub(crate) fn register(
     let token = token::generate(&ca.rng)?;
     let mut batch = Batch::new();
     stage_system(&mut batch, &system)?;
-    stage_token(&mut batch, &token::digest(&token), &system.name, expires_at)?;
+    stage_dns_names(&mut batch, &system)?;
+    stage_token(
+        &mut batch,
+        &token::digest(&token),
+        &system.name,
+        expires_at,
+        None,
+    )?;
     ca.audit
         .stage(&mut batch, &register_event(actor, &system, expires_at, now))?;
     commit(ca.store.as_ref(), batch, &system.name)?;
@@ -133,7 +151,8 @@ pub(crate) fn register(
     })
 }
 
-/// Commits a registration; a conflict on the system's key means the name is taken.
+/// Commits a registration; a conflict on the system's key means the name is taken, on a DNS
+/// name's key that another system holds it.
 fn commit(store: &dyn Store, batch: Batch, name: &SystemName) -> Result<(), Error> {
     match store.commit(batch) {
         Ok(_) => Ok(()),
@@ -142,8 +161,131 @@ fn commit(store: &dyn Store, batch: Batch, name: &SystemName) -> Result<(), Erro
                 name: name.to_string(),
             })
         }
+        Err(StoreError::Conflict { key }) => Err(dns_name_taken(store, key)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The error for a registration that lost a compare-and-swap on `key`: normally a DNS name
+/// another system holds.
+fn dns_name_taken(store: &dyn Store, key: Vec<u8>) -> Error {
+    let Some(name) = records::dns_name_of(&key).map(str::to_owned) else {
+        return Error::Store(StoreError::Conflict { key });
+    };
+    match holder(store, &key) {
+        Ok(Some((_, system))) => Error::DnsNameTaken { name, system },
+        Ok(None) => Error::Store(StoreError::Conflict { key }),
+        Err(e) => e,
+    }
+}
+
+/// The stored index entry at `key` and the system it names, if there is one.
+fn holder(store: &dyn Store, key: &[u8]) -> Result<Option<(Vec<u8>, String)>, Error> {
+    let Some(value) = store.get(key)? else {
+        return Ok(None);
+    };
+    let record: DnsRecord = records::decode(key, &value)?;
+    Ok(Some((value, record.system)))
+}
+
+/// Issues a new enrollment token to the system named `system`, superseding every earlier one.
+pub(crate) fn issue_token(
+    ca: &Ca,
+    actor: &str,
+    system: &str,
+    ttl: TokenTtl,
+) -> Result<Registered, Error> {
+    let name = SystemName::try_from(system)?;
+    let system = self::system(ca.store.as_ref(), name.as_str())?;
+    let current = records::current_token_key(name.as_str());
+    for _ in 1..TOKEN_ATTEMPTS {
+        match try_issue_token(ca, actor, &system, ttl) {
+            Err(Error::Store(StoreError::Conflict { key })) if key == current => continue,
+            other => return other,
+        }
+    }
+    try_issue_token(ca, actor, &system, ttl)
+}
+
+/// One attempt of [`issue_token`]; fails with a conflict on the system's current-token key when
+/// another token was issued meanwhile.
+fn try_issue_token(
+    ca: &Ca,
+    actor: &str,
+    system: &SystemRecord,
+    ttl: TokenTtl,
+) -> Result<Registered, Error> {
+    let previous = ca
+        .store
+        .get(&records::current_token_key(system.name.as_str()))?;
+    let now = from_unix_ms(unix_ms(ca.clock.now()));
+    let expires_at = later(now, ttl.get())?;
+    let token = token::generate(&ca.rng)?;
+    let mut batch = Batch::new();
+    stage_token(
+        &mut batch,
+        &token::digest(&token),
+        &system.name,
+        expires_at,
+        previous,
+    )?;
+    ca.audit
+        .stage(&mut batch, &token_event(actor, system, expires_at, now))?;
+    ca.store.commit(batch)?;
+    Ok(Registered {
+        system: system.clone(),
+        token,
+        token_expires_at: expires_at,
+    })
+}
+
+/// The index entry showing that a system holds a DNS name, as a guard for an issuing batch.
+pub(crate) struct Holding {
+    key: Vec<u8>,
+    stored: Option<Vec<u8>>,
+    record: Vec<u8>,
+}
+
+impl Holding {
+    /// Requires the entry to be unchanged when `batch` commits, and writes it: a system
+    /// registered before the index existed claims its names at its next issuance.
+    pub(crate) fn stage(&self, batch: &mut Batch) {
+        batch
+            .expect(self.key.clone(), self.stored.clone())
+            .put(self.key.clone(), self.record.clone());
+    }
+}
+
+/// Checks that `system` may still hold each of `names`: none is reserved and no other system
+/// holds it. [`Error::NameNotAllowed`] otherwise.
+pub(crate) fn holdings(
+    ca: &Ca,
+    system: &SystemRecord,
+    names: &[DnsName],
+) -> Result<Vec<Holding>, Error> {
+    names.iter().map(|name| holding(ca, system, name)).collect()
+}
+
+fn holding(ca: &Ca, system: &SystemRecord, name: &DnsName) -> Result<Holding, Error> {
+    let not_allowed = || Error::NameNotAllowed {
+        name: name.to_string(),
+        system: system.name.to_string(),
+    };
+    ca.server_names.refuse(name).map_err(|_| not_allowed())?;
+    let key = records::dns_key(name.as_str());
+    let (stored, holder) = match holder(ca.store.as_ref(), &key)? {
+        Some((value, holder)) => (Some(value), holder),
+        None => (None, system.name.to_string()),
+    };
+    if holder != system.name.as_str() {
+        return Err(not_allowed());
+    }
+    let record = records::encode(&DnsRecord { system: holder })?;
+    Ok(Holding {
+        key,
+        stored,
+        record,
+    })
 }
 
 /// The system named `name`.
@@ -156,15 +298,18 @@ pub(crate) fn system(store: &dyn Store, name: &str) -> Result<SystemRecord, Erro
 }
 
 /// Checks what the field types cannot: reserved names and the number of DNS names.
-fn validate(registration: &Registration) -> Result<(), Error> {
+fn validate(server_names: &ServerNames, registration: &Registration) -> Result<(), Error> {
     refuse_reserved(&registration.name)?;
-    match registration.dns_names.len() > MAX_DNS_NAMES {
-        true => Err(Error::invalid(
+    if registration.dns_names.len() > MAX_DNS_NAMES {
+        return Err(Error::invalid(
             "dns_names",
             format!("at most {MAX_DNS_NAMES} names"),
-        )),
-        false => Ok(()),
+        ));
     }
+    registration
+        .dns_names
+        .iter()
+        .try_for_each(|name| server_names.refuse(name))
 }
 
 /// Names of govtrust's own identities cannot be system names: certificates are indexed by
@@ -217,11 +362,26 @@ fn stage_system(batch: &mut Batch, system: &SystemRecord) -> Result<(), Error> {
     Ok(())
 }
 
+/// Claims the system's DNS names: the batch fails on a name another system holds.
+fn stage_dns_names(batch: &mut Batch, system: &SystemRecord) -> Result<(), Error> {
+    let record = records::encode(&DnsRecord {
+        system: system.name.to_string(),
+    })?;
+    for name in &system.dns_names {
+        let key = records::dns_key(name.as_str());
+        batch.expect_absent(key.clone()).put(key, record.clone());
+    }
+    Ok(())
+}
+
+/// Stores a token (by digest) and makes it the system's current token, provided the current
+/// pointer still holds `previous` (`None`: the system has none yet).
 fn stage_token(
     batch: &mut Batch,
     digest: &str,
     system: &SystemName,
     expires_at: SystemTime,
+    previous: Option<Vec<u8>>,
 ) -> Result<(), Error> {
     let key = records::token_key(digest);
     let record = TokenRecord {
@@ -232,6 +392,13 @@ fn stage_token(
     batch
         .expect_absent(key.clone())
         .put(key, records::encode(&record)?);
+    let current = records::current_token_key(system.as_str());
+    let pointer = CurrentTokenRecord {
+        digest: digest.to_owned(),
+    };
+    batch
+        .expect(current.clone(), previous)
+        .put(current, records::encode(&pointer)?);
     Ok(())
 }
 
@@ -261,6 +428,17 @@ fn register_event(
             .join(","),
     )
     .with("token_expires_at", rfc3339(expires_at))
+}
+
+fn token_event(
+    actor: &str,
+    system: &SystemRecord,
+    expires_at: SystemTime,
+    now: SystemTime,
+) -> AuditEvent {
+    AuditEvent::new(unix_ms(now), "ca.token.issue", actor, system.name.as_str())
+        .with("spiffe_id", system.spiffe_id.as_str())
+        .with("token_expires_at", rfc3339(expires_at))
 }
 
 /// The public form of a stored system; a record that does not validate is corrupt.

@@ -380,13 +380,17 @@ fn expired_token_is_refused_and_stores_nothing() {
     let registered = fx.register("portal", 2, Network::Extranet, &[]);
     fx.clock.advance(Duration::from_secs(3600));
     let result = fx.ca.enroll(&registered.token, &csr("portal", &[]));
-    let Err(Error::TokenExpired { at }) = &result else {
+    let Err(Error::TokenExpired { at, system }) = &result else {
         panic!("{result:?}")
     };
     assert_eq!(*at, registered.token_expires_at);
+    assert_eq!(system, "portal");
+    let message = result.unwrap_err().to_string();
+    assert!(message.contains('T'), "RFC 3339 date in the message");
     assert!(
-        result.unwrap_err().to_string().contains('T'),
-        "RFC 3339 date in the message"
+        message.contains("ask a system administrator")
+            && message.contains("`govtrust system token --name portal`"),
+        "{message}"
     );
     assert!(fx.tokens_unused());
     assert_eq!(fx.index_count("portal"), 0);

@@ -9,6 +9,14 @@
 //! The cache is sharded to keep readers from contending on one lock, and bounded: beyond
 //! [`CAPACITY`] entries an arbitrary entry of the shard is evicted and reloaded on next use.
 //!
+//! Eviction would defeat the revision check: once the newer entry is gone there is nothing to
+//! compare a late, older record with. So every shard counts its evictions (its [`Generation`]),
+//! and whoever loads or writes a record takes the generation of its shard *before* reading or
+//! writing the store. A record for an id that is not cached is only inserted if the shard has
+//! evicted nothing since: any newer revision was cached after that point, so it is either
+//! still cached (and the revisions compare) or its eviction changed the generation. Otherwise
+//! the record is returned to its caller without being cached, and the next use reloads it.
+//!
 //! One node only: with several nodes on a shared store, a change made on another node is not
 //! seen here until this node writes the key or restarts.
 
@@ -44,15 +52,33 @@ impl LoadedKey {
     }
 }
 
+/// A shard's eviction count, taken before a record is read or written: see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Generation(u64);
+
+/// One shard: its entries and how many it has evicted.
+#[derive(Default)]
+struct Shard {
+    keys: HashMap<KeyId, Arc<LoadedKey>>,
+    evictions: u64,
+}
+
 /// Sharded map from key id to loaded key.
 pub(crate) struct KeyCache {
-    shards: Vec<RwLock<HashMap<KeyId, Arc<LoadedKey>>>>,
+    shards: Vec<RwLock<Shard>>,
+    /// Most entries per shard.
+    per_shard: usize,
 }
 
 impl KeyCache {
     pub(crate) fn new() -> KeyCache {
+        KeyCache::with_shard_capacity(CAPACITY / SHARDS)
+    }
+
+    fn with_shard_capacity(per_shard: usize) -> KeyCache {
         KeyCache {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            per_shard: per_shard.max(1),
         }
     }
 
@@ -62,30 +88,43 @@ impl KeyCache {
             .shard(id)?
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        shard.get(id).cloned()
+        shard.keys.get(id).cloned()
     }
 
-    /// Caches `key` unless the same or a newer revision is cached; returns whichever is cached afterwards.
-    pub(crate) fn insert(&self, key: LoadedKey) -> Arc<LoadedKey> {
+    /// The generation of `id`'s shard; take it before reading or writing `id` in the store.
+    pub(crate) fn generation(&self, id: &KeyId) -> Generation {
+        let evictions = self.shard(id).map_or(0, |shard| {
+            shard
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .evictions
+        });
+        Generation(evictions)
+    }
+
+    /// Caches `key`, read or written after `since` was taken, unless the same or a newer revision
+    /// is cached, or `key` is not cached and its shard evicted an entry since (see the module
+    /// docs). Returns whichever is cached afterwards, or `key` when it was not cached.
+    pub(crate) fn insert(&self, key: LoadedKey, since: Generation) -> Arc<LoadedKey> {
         let key = Arc::new(key);
         let Some(shard) = self.shard(&key.record.id) else {
             return key;
         };
         let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = shard.get(&key.record.id) {
-            if cached.record.revision >= key.record.revision {
+        match shard.keys.get(&key.record.id) {
+            Some(cached) if cached.record.revision >= key.record.revision => {
                 return Arc::clone(cached);
             }
-        } else if shard.len() >= CAPACITY / SHARDS {
-            let victim = shard.keys().next().cloned();
-            victim.map(|victim| shard.remove(&victim));
+            Some(_) => {}
+            None if shard.evictions != since.0 => return key,
+            None => shard.make_room(self.per_shard),
         }
-        shard.insert(key.record.id.clone(), Arc::clone(&key));
+        shard.keys.insert(key.record.id.clone(), Arc::clone(&key));
         key
     }
 
     /// The shard holding `id`.
-    fn shard(&self, id: &KeyId) -> Option<&RwLock<HashMap<KeyId, Arc<LoadedKey>>>> {
+    fn shard(&self, id: &KeyId) -> Option<&RwLock<Shard>> {
         // Key ids end in random hex, so their last bytes spread evenly.
         let spread = id
             .as_str()
@@ -94,5 +133,112 @@ impl KeyCache {
             .take(2)
             .fold(0usize, |acc, b| acc * 31 + usize::from(b));
         self.shards.get(spread % SHARDS)
+    }
+}
+
+impl Shard {
+    /// Evicts an arbitrary entry when the shard holds `capacity`, counting the eviction.
+    fn make_room(&mut self, capacity: usize) {
+        if self.keys.len() < capacity {
+            return;
+        }
+        let victim = self.keys.keys().next().cloned();
+        if let Some(victim) = victim {
+            self.keys.remove(&victim);
+            self.evictions = self.evictions.wrapping_add(1);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::record::VersionRecord;
+    use crate::{Algorithm, KeyState};
+
+    /// Ids ending in the same two characters share a shard.
+    fn id(n: u8) -> KeyId {
+        KeyId::parse(&format!("k-{n:02x}00000000000000000000000000000f")).unwrap()
+    }
+
+    fn loaded(id: &KeyId, revision: u64, state: KeyState) -> LoadedKey {
+        let record = KeyRecord {
+            id: id.clone(),
+            algorithm: Algorithm::Aes256Gcm,
+            state,
+            primary_version: 1,
+            versions: vec![VersionRecord {
+                version: 1,
+                created_at_ms: 0,
+            }],
+            exportable: false,
+            owner: String::new(),
+            description: String::new(),
+            internal: false,
+            created_at_ms: 0,
+            destruction_due_ms: None,
+            destroyed_at_ms: None,
+            revision,
+        };
+        LoadedKey {
+            record,
+            versions: BTreeMap::new(),
+        }
+    }
+
+    fn cached_revision(cache: &KeyCache, id: &KeyId) -> Option<u64> {
+        cache.get(id).map(|key| key.record.revision)
+    }
+
+    #[test]
+    fn older_revision_does_not_replace_newer() {
+        let cache = KeyCache::new();
+        let a = id(1);
+        cache.insert(loaded(&a, 2, KeyState::Suspended), cache.generation(&a));
+        let kept = cache.insert(loaded(&a, 1, KeyState::Active), cache.generation(&a));
+        assert_eq!(kept.record.state, KeyState::Suspended);
+        cache.insert(loaded(&a, 3, KeyState::Active), cache.generation(&a));
+        assert_eq!(cached_revision(&cache, &a), Some(3));
+    }
+
+    #[test]
+    fn stale_record_is_not_cached_after_an_eviction() {
+        let cache = KeyCache::with_shard_capacity(1);
+        let (a, b) = (id(1), id(2));
+        assert!(std::ptr::eq(
+            cache.shard(&a).unwrap(),
+            cache.shard(&b).unwrap()
+        ));
+        // A reader takes the generation and reads revision 1 (active) of `a` from the store...
+        let reader = cache.generation(&a);
+        // ...meanwhile a writer suspends `a` (revision 2) and caches it...
+        cache.insert(loaded(&a, 2, KeyState::Suspended), cache.generation(&a));
+        // ...and loading `b` evicts `a`.
+        cache.insert(loaded(&b, 1, KeyState::Active), cache.generation(&b));
+        assert_eq!(cached_revision(&cache, &a), None);
+
+        // The reader's late insert is served to it but not cached.
+        let served = cache.insert(loaded(&a, 1, KeyState::Active), reader);
+        assert_eq!(served.record.revision, 1);
+        assert_eq!(cached_revision(&cache, &a), None);
+        assert_eq!(cached_revision(&cache, &b), Some(1));
+
+        // A load that starts now reads revision 2 and caches it.
+        let fresh = cache.generation(&a);
+        cache.insert(loaded(&a, 2, KeyState::Suspended), fresh);
+        assert_eq!(cached_revision(&cache, &a), Some(2));
+    }
+
+    #[test]
+    fn bounded_per_shard() {
+        let cache = KeyCache::with_shard_capacity(3);
+        for n in 0..10 {
+            let id = id(n);
+            cache.insert(loaded(&id, 1, KeyState::Active), cache.generation(&id));
+        }
+        let shard = cache.shard(&id(0)).unwrap().read().unwrap();
+        assert_eq!(shard.keys.len(), 3);
+        assert_eq!(shard.evictions, 7);
     }
 }

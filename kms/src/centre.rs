@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use govtrust_store::{AuditEvent, AuditSink, Batch, Store};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::cache::{KeyCache, LoadedKey};
+use crate::cache::{Generation, KeyCache, LoadedKey};
 use crate::master::MasterKey;
 use crate::record::{self, KeyRecord, unix_ms};
 use crate::seal::{Progress, SealConfig, Unsealed};
 use crate::shares;
 use crate::transfer::WrappingKey;
-use crate::vault::Vault;
+use crate::vault::{Change, Vault};
 use crate::{Clock, Error, KeyId, SealStatus, ShareFile};
 
 /// The key-management centre. `Send + Sync`; share it as `Arc<Kms>`.
@@ -40,7 +40,8 @@ impl std::fmt::Debug for Kms {
 
 impl Kms {
     /// Generates the master key, splits it `threshold`-of-`shares` (2 <= M <= N <= 16), stores
-    /// the seal configuration and the import wrapping key (sealed), and audits `kms.init`.
+    /// the seal configuration (with a commitment to every share, see [`Kms::unseal`]) and the
+    /// import wrapping key (sealed), and audits `kms.init`.
     ///
     /// The master key is never written anywhere; only the returned share files hold it.
     /// [`Error::AlreadyInitialized`] if a seal configuration exists.
@@ -57,17 +58,18 @@ impl Kms {
         }
         let master = MasterKey::generate()?;
         let deployment = deployment_id()?;
+        let dealt = shares::deal(&master, threshold, shares)?;
         let config = SealConfig::new(
             deployment.clone(),
             threshold,
-            shares,
             master.check_value(&deployment)?,
+            shares::commitments(&deployment, &dealt),
         );
         let batch = init_batch(store, audit, clock, &master, &config)?;
         match store.commit(batch) {
             Err(govtrust_store::Error::Conflict { .. }) => Err(Error::AlreadyInitialized),
             other => other
-                .map(|_| shares::split(&master, &config))
+                .map(|_| shares::render_all(&config, &dealt))
                 .map_err(Error::from),
         }
     }
@@ -114,10 +116,17 @@ impl Kms {
     /// Takes one custodian's share file.
     ///
     /// Rejects with [`Error::InvalidShare`] a damaged file (checksum), a share of another
-    /// deployment and a share already given; the attempt keeps its progress. When `threshold`
-    /// distinct shares are in, reconstructs the master key and checks it against the stored check
-    /// value: on mismatch [`Error::UnsealFailed`] and the attempt starts over; on success the
-    /// centre is unsealed and `kms.unseal` audited. When already unsealed, returns the status.
+    /// deployment, a share that is not the one issued for its index at initialization (its
+    /// commitment in the seal configuration does not match: a forged or foreign share) and a
+    /// share already given; a rejected share takes no place and the attempt keeps its progress.
+    /// When `threshold` distinct shares are in, reconstructs the master key and checks it
+    /// against the stored check value: on mismatch [`Error::UnsealFailed`] and the attempt
+    /// starts over (with the commitments this means the seal configuration was altered; the
+    /// check stays as defence in depth); on success the centre is unsealed and `kms.unseal`
+    /// audited. When already unsealed, returns the status.
+    ///
+    /// `share` is secret: the caller should hold it in a zeroizing buffer. It is not copied
+    /// here except into zeroizing buffers, and no error message echoes it.
     pub fn unseal(&self, share: &[u8]) -> Result<SealStatus, Error> {
         let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
         if !self.is_sealed() {
@@ -186,17 +195,38 @@ impl Kms {
     /// The key `id`, from the cache or loaded into it.
     pub(crate) fn loaded(&self, id: &KeyId) -> Result<Arc<LoadedKey>, Error> {
         let vault = self.vault()?;
-        match self.cache.get(id) {
-            Some(key) => Ok(key),
-            None => self.refresh(&vault, vault.stored(id)?.record),
+        if let Some(key) = self.cache.get(id) {
+            return Ok(key);
         }
+        // Taken before the store is read: see `cache`.
+        let since = self.cache.generation(id);
+        let record = vault.stored(id)?.record;
+        self.refresh(&vault, record, since)
     }
 
-    /// Loads `record`'s versions (reusing those already cached) and caches the result.
+    /// Changes the key `id` with [`Vault::update`] and caches the record written.
+    pub(crate) fn change_key<F>(
+        &self,
+        vault: &Vault<'_>,
+        id: &KeyId,
+        change: F,
+    ) -> Result<Arc<LoadedKey>, Error>
+    where
+        F: FnMut(&KeyRecord) -> Result<Change, Error>,
+    {
+        // Taken before the store is read: see `cache`.
+        let since = self.cache.generation(id);
+        let record = vault.update(&*self.audit, id, change)?;
+        self.refresh(vault, record, since)
+    }
+
+    /// Loads `record`'s versions (reusing those already cached) and caches the result;
+    /// `since` is the cache generation taken before `record` was read or written.
     pub(crate) fn refresh(
         &self,
         vault: &Vault<'_>,
         record: KeyRecord,
+        since: Generation,
     ) -> Result<Arc<LoadedKey>, Error> {
         let cached = self.cache.get(&record.id);
         let mut versions = BTreeMap::new();
@@ -211,7 +241,7 @@ impl Kms {
             };
             versions.insert(version, loaded);
         }
-        Ok(self.cache.insert(LoadedKey { record, versions }))
+        Ok(self.cache.insert(LoadedKey { record, versions }, since))
     }
 }
 

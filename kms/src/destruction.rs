@@ -5,6 +5,15 @@
 //! was, so cancelling restores it. Destruction deletes every version's material from the store
 //! and replaces the metadata with a tombstone (state destroyed, destroyed at), in one audited
 //! batch; the cache entry is replaced by the tombstone, dropping (and zeroizing) the material.
+//!
+//! What "deleted from the store" does not mean: the material is sealed under the master key
+//! (AES-256-GCM under the record key), and a delete only unlinks it. Until the database file is
+//! compacted, freed pages may still hold the sealed bytes; copies of the database file (backups,
+//! snapshots, replicas) keep them. Anyone who later holds such a copy *and* a threshold of
+//! custodian shares can still open the destroyed material. This crate cannot compact: the store
+//! trait has no such operation. The server should compact the database (redb
+//! `Database::compact`; on PostgreSQL `VACUUM FULL`, where WAL archives are copies too) after
+//! `destroy_due` destroyed keys, and backup retention decides how long copies keep the material.
 
 use std::time::{Duration, SystemTime};
 
@@ -36,7 +45,7 @@ impl Kms {
     ) -> Result<KeyInfo, Error> {
         let due = self.due_date(waiting_days.unwrap_or(DEFAULT_WAITING_DAYS))?;
         let vault = self.vault()?;
-        let record = vault.update(&*self.audit, id, |old| {
+        let key = self.change_key(&vault, id, |old| {
             lifecycle::check_alive(old)?;
             let record = KeyRecord {
                 destruction_due_ms: Some(unix_ms(due)),
@@ -52,7 +61,7 @@ impl Kms {
                 event,
             })
         })?;
-        Ok(self.refresh(&vault, record)?.record.info())
+        Ok(key.record.info())
     }
 
     /// The date `days` from now, after checking the waiting period.
@@ -75,7 +84,7 @@ impl Kms {
     /// `kms.key.destroy.cancel`.
     pub fn cancel_destruction(&self, actor: &str, id: &KeyId) -> Result<KeyInfo, Error> {
         let vault = self.vault()?;
-        let record = vault.update(&*self.audit, id, |old| {
+        let key = self.change_key(&vault, id, |old| {
             lifecycle::check_not_destroyed(old)?;
             let due = old
                 .destruction_due_ms
@@ -96,12 +105,16 @@ impl Kms {
                 event,
             })
         })?;
-        Ok(self.refresh(&vault, record)?.record.info())
+        Ok(key.record.info())
     }
 
     /// Destroys every key whose destruction date has passed: deletes its material from the
     /// store, leaves a tombstone, evicts the material from memory, audits `kms.key.destroy`.
     /// Returns the ids destroyed. The server calls this periodically.
+    ///
+    /// The material is sealed under the master key; until the database file is compacted,
+    /// freed pages may still hold the sealed bytes; copies of the database file keep them. The
+    /// caller should compact the store after a call that destroyed keys (see the module docs).
     ///
     /// A key whose record is corrupt or missing is skipped (and logged) so it cannot block the
     /// others.
@@ -127,14 +140,13 @@ impl Kms {
         if !is_due(&vault.stored(id)?.record, now) {
             return Ok(false);
         }
-        let record = vault.update(&*self.audit, id, |old| {
+        self.change_key(vault, id, |old| {
             if !is_due(old, now) {
                 // Cancelled since the check above; `destroy_due` skips it.
                 return Err(Error::Conflict { id: id.clone() });
             }
             self.tombstone(vault, old, now)
         })?;
-        self.refresh(vault, record)?;
         tracing::info!(key = %id, "key destroyed");
         Ok(true)
     }

@@ -23,11 +23,13 @@ pub enum Error {
     /// The master key is not in memory.
     #[error("the key-management centre is sealed: unseal it with the custodians' shares")]
     Sealed,
-    /// A share file was rejected; the unseal attempt keeps its progress.
+    /// A share file was rejected (damaged, of another deployment, not the share issued for its
+    /// index, or given twice); it takes no place and the unseal attempt keeps its progress.
     #[error("invalid unseal share: {reason}")]
     InvalidShare { reason: String },
     /// The shares given reconstruct a key that is not this deployment's master key. The unseal
-    /// attempt starts over.
+    /// attempt starts over. Every share is checked against its commitment before it is taken,
+    /// so this means the seal configuration no longer matches the shares issued.
     #[error("unseal failed: {reason}; start again with the custodians' shares")]
     UnsealFailed { reason: String },
     /// A key id that is not `k-` followed by 32 lower-case hex characters.

@@ -48,8 +48,9 @@ impl Kms {
             .with("exportable", spec.exportable.to_string())
             .with("internal", spec.internal.to_string())
             .with("owner", spec.owner.clone());
+        let since = self.cache.generation(&record.id);
         vault.create(&*self.audit, &record, material, &event)?;
-        Ok(self.refresh(&vault, record)?.record.info())
+        Ok(self.refresh(&vault, record, since)?.record.info())
     }
 
     /// The record of a new key, version 1.
@@ -107,8 +108,8 @@ impl Kms {
     /// Only active keys rotate. Audits `kms.key.rotate`.
     pub fn rotate_key(&self, actor: &str, id: &KeyId) -> Result<KeyInfo, Error> {
         let vault = self.vault()?;
-        let record = vault.update(&*self.audit, id, |old| self.rotation(&vault, old, actor))?;
-        Ok(self.refresh(&vault, record)?.record.info())
+        let key = self.change_key(&vault, id, |old| self.rotation(&vault, old, actor))?;
+        Ok(key.record.info())
     }
 
     /// The change that adds a new primary version with fresh material to `old`.
@@ -153,7 +154,7 @@ impl Kms {
     ) -> Result<KeyInfo, Error> {
         check_text("reason", reason)?;
         let vault = self.vault()?;
-        let record = vault.update(&*self.audit, id, |old| {
+        let key = self.change_key(&vault, id, |old| {
             let state = lifecycle::apply(old, change)?;
             let record = KeyRecord {
                 state,
@@ -171,7 +172,7 @@ impl Kms {
                 event,
             })
         })?;
-        Ok(self.refresh(&vault, record)?.record.info())
+        Ok(key.record.info())
     }
 }
 

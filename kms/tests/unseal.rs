@@ -135,35 +135,54 @@ fn invalid_share<T: std::fmt::Debug>(result: Result<T, Error>) -> String {
     }
 }
 
-#[test]
-fn forged_share_value_fails_the_check_and_resets_progress() {
-    let centre = Centre::sealed();
-    let kms = &centre.kms;
-    let original = centre.shares[2].contents.as_str();
+/// Share `index` (1-based) of `centre` with its value changed and the checksum recomputed, as
+/// anyone who knows the deployment id (from `SealStatus`) can make it.
+fn forged(centre: &Centre, index: usize) -> String {
+    let original = centre.shares[index - 1].contents.as_str();
     let mut value = hex::decode(field(original, "share")).unwrap();
     value[5] ^= 0xff;
-    let forged = forge(original, "share", &hex::encode(value));
-
-    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
-    kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
-    let failed = kms.unseal(forged.as_bytes());
-    assert!(
-        matches!(failed, Err(Error::UnsealFailed { .. })),
-        "{failed:?}"
-    );
-    assert_eq!(kms.seal_status().progress, 0);
-    assert!(kms.is_sealed());
-
-    // The attempt starts over; the right shares still work.
-    centre.unseal(kms);
-    assert_eq!(
-        audit_actions(&*centre.store),
-        ["kms.init", "kms.unseal.failed", "kms.unseal"]
-    );
+    forge(original, "share", &hex::encode(value))
 }
 
 #[test]
-fn share_of_another_deployment_relabelled_fails_the_check() {
+fn forged_share_is_refused_and_does_not_take_its_slot() {
+    let centre = Centre::sealed();
+    let kms = &centre.kms;
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+
+    let refused = invalid_share(kms.unseal(forged(&centre, 2).as_bytes()));
+    assert!(
+        refused.contains("share 2 does not match the share issued for this deployment"),
+        "{refused}"
+    );
+    assert_eq!(kms.seal_status().progress, 1);
+
+    // The real share 2 still has its slot, and the unseal completes.
+    let status = kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    assert_eq!((status.sealed, status.progress), (true, 2));
+    kms.unseal(centre.shares[2].contents.as_bytes()).unwrap();
+    assert!(!kms.is_sealed());
+    assert_eq!(audit_actions(&*centre.store), ["kms.init", "kms.unseal"]);
+}
+
+#[test]
+fn forged_share_at_the_threshold_keeps_progress() {
+    let centre = Centre::sealed();
+    let kms = &centre.kms;
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+    kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    let refused = invalid_share(kms.unseal(forged(&centre, 3).as_bytes()));
+    assert!(refused.contains("share 3 does not match"), "{refused}");
+    assert_eq!(kms.seal_status().progress, 2);
+    assert!(kms.is_sealed());
+
+    kms.unseal(centre.shares[2].contents.as_bytes()).unwrap();
+    assert!(!kms.is_sealed());
+    assert_eq!(audit_actions(&*centre.store), ["kms.init", "kms.unseal"]);
+}
+
+#[test]
+fn share_of_another_deployment_relabelled_is_refused() {
     let centre = Centre::sealed();
     let other = Centre::sealed();
     let deployment = field(&centre.shares[0].contents, "deployment");
@@ -176,10 +195,90 @@ fn share_of_another_deployment_relabelled_fails_the_check() {
         .kms
         .unseal(centre.shares[1].contents.as_bytes())
         .unwrap();
-    assert!(matches!(
-        centre.kms.unseal(relabelled.as_bytes()),
-        Err(Error::UnsealFailed { .. })
-    ));
+    let refused = invalid_share(centre.kms.unseal(relabelled.as_bytes()));
+    assert!(refused.contains("share 3 does not match"), "{refused}");
+    assert_eq!(centre.kms.seal_status().progress, 2);
+}
+
+/// The seal configuration as JSON.
+fn seal_config(store: &dyn Store) -> serde_json::Value {
+    serde_json::from_slice(&store.get(b"kms/seal").unwrap().unwrap()).unwrap()
+}
+
+fn put_seal_config(store: &dyn Store, config: &serde_json::Value) {
+    let mut batch = Batch::new();
+    batch.put(b"kms/seal", serde_json::to_vec(config).unwrap());
+    store.commit(batch).unwrap();
+}
+
+#[test]
+fn wrong_check_value_fails_the_unseal_and_resets_progress() {
+    // Defence in depth: shares that match their commitments but not the check value (the seal
+    // configuration was altered) still do not unseal.
+    let centre = Centre::sealed();
+    let mut config = seal_config(&*centre.store);
+    let other = Centre::sealed();
+    config["check_value"] = seal_config(&*other.store)["check_value"].clone();
+    put_seal_config(&*centre.store, &config);
+    let kms = centre.reopen();
+
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+    kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    let failed = kms.unseal(centre.shares[2].contents.as_bytes());
+    assert!(
+        matches!(failed, Err(Error::UnsealFailed { .. })),
+        "{failed:?}"
+    );
+    assert_eq!(kms.seal_status().progress, 0);
+    assert!(kms.is_sealed());
+    assert_eq!(
+        audit_actions(&*centre.store),
+        ["kms.init", "kms.unseal.failed"]
+    );
+}
+
+#[test]
+fn seal_config_holds_one_commitment_per_share_and_decodes_strictly() {
+    let centre = Centre::sealed();
+    let config = seal_config(&*centre.store);
+    let commitments = config["share_commitments"].as_array().unwrap();
+    assert_eq!(commitments.len(), 5);
+    for (commitment, share) in commitments.iter().zip(&centre.shares) {
+        let commitment = commitment.as_str().unwrap();
+        assert_eq!(commitment.len(), 64);
+        assert!(!share.contents.contains(commitment));
+    }
+
+    let mut bad_configs = Vec::new();
+    let mut missing = config.clone();
+    missing.as_object_mut().unwrap().remove("share_commitments");
+    bad_configs.push(missing);
+    let mut too_few = config.clone();
+    too_few["share_commitments"].as_array_mut().unwrap().pop();
+    bad_configs.push(too_few);
+    let mut not_hex = config.clone();
+    not_hex["share_commitments"][0] = "zz".repeat(32).into();
+    bad_configs.push(not_hex);
+    let mut short = config.clone();
+    short["share_commitments"][1] = "00".repeat(31).into();
+    bad_configs.push(short);
+    let mut bad_id = config.clone();
+    bad_id["deployment_id"] = "d-XYZ".into();
+    bad_configs.push(bad_id);
+    let mut unknown = config.clone();
+    unknown["extra"] = 1.into();
+    bad_configs.push(unknown);
+    for bad in bad_configs {
+        put_seal_config(&*centre.store, &bad);
+        let opened = Kms::open(
+            Arc::clone(&centre.store),
+            Arc::new(TestAudit),
+            Arc::new(FakeClock::new()),
+        );
+        assert!(matches!(opened, Err(Error::Corrupt { .. })), "{bad}");
+    }
+    put_seal_config(&*centre.store, &config);
+    centre.unseal(&centre.reopen());
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //!
 //! Binary values (ciphertexts, signatures) are printed and read as standard base64.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use base64::Engine;
@@ -236,53 +236,32 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
                 owner: owner.unwrap_or_default(),
                 pre_active,
             };
-            let key = client(&connection)
-                .await?
-                .create_key(request)
-                .await
-                .map_err(status_error)?;
-            show_key(&connection, &key.into_inner().key.unwrap_or_default());
+            let response = client(&connection).await?.create_key(request).await;
+            show_key(
+                &connection,
+                response.map_err(status_error)?.into_inner().key,
+            )
         }
-        KeyCommand::List { connection } => list(&connection).await?,
+        KeyCommand::List { connection } => list(&connection).await,
         KeyCommand::Show(KeyArg { key_id, connection }) => {
-            let request = pb::GetKeyRequest { key_id };
-            let key = client(&connection)
+            let response = client(&connection)
                 .await?
-                .get_key(request)
-                .await
-                .map_err(status_error)?;
-            show_key(&connection, &key.into_inner().key.unwrap_or_default());
+                .get_key(pb::GetKeyRequest { key_id })
+                .await;
+            show_key(
+                &connection,
+                response.map_err(status_error)?.into_inner().key,
+            )
         }
         KeyCommand::Rotate(KeyArg { key_id, connection }) => {
             let request = pb::RotateKeyRequest { key_id };
-            let key = client(&connection)
-                .await?
-                .rotate_key(request)
-                .await
-                .map_err(status_error)?;
-            show_key(&connection, &key.into_inner().key.unwrap_or_default());
+            let response = client(&connection).await?.rotate_key(request).await;
+            show_key(
+                &connection,
+                response.map_err(status_error)?.into_inner().key,
+            )
         }
-        KeyCommand::Encrypt { key, input, aad } => {
-            let request = pb::EncryptRequest {
-                key_id: key.key_id,
-                plaintext: input.bytes()?,
-                aad: aad.into_bytes(),
-            };
-            let mut client = client(&key.connection).await?;
-            let out = client
-                .encrypt(request)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            let text = B64.encode(&out.ciphertext);
-            if key.connection.json {
-                print_json(
-                    &serde_json::json!({"ciphertext": text, "key_id": out.key_id, "version": out.version}),
-                );
-            } else {
-                println!("{text}");
-            }
-        }
+        KeyCommand::Encrypt { key, input, aad } => encrypt(key, &input, aad).await,
         KeyCommand::Decrypt {
             ciphertext,
             input,
@@ -290,68 +269,23 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             out,
             connection,
         } => {
-            let text = match (ciphertext, input) {
-                (Some(text), _) => text,
-                (None, Some(file)) => std::fs::read_to_string(&file)
-                    .with_context(|| format!("cannot read {}", file.display()))?,
-                (None, None) => anyhow::bail!("give --ciphertext or --in"),
-            };
-            let ciphertext = B64
-                .decode(text.trim())
-                .context("the ciphertext is not base64")?;
-            let request = pb::DecryptRequest {
-                ciphertext,
-                aad: aad.into_bytes(),
-                key_id: String::new(),
-            };
-            let plain = client(&connection)
-                .await?
-                .decrypt(request)
-                .await
-                .map_err(status_error)?;
-            write_output(out, &plain.into_inner().plaintext)?;
+            let text = text_or_file(ciphertext, input.as_deref(), "--ciphertext")?;
+            decrypt(&connection, &text, aad, out).await
         }
-        KeyCommand::Sign { key, input } => {
-            let request = pb::SignRequest {
-                key_id: key.key_id,
-                message: input.bytes()?,
-            };
-            let signed = client(&key.connection)
-                .await?
-                .sign(request)
-                .await
-                .map_err(status_error)?;
-            println!("{}", B64.encode(signed.into_inner().signature));
-        }
+        KeyCommand::Sign { key, input } => sign(key, &input).await,
         KeyCommand::Verify {
             key,
             input,
             signature,
-        } => {
-            let request = pb::VerifyRequest {
-                key_id: key.key_id,
-                message: input.bytes()?,
-                signature: B64
-                    .decode(signature.trim())
-                    .context("the signature is not base64")?,
-                version: 0,
-            };
-            let valid = client(&key.connection)
-                .await?
-                .verify(request)
-                .await
-                .map_err(status_error)?;
-            anyhow::ensure!(valid.into_inner().valid, "signature is NOT valid");
-            println!("signature is valid");
-        }
+        } => verify(key, &input, &signature).await,
         KeyCommand::PublicKey(KeyArg { key_id, connection }) => {
             let request = pb::GetPublicKeyRequest { key_id, version: 0 };
-            let public = client(&connection)
-                .await?
-                .get_public_key(request)
-                .await
-                .map_err(status_error)?;
-            print!("{}", public.into_inner().public_key_pem);
+            let response = client(&connection).await?.get_public_key(request).await;
+            print!(
+                "{}",
+                response.map_err(status_error)?.into_inner().public_key_pem
+            );
+            Ok(())
         }
         KeyCommand::State {
             key,
@@ -363,60 +297,43 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
                 change: change_message(change) as i32,
                 reason,
             };
-            let out = client(&key.connection)
-                .await?
-                .set_key_state(request)
-                .await
-                .map_err(status_error)?;
-            show_key(&key.connection, &out.into_inner().key.unwrap_or_default());
+            let response = client(&key.connection).await?.set_key_state(request).await;
+            show_key(
+                &key.connection,
+                response.map_err(status_error)?.into_inner().key,
+            )
         }
         KeyCommand::Destroy { key, days } => {
             let request = pb::ScheduleKeyDestructionRequest {
                 key_id: key.key_id,
                 waiting_period_days: days,
             };
-            let mut client = client(&key.connection).await?;
-            let out = client
+            let response = client(&key.connection)
+                .await?
                 .schedule_key_destruction(request)
-                .await
-                .map_err(status_error)?;
-            show_key(&key.connection, &out.into_inner().key.unwrap_or_default());
+                .await;
+            show_key(
+                &key.connection,
+                response.map_err(status_error)?.into_inner().key,
+            )
+        }
+        KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
+            let request = pb::CancelKeyDestructionRequest { key_id };
+            let response = client(&connection)
+                .await?
+                .cancel_key_destruction(request)
+                .await;
+            show_key(
+                &connection,
+                response.map_err(status_error)?.into_inner().key,
+            )
         }
         KeyCommand::Export {
             key,
             recipient,
             key_version,
             out,
-        } => {
-            let request = pb::WrapKeyForRecipientRequest {
-                key_id: key.key_id,
-                version: key_version,
-                recipient_public_key: B64
-                    .decode(recipient.trim())
-                    .context("--recipient is not base64")?,
-            };
-            let mut client = client(&key.connection).await?;
-            let wrapped = client
-                .wrap_key_for_recipient(request)
-                .await
-                .map_err(status_error)?
-                .into_inner();
-            let bundle = serde_json::json!({
-                "format": BUNDLE_FORMAT,
-                "key_id": wrapped.key_id,
-                "version": wrapped.version,
-                "algorithm": algorithm_name(wrapped.algorithm()),
-                "encapsulated_key": B64.encode(&wrapped.encapsulated_key),
-                "ciphertext": B64.encode(&wrapped.ciphertext),
-            });
-            crate::init::write_public(&out, &serde_json::to_string_pretty(&bundle)?)?;
-            println!(
-                "wrapped {} version {} to {}",
-                wrapped.key_id,
-                wrapped.version,
-                out.display()
-            );
-        }
+        } => export(key, &recipient, key_version, &out).await,
         KeyCommand::Import {
             input,
             exportable,
@@ -425,24 +342,123 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             connection,
         } => {
             let request = import_request(&input, exportable, description, owner)?;
-            let key = client(&connection)
-                .await?
-                .import_key(request)
-                .await
-                .map_err(status_error)?;
-            show_key(&connection, &key.into_inner().key.unwrap_or_default());
-        }
-        KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
-            let request = pb::CancelKeyDestructionRequest { key_id };
-            let mut client = client(&connection).await?;
-            let out = client
-                .cancel_key_destruction(request)
-                .await
-                .map_err(status_error)?;
-            show_key(&connection, &out.into_inner().key.unwrap_or_default());
+            let response = client(&connection).await?.import_key(request).await;
+            show_key(
+                &connection,
+                response.map_err(status_error)?.into_inner().key,
+            )
         }
     }
+}
+
+async fn encrypt(key: KeyArg, input: &Input, aad: String) -> anyhow::Result<()> {
+    let request = pb::EncryptRequest {
+        key_id: key.key_id,
+        plaintext: input.bytes()?,
+        aad: aad.into_bytes(),
+    };
+    let response = client(&key.connection).await?.encrypt(request).await;
+    let out = response.map_err(status_error)?.into_inner();
+    let text = B64.encode(&out.ciphertext);
+    if key.connection.json {
+        print_json(
+            &serde_json::json!({"ciphertext": text, "key_id": out.key_id, "version": out.version}),
+        );
+    } else {
+        println!("{text}");
+    }
     Ok(())
+}
+
+async fn decrypt(
+    connection: &Connection,
+    text: &str,
+    aad: String,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let ciphertext = B64
+        .decode(text.trim())
+        .context("the ciphertext is not base64")?;
+    let request = pb::DecryptRequest {
+        ciphertext,
+        aad: aad.into_bytes(),
+        key_id: String::new(),
+    };
+    let response = client(connection).await?.decrypt(request).await;
+    write_output(out, &response.map_err(status_error)?.into_inner().plaintext)
+}
+
+async fn sign(key: KeyArg, input: &Input) -> anyhow::Result<()> {
+    let request = pb::SignRequest {
+        key_id: key.key_id,
+        message: input.bytes()?,
+    };
+    let response = client(&key.connection).await?.sign(request).await;
+    println!(
+        "{}",
+        B64.encode(response.map_err(status_error)?.into_inner().signature)
+    );
+    Ok(())
+}
+
+async fn verify(key: KeyArg, input: &Input, signature: &str) -> anyhow::Result<()> {
+    let request = pb::VerifyRequest {
+        key_id: key.key_id,
+        message: input.bytes()?,
+        signature: B64
+            .decode(signature.trim())
+            .context("the signature is not base64")?,
+        version: 0,
+    };
+    let response = client(&key.connection).await?.verify(request).await;
+    anyhow::ensure!(
+        response.map_err(status_error)?.into_inner().valid,
+        "signature is NOT valid"
+    );
+    println!("signature is valid");
+    Ok(())
+}
+
+async fn export(key: KeyArg, recipient: &str, version: u32, out: &Path) -> anyhow::Result<()> {
+    let request = pb::WrapKeyForRecipientRequest {
+        key_id: key.key_id,
+        version,
+        recipient_public_key: B64
+            .decode(recipient.trim())
+            .context("--recipient is not base64")?,
+    };
+    let response = client(&key.connection)
+        .await?
+        .wrap_key_for_recipient(request)
+        .await;
+    let wrapped = response.map_err(status_error)?.into_inner();
+    let bundle = serde_json::json!({
+        "format": BUNDLE_FORMAT,
+        "key_id": wrapped.key_id,
+        "version": wrapped.version,
+        "algorithm": algorithm_name(wrapped.algorithm()),
+        "encapsulated_key": B64.encode(&wrapped.encapsulated_key),
+        "ciphertext": B64.encode(&wrapped.ciphertext),
+    });
+    crate::init::write_public(out, &serde_json::to_string_pretty(&bundle)?)?;
+    println!(
+        "wrapped {} version {} to {}",
+        wrapped.key_id,
+        wrapped.version,
+        out.display()
+    );
+    Ok(())
+}
+
+/// A value given inline (`flag`) or in a file.
+fn text_or_file(inline: Option<String>, file: Option<&Path>, flag: &str) -> anyhow::Result<String> {
+    match (inline, file) {
+        (Some(text), _) => Ok(text),
+        (None, Some(file)) => {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+        }
+        (None, None) => anyhow::bail!("give {flag} or --in"),
+    }
 }
 
 /// The `format` field of an export bundle.
@@ -557,10 +573,11 @@ fn key_json(key: &pb::Key) -> serde_json::Value {
     })
 }
 
-fn show_key(connection: &Connection, key: &pb::Key) {
+fn show_key(connection: &Connection, key: Option<pb::Key>) -> anyhow::Result<()> {
+    let key = key.context("the server returned no key")?;
     if connection.json {
-        print_json(&key_json(key));
-        return;
+        print_json(&key_json(&key));
+        return Ok(());
     }
     println!("key:        {}", key.key_id);
     println!("algorithm:  {}", algorithm_name(key.algorithm()));
@@ -581,6 +598,7 @@ fn show_key(connection: &Connection, key: &pb::Key) {
     if key.destroyed_at.is_some() {
         println!("destroyed:  {}", timestamp(key.destroyed_at.as_ref()));
     }
+    Ok(())
 }
 
 fn algorithm_message(algorithm: AlgorithmArg) -> pb::KeyAlgorithm {

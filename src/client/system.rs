@@ -2,7 +2,8 @@
 
 use clap::{Subcommand, ValueEnum};
 use govtrust_proto::ca::{
-    Network, RegisterSystemRequest, certificate_authority_client::CertificateAuthorityClient,
+    IssueEnrollmentTokenRequest, Network, RegisterSystemRequest, System,
+    certificate_authority_client::CertificateAuthorityClient,
 };
 
 use super::{Connection, print_json, status_error, timestamp};
@@ -32,6 +33,18 @@ pub enum SystemCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Issue a new one-time enrollment token to a registered system whose token expired or was
+    /// lost; earlier tokens stop working (system administrator).
+    Token {
+        /// The system's name.
+        #[arg(long)]
+        name: String,
+        /// Token lifetime in seconds (default 24 hours, at most 7 days).
+        #[arg(long, default_value_t = 0)]
+        token_ttl: u32,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -41,48 +54,90 @@ pub enum NetworkArg {
 }
 
 pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
-    let SystemCommand::Register {
-        name,
-        org,
-        level,
-        network,
-        dns_names,
-        token_ttl,
-        connection,
-    } = command;
-    let network = match network {
-        NetworkArg::Extranet => Network::Extranet,
-        NetworkArg::Intranet => Network::Intranet,
-    };
-    let request = RegisterSystemRequest {
-        name,
-        org_id: org,
-        protection_level: level,
-        network: network as i32,
-        dns_names,
-        token_ttl_seconds: token_ttl,
-    };
-    let mut client = CertificateAuthorityClient::new(connection.channel().await?);
-    let response = client
-        .register_system(request)
-        .await
-        .map_err(status_error)?
-        .into_inner();
-    let system = response.system.unwrap_or_default();
-    let expires = timestamp(response.token_expires_at.as_ref());
+    match command {
+        SystemCommand::Register {
+            name,
+            org,
+            level,
+            network,
+            dns_names,
+            token_ttl,
+            connection,
+        } => {
+            let network = match network {
+                NetworkArg::Extranet => Network::Extranet,
+                NetworkArg::Intranet => Network::Intranet,
+            };
+            let request = RegisterSystemRequest {
+                name,
+                org_id: org,
+                protection_level: level,
+                network: network as i32,
+                dns_names,
+                token_ttl_seconds: token_ttl,
+            };
+            let mut client = CertificateAuthorityClient::new(connection.channel().await?);
+            let response = client
+                .register_system(request)
+                .await
+                .map_err(status_error)?;
+            let response = response.into_inner();
+            show(
+                &connection,
+                "registered",
+                response.system,
+                &response.enrollment_token,
+                response.token_expires_at,
+            )
+        }
+        SystemCommand::Token {
+            name,
+            token_ttl,
+            connection,
+        } => {
+            let request = IssueEnrollmentTokenRequest {
+                name,
+                token_ttl_seconds: token_ttl,
+            };
+            let mut client = CertificateAuthorityClient::new(connection.channel().await?);
+            let response = client
+                .issue_enrollment_token(request)
+                .await
+                .map_err(status_error)?;
+            let response = response.into_inner();
+            show(
+                &connection,
+                "new token for",
+                response.system,
+                &response.enrollment_token,
+                response.token_expires_at,
+            )
+        }
+    }
+}
+
+fn show(
+    connection: &Connection,
+    what: &str,
+    system: Option<System>,
+    token: &str,
+    expires_at: Option<prost_types::Timestamp>,
+) -> anyhow::Result<()> {
+    let system = system.ok_or_else(|| anyhow::anyhow!("the server returned no system"))?;
+    let expires = timestamp(expires_at.as_ref());
     if connection.json {
         print_json(&serde_json::json!({
             "name": system.name,
             "org_id": system.org_id,
             "spiffe_id": system.spiffe_id,
             "protection_level": system.protection_level,
-            "enrollment_token": response.enrollment_token,
+            "enrollment_token": token,
             "token_expires_at": expires,
         }));
     } else {
-        println!("registered {} ({})", system.name, system.spiffe_id);
+        println!("{what} {} ({})", system.name, system.spiffe_id);
         println!("enrollment token (shown once, expires {expires}):");
-        println!("{}", response.enrollment_token);
+        println!("{token}");
     }
     Ok(())
 }

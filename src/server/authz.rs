@@ -19,6 +19,8 @@ use super::identity::{Kind, Principal};
 #[derive(Debug, Clone, Copy)]
 pub enum Action<'a> {
     RegisterSystem,
+    /// Issue a new enrollment token to a registered system.
+    IssueToken,
     ReadCertificates,
     ReadCaChain,
     Renew,
@@ -68,7 +70,7 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
     use Action as A;
     match (role, action) {
         (_, A::ReadCaChain | A::ReadCertificates) => true,
-        (Role::SystemAdministrator, A::RegisterSystem) => true,
+        (Role::SystemAdministrator, A::RegisterSystem | A::IssueToken) => true,
         (
             Role::SecurityAdministrator | Role::AuditAdministrator,
             A::ListKeys | A::Key(KeyOperation::Read, _),
@@ -85,7 +87,7 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
     match action {
         A::ReadCaChain | A::Renew | A::CreateKey | A::ImportKey | A::ReadWrappingKey => true,
         A::Key(_, key) => owns(principal, key),
-        A::RegisterSystem | A::ReadCertificates | A::ListKeys => false,
+        A::RegisterSystem | A::IssueToken | A::ReadCertificates | A::ListKeys => false,
     }
 }
 
@@ -96,6 +98,7 @@ fn owns(principal: &Principal, key: &KeyInfo) -> bool {
 fn describe(action: Action<'_>) -> String {
     match action {
         Action::RegisterSystem => "register systems".to_owned(),
+        Action::IssueToken => "issue enrollment tokens".to_owned(),
         Action::ReadCertificates => "read certificates".to_owned(),
         Action::ReadCaChain => "read the CA chain".to_owned(),
         Action::Renew => "renew certificates".to_owned(),

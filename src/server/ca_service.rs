@@ -62,6 +62,27 @@ impl CertificateAuthority for CaService {
         }))
     }
 
+    async fn issue_enrollment_token(
+        &self,
+        request: Request<pb::IssueEnrollmentTokenRequest>,
+    ) -> Reply<pb::IssueEnrollmentTokenResponse> {
+        let principal = self.principal(&request)?;
+        authorize(&principal, Action::IssueToken)?;
+        let request = request.into_inner();
+        let ttl = token_ttl(request.token_ttl_seconds)?;
+        let ca = self.ca.clone();
+        let registered = blocking(move || {
+            ca.issue_token(&principal.spiffe_id, &request.name, ttl)
+                .map_err(status::ca)
+        })
+        .await?;
+        Ok(Response::new(pb::IssueEnrollmentTokenResponse {
+            system: Some(system_message(&registered.system)),
+            enrollment_token: registered.token.to_string(),
+            token_expires_at: Some(registered.token_expires_at.into()),
+        }))
+    }
+
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Reply<pb::EnrollResponse> {
         let request = request.into_inner();
         let ca = self.ca.clone();
@@ -139,10 +160,7 @@ impl CertificateAuthority for CaService {
 
 fn registration(request: pb::RegisterSystemRequest) -> Result<Registration, Status> {
     let level = ProtectionLevel::try_from(request.protection_level).map_err(status::ca)?;
-    let token_ttl = match request.token_ttl_seconds {
-        0 => TOKEN_TTL_DEFAULT,
-        seconds => Duration::from_secs(u64::from(seconds)),
-    };
+
     let dns_names = request
         .dns_names
         .into_iter()
@@ -155,8 +173,17 @@ fn registration(request: pb::RegisterSystemRequest) -> Result<Registration, Stat
         protection_level: level,
         network: network(request.network)?,
         dns_names,
-        token_ttl: TokenTtl::try_from(token_ttl).map_err(status::ca)?,
+        token_ttl: token_ttl(request.token_ttl_seconds)?,
     })
+}
+
+/// A token lifetime from the wire: 0 means the default.
+fn token_ttl(seconds: u32) -> Result<TokenTtl, Status> {
+    let ttl = match seconds {
+        0 => TOKEN_TTL_DEFAULT,
+        seconds => Duration::from_secs(u64::from(seconds)),
+    };
+    TokenTtl::try_from(ttl).map_err(status::ca)
 }
 
 fn network(value: i32) -> Result<Network, Status> {

@@ -210,7 +210,7 @@ fn dev_unseal(layout: &Layout, kms: &Kms) -> anyhow::Result<()> {
         if !kms.is_sealed() {
             break;
         }
-        kms.unseal(&std::fs::read(&file)?)?;
+        kms.unseal(&zeroize::Zeroizing::new(std::fs::read(&file)?))?;
     }
     anyhow::ensure!(
         !kms.is_sealed(),

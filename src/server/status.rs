@@ -45,8 +45,9 @@ pub fn ca(error: CaError) -> Status {
         E::TokenUnknown | E::TokenExpired { .. } | E::TokenUsed { .. } => {
             Status::unauthenticated(message)
         }
+        E::TokenSuperseded { .. } => Status::unauthenticated(message),
         E::CallerNotCurrent { .. } => Status::permission_denied(message),
-        E::SystemExists { .. } => Status::already_exists(message),
+        E::SystemExists { .. } | E::DnsNameTaken { .. } => Status::already_exists(message),
         E::SystemNotFound { .. } | E::CertificateNotFound { .. } => Status::not_found(message),
         E::AlreadyInitialized | E::NotInitialized => Status::failed_precondition(message),
         E::Kms(inner) => kms(inner),

@@ -125,12 +125,42 @@ impl Fixture {
             token_ttl: TokenTtl::try_from(Duration::from_secs(3600)).unwrap(),
         };
         self.ca
-            .register_system("spiffe://gov.example/person/security-admin", registration)
+            .register_system("spiffe://gov.example/person/system-admin", registration)
             .unwrap()
     }
 
     pub fn spiffe(&self, name: &str) -> String {
         format!("spiffe://{TRUST_DOMAIN}/org/tax/sys/{name}")
+    }
+
+    /// The keys stored under `prefix`, as text.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let entries = self
+            .store
+            .scan(prefix.as_bytes(), None, usize::MAX)
+            .unwrap();
+        entries
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect()
+    }
+
+    /// Applies `edit` to the JSON record at `key`, as an older version of the CA would have
+    /// stored it.
+    pub fn rewrite(&self, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+        let value = self.store.get(key.as_bytes()).unwrap().unwrap();
+        let mut record: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        edit(&mut record);
+        let mut batch = Batch::new();
+        batch.put(key, serde_json::to_vec(&record).unwrap());
+        self.store.commit(batch).unwrap();
+    }
+
+    /// Deletes the record at `key`.
+    pub fn delete(&self, key: &str) {
+        let mut batch = Batch::new();
+        batch.delete(key);
+        self.store.commit(batch).unwrap();
     }
 
     /// Number of certificate records.
