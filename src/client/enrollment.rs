@@ -94,12 +94,12 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    let issued = response
-        .certificate
-        .context("the server returned no certificate")?;
-    save(&args.out, &issued, key.as_ref())?;
-    show(&args.connection, &issued, &args.out);
-    Ok(())
+    finish(
+        &args.connection,
+        &args.out,
+        response.certificate,
+        key.as_ref(),
+    )
 }
 
 /// The token from --token, GOVTRUST_TOKEN or --token-file.
@@ -128,11 +128,19 @@ pub async fn renew(args: RenewArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    let issued = response
-        .certificate
-        .context("the server returned no certificate")?;
-    save(&dir, &issued, Some(&key))?;
-    show(&args.connection, &issued, &dir);
+    finish(&args.connection, &dir, response.certificate, Some(&key))
+}
+
+/// Saves and shows what the server issued.
+fn finish(
+    connection: &Connection,
+    dir: &std::path::Path,
+    issued: Option<IssuedCertificate>,
+    key: Option<&KeyPair>,
+) -> anyhow::Result<()> {
+    let issued = issued.context("the server returned no certificate")?;
+    save(dir, &issued, key)?;
+    show(connection, &issued, dir);
     Ok(())
 }
 

@@ -32,14 +32,8 @@ pub enum KeyCommand {
     Create {
         #[arg(long, value_enum)]
         algorithm: AlgorithmArg,
-        /// Allow wrapped export to a recipient (cannot be changed later).
-        #[arg(long)]
-        exportable: bool,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Identity allowed to use the key (security administrator only); default: you.
-        #[arg(long)]
-        owner: Option<String>,
+        #[command(flatten)]
+        options: KeyOptions,
         #[arg(long)]
         pre_active: bool,
         #[command(flatten)]
@@ -137,16 +131,24 @@ pub enum KeyCommand {
         /// The bundle file.
         #[arg(long = "in")]
         input: PathBuf,
-        #[arg(long)]
-        exportable: bool,
-        #[arg(long, default_value = "")]
-        description: String,
-        /// Identity allowed to use the key (security administrator only); default: you.
-        #[arg(long)]
-        owner: Option<String>,
+        #[command(flatten)]
+        options: KeyOptions,
         #[command(flatten)]
         connection: Connection,
     },
+}
+
+/// What a new key (created or imported) is allowed and for whom.
+#[derive(Debug, Args)]
+pub struct KeyOptions {
+    /// Allow wrapped export to a recipient (cannot be changed later).
+    #[arg(long)]
+    pub exportable: bool,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    /// Identity allowed to use the key (security administrator only); default: you.
+    #[arg(long)]
+    pub owner: Option<String>,
 }
 
 /// A key id and the connection.
@@ -223,17 +225,15 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::Create {
             algorithm,
-            exportable,
-            description,
-            owner,
+            options,
             pre_active,
             connection,
         } => {
             let request = pb::CreateKeyRequest {
                 algorithm: algorithm_message(algorithm) as i32,
-                exportable,
-                description,
-                owner: owner.unwrap_or_default(),
+                exportable: options.exportable,
+                description: options.description,
+                owner: options.owner.unwrap_or_default(),
                 pre_active,
             };
             let response = client(&connection).await?.create_key(request).await;
@@ -336,12 +336,10 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
         } => export(key, &recipient, key_version, &out).await,
         KeyCommand::Import {
             input,
-            exportable,
-            description,
-            owner,
+            options,
             connection,
         } => {
-            let request = import_request(&input, exportable, description, owner)?;
+            let request = import_request(&input, options)?;
             let response = client(&connection).await?.import_key(request).await;
             show_key(
                 &connection,
@@ -464,12 +462,7 @@ fn text_or_file(inline: Option<String>, file: Option<&Path>, flag: &str) -> anyh
 /// The `format` field of an export bundle.
 const BUNDLE_FORMAT: &str = "govtrust-wrapped-key-v1";
 
-fn import_request(
-    input: &std::path::Path,
-    exportable: bool,
-    description: String,
-    owner: Option<String>,
-) -> anyhow::Result<pb::ImportKeyRequest> {
+fn import_request(input: &Path, options: KeyOptions) -> anyhow::Result<pb::ImportKeyRequest> {
     let text = std::fs::read_to_string(input)
         .with_context(|| format!("cannot read {}", input.display()))?;
     let bundle: serde_json::Value =
@@ -494,9 +487,9 @@ fn import_request(
         algorithm: algorithm as i32,
         encapsulated_key: field("encapsulated_key")?,
         ciphertext: field("ciphertext")?,
-        exportable,
-        description,
-        owner: owner.unwrap_or_default(),
+        exportable: options.exportable,
+        description: options.description,
+        owner: options.owner.unwrap_or_default(),
     })
 }
 
