@@ -1,7 +1,11 @@
 //! Generates the tonic code from the `.proto` files with protox: no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["govtrust/kms/v1/kms.proto", "govtrust/ca/v1/ca.proto"];
+    let files = [
+        "govtrust/kms/v1/kms.proto",
+        "govtrust/ca/v1/ca.proto",
+        "govtrust/audit/v1/audit.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }

@@ -50,6 +50,9 @@ pub enum Command {
     /// The key-management centre.
     #[command(subcommand)]
     Kms(client::keys::KmsCommand),
+    /// The audit log (audit administrator).
+    #[command(subcommand)]
+    Audit(client::audit::AuditCommand),
 }
 
 /// `govtrust serve`.
@@ -111,6 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Renew(args) => client::enrollment::renew(args).await,
         Command::Cert(command) => client::certs::run(command).await,
         Command::Kms(command) => client::keys::run(command).await,
+        Command::Audit(command) => client::audit::run(command).await,
     }
 }
 

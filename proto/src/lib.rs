@@ -11,6 +11,11 @@ pub mod kms {
     tonic::include_proto!("govtrust.kms.v1");
 }
 
+/// `govtrust.audit.v1`: the audit log.
+pub mod audit {
+    tonic::include_proto!("govtrust.audit.v1");
+}
+
 /// `govtrust.ca.v1`: the certificate authority.
 pub mod ca {
     tonic::include_proto!("govtrust.ca.v1");

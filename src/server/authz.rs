@@ -23,6 +23,8 @@ pub enum Action<'a> {
     IssueToken,
     ReadCertificates,
     ReadCaChain,
+    /// Read the audit log.
+    ReadAudit,
     Renew,
     CreateKey,
     ListKeys,
@@ -71,6 +73,7 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
     match (role, action) {
         (_, A::ReadCaChain | A::ReadCertificates) => true,
         (Role::SystemAdministrator, A::RegisterSystem | A::IssueToken) => true,
+        (Role::AuditAdministrator, A::ReadAudit) => true,
         (
             Role::SecurityAdministrator | Role::AuditAdministrator,
             A::ListKeys | A::Key(KeyOperation::Read, _),
@@ -87,7 +90,9 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
     match action {
         A::ReadCaChain | A::Renew | A::CreateKey | A::ImportKey | A::ReadWrappingKey => true,
         A::Key(_, key) => owns(principal, key),
-        A::RegisterSystem | A::IssueToken | A::ReadCertificates | A::ListKeys => false,
+        A::RegisterSystem | A::IssueToken | A::ReadCertificates | A::ListKeys | A::ReadAudit => {
+            false
+        }
     }
 }
 
@@ -101,6 +106,7 @@ fn describe(action: Action<'_>) -> String {
         Action::IssueToken => "issue enrollment tokens".to_owned(),
         Action::ReadCertificates => "read certificates".to_owned(),
         Action::ReadCaChain => "read the CA chain".to_owned(),
+        Action::ReadAudit => "read the audit log".to_owned(),
         Action::Renew => "renew certificates".to_owned(),
         Action::CreateKey => "create keys".to_owned(),
         Action::ListKeys => "list keys".to_owned(),
@@ -210,6 +216,9 @@ mod tests {
         assert!(authorize(&sys, Action::RegisterSystem).is_ok());
         assert!(authorize(&sec, Action::RegisterSystem).is_err());
         assert!(authorize(&aud, Action::RegisterSystem).is_err());
+        assert!(authorize(&aud, Action::ReadAudit).is_ok());
+        assert!(authorize(&sys, Action::ReadAudit).is_err());
+        assert!(authorize(&sec, Action::ReadAudit).is_err());
         assert!(authorize(&sys, Action::CreateKey).is_err());
         assert!(authorize(&sec, Action::CreateKey).is_ok());
         assert!(authorize(&aud, Action::CreateKey).is_err());

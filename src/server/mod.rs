@@ -4,6 +4,7 @@
 //! gRPC health and reflection services. The server starts sealed unless `--dev` unseals it from
 //! local shares; the CA answers reads while sealed, everything that needs a key waits for unseal.
 
+mod audit_service;
 mod authz;
 mod ca_service;
 mod identity;
@@ -19,6 +20,7 @@ use anyhow::Context;
 use govtrust_audit::AuditLog;
 use govtrust_ca::Ca;
 use govtrust_kms::{Clock, Kms, SystemClock};
+use govtrust_proto::audit::audit_log_server::AuditLogServer;
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
 use tonic::Status;
@@ -44,17 +46,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         prepare_dev(&layout)?;
     }
-    let (kms, ca) = open(&layout, clock(&args))?;
+    let domains = open(&layout, clock(&args))?;
     if args.dev {
-        dev_unseal(&layout, &kms)?;
+        dev_unseal(&layout, &domains.kms)?;
     }
     let config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    announce(&layout, &args, &kms);
-    tokio::spawn(sweep_destructions(kms.clone()));
-    let router = router(kms, ca).await?;
+    announce(&layout, &args, &domains.kms);
+    tokio::spawn(sweep_destructions(domains.kms.clone()));
+    let router = router(domains).await?;
     router
         .serve_with_incoming_shutdown(tls::incoming(listener, config), shutdown())
         .await
@@ -92,7 +94,14 @@ impl Clock for AheadClock {
     }
 }
 
-fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<Kms>, Arc<Ca>)> {
+/// The domains the services expose, over one store.
+struct Domains {
+    kms: Arc<Kms>,
+    ca: Arc<Ca>,
+    audit: AuditLog,
+}
+
+fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
     let database = layout.database();
     if !database.exists() {
         anyhow::bail!(
@@ -108,13 +117,15 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<(Arc<Kms>, Arc
         );
     }
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&database)?);
-    let audit = Arc::new(AuditLog::new(store.clone()));
-    let kms = Arc::new(Kms::open(store.clone(), audit.clone(), clock.clone())?);
-    let ca = Arc::new(Ca::open(store, kms.clone(), audit, clock)?);
-    Ok((kms, ca))
+    let audit = AuditLog::new(store.clone());
+    let sink = Arc::new(audit.clone());
+    let kms = Arc::new(Kms::open(store.clone(), sink.clone(), clock.clone())?);
+    let ca = Arc::new(Ca::open(store, kms.clone(), sink, clock)?);
+    Ok(Domains { kms, ca, audit })
 }
 
-async fn router(kms: Arc<Kms>, ca: Arc<Ca>) -> anyhow::Result<tonic::transport::server::Router> {
+async fn router(domains: Domains) -> anyhow::Result<tonic::transport::server::Router> {
+    let Domains { kms, ca, audit } = domains;
     let auth = Arc::new(identity::Authenticator::new(ca.clone()));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -123,6 +134,9 @@ async fn router(kms: Arc<Kms>, ca: Arc<Ca>) -> anyhow::Result<tonic::transport::
         .await;
     health
         .set_serving::<CertificateAuthorityServer<ca_service::CaService>>()
+        .await;
+    health
+        .set_serving::<AuditLogServer<audit_service::AuditService>>()
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(govtrust_proto::FILE_DESCRIPTOR_SET)
@@ -140,6 +154,10 @@ async fn router(kms: Arc<Kms>, ca: Arc<Ca>) -> anyhow::Result<tonic::transport::
         .add_service(kms_pb::key_management_server::KeyManagementServer::new(
             kms_service::KeyService::new(kms, auth.clone(), ca.trust_domain()),
         ))
+        .add_service(AuditLogServer::new(audit_service::AuditService::new(
+            audit,
+            auth.clone(),
+        )))
         .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(
             ca, auth,
         ))))
