@@ -1,6 +1,7 @@
 //! Building and signing end-entity certificates: the one signing path of every leaf.
 //!
-//! Every leaf gets a 128-bit random serial, `not_before` one minute in the past (clock skew),
+//! Every leaf gets a serial of 128 random bits after a fixed first byte, `not_before` one minute
+//! in the past (clock skew),
 //! AKI and SKI, `basicConstraints CA:FALSE`, and a lifetime capped by its issuing CA's.
 
 use std::net::IpAddr;
@@ -20,8 +21,9 @@ use crate::timestamps::{from_x509, to_x509};
 
 /// How far `not_before` is set back, for relying parties whose clocks run a little behind.
 pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(60);
-/// Draws before giving up on a serial whose first byte is non-zero (each fails with p = 1/128).
-const SERIAL_DRAWS: usize = 16;
+/// The first byte of every serial: non-zero and below 0x80, so the DER INTEGER is positive and
+/// minimal whatever the 16 random bytes after it are.
+const SERIAL_PREFIX: u8 = 0x01;
 
 /// `at + after`, or an error if that is past what `SystemTime` can hold.
 pub(crate) fn later(at: SystemTime, after: Duration) -> Result<SystemTime, Error> {
@@ -29,25 +31,22 @@ pub(crate) fn later(at: SystemTime, after: Duration) -> Result<SystemTime, Error
         .ok_or_else(|| Error::invalid("time", "certificate validity overflows the clock"))
 }
 
-/// A certificate serial: 128 random bits with the top bit cleared (a positive DER INTEGER) and a
-/// non-zero first byte, so it always encodes in exactly 16 bytes and its hex form is canonical.
-pub(crate) struct Serial([u8; 16]);
+/// A certificate serial: a fixed first byte then 128 random bits, 17 bytes in all (RFC 5280
+/// allows 20), so it always encodes as a positive INTEGER of exactly 17 bytes and its hex form is
+/// canonical.
+pub(crate) struct Serial([u8; 17]);
 
 impl Serial {
     /// A fresh random serial.
     pub(crate) fn generate(rng: &dyn SecureRandom) -> Result<Self, Error> {
-        let mut bytes = [0u8; 16];
-        for _ in 0..SERIAL_DRAWS {
-            rng.fill(&mut bytes).map_err(|_| Error::RandomUnavailable)?;
-            bytes[0] &= 0x7f;
-            if bytes[0] != 0 {
-                return Ok(Self(bytes));
-            }
-        }
-        Err(Error::RandomUnavailable)
+        let mut bytes = [0u8; 17];
+        bytes[0] = SERIAL_PREFIX;
+        rng.fill(&mut bytes[1..])
+            .map_err(|_| Error::RandomUnavailable)?;
+        Ok(Self(bytes))
     }
 
-    /// Lowercase hex, 32 characters.
+    /// Lowercase hex, 34 characters.
     pub(crate) fn hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -183,12 +182,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serials_are_positive_sixteen_bytes() {
+    fn serials_are_a_positive_prefix_and_128_random_bits() {
         let rng = ring::rand::SystemRandom::new();
-        for _ in 0..200 {
-            let serial = Serial::generate(&rng).unwrap();
-            assert!(serial.0[0] != 0 && serial.0[0] < 0x80);
-            assert_eq!(serial.hex().len(), 32);
+        let serials: Vec<[u8; 17]> = (0..200)
+            .map(|_| Serial::generate(&rng).unwrap().0)
+            .collect();
+        for serial in &serials {
+            assert_eq!(serial[0], SERIAL_PREFIX);
+            assert_eq!(hex::encode(serial).len(), 34);
+        }
+        // Every bit of the 16 random bytes takes both values across 200 draws.
+        for bit in 0..128 {
+            let set = serials
+                .iter()
+                .filter(|s| s[1 + bit / 8] & (0x80 >> (bit % 8)) != 0)
+                .count();
+            assert!(set > 0 && set < serials.len(), "bit {bit} never varies");
         }
     }
 }

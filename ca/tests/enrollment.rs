@@ -97,8 +97,12 @@ fn serial_is_128_random_bits_stored_as_lowercase_hex() {
     let der = pem_der(&issued.certificate_pem);
     let cert = parse(&der);
     let serial = cert.raw_serial();
-    assert_eq!(serial.len(), 16);
-    assert!(serial[0] & 0x80 == 0 && serial[0] != 0);
+    assert_eq!(
+        serial.len(),
+        17,
+        "a fixed positive first byte, then 128 random bits"
+    );
+    assert_eq!(serial[0], 0x01);
     assert_eq!(issued.serial, hex::encode(serial));
     let record = fx.ca.certificate(&issued.serial.to_uppercase()).unwrap();
     assert_eq!(record.der, der);
