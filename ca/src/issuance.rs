@@ -1,8 +1,8 @@
 //! Building and signing end-entity certificates: the one signing path of every leaf.
 //!
 //! Every leaf gets a serial of 128 random bits after a fixed first byte, `not_before` one minute
-//! in the past (clock skew),
-//! AKI and SKI, `basicConstraints CA:FALSE`, and a lifetime capped by its issuing CA's.
+//! in the past (clock skew), AKI and SKI, `basicConstraints CA:FALSE`, and a lifetime capped by
+//! its issuing CA's.
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
