@@ -71,7 +71,8 @@ pub struct ServeArgs {
     pub dev: bool,
     /// Dev mode only: run the server's clock this many days ahead, to rehearse what happens
     /// when waiting periods and lifetimes end (key destruction, token expiry).
-    #[arg(long, requires = "dev", value_name = "DAYS")]
+    #[arg(long, requires = "dev", value_name = "DAYS",
+          value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub dev_clock_offset_days: Option<u32>,
 }
 

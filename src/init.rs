@@ -22,14 +22,11 @@ use crate::layout::Layout;
 
 /// Creates the deployment described by `args`; returns the shares it wrote.
 ///
-/// Nothing is left half-made: if any step fails, the data directory and the share files this
-/// command created are removed again (a deployment whose shares were not all written could
-/// never be unsealed).
+/// Nothing is left half-made: if any step fails, what this command wrote is removed again (a
+/// deployment whose shares were not all written could never be unsealed).
 pub fn run(args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
     let layout = Layout::new(&args.data);
     check(args)?;
-    ensure_empty(layout.root())?;
-    ensure_empty(&args.shares_out)?;
     let shares = create_complete(&layout, args)?;
     println!("Initialised deployment in {}", layout.root().display());
     println!(
@@ -43,17 +40,73 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
 }
 
 /// Creates the deployment and writes its shares to `args.shares_out`; marks the deployment
-/// complete last. On failure removes what it made, so a half-made deployment never remains.
+/// complete last. Both directories must be empty or absent and apart from each other. On
+/// failure removes what it wrote, and nothing else: a directory that existed stays.
 pub fn create_complete(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
+    // Dev mode alone keeps its shares inside the data directory, and says so loudly.
+    if args.shares_out != layout.dev_unseal() {
+        ensure_apart(layout.root(), &args.shares_out)?;
+    }
+    let data = Claimed::new(layout.root())?;
+    let shares_dir = Claimed::new(&args.shares_out).inspect_err(|_| data.undo())?;
     create(layout, args)
         .and_then(|shares| write_shares(&args.shares_out, &shares).map(|()| shares))
         .and_then(|shares| {
             write_public(&layout.complete_marker(), "initialised\n").map(|()| shares)
         })
         .inspect_err(|_| {
-            let _ = fs::remove_dir_all(layout.root());
-            let _ = fs::remove_dir_all(&args.shares_out);
+            data.undo();
+            shares_dir.undo();
         })
+}
+
+/// The shares must not be written into the data directory (every backup of it would carry the
+/// master key), nor the other way round.
+fn ensure_apart(data: &Path, shares: &Path) -> anyhow::Result<()> {
+    let (data_abs, shares_abs) = (std::path::absolute(data)?, std::path::absolute(shares)?);
+    if data_abs.starts_with(&shares_abs) || shares_abs.starts_with(&data_abs) {
+        bail!(
+            "--shares-out {} and --data {} overlap: keep the custodians' shares out of the data directory",
+            shares.display(),
+            data.display()
+        );
+    }
+    Ok(())
+}
+
+/// An empty directory this command writes into, and whether it existed before.
+struct Claimed<'a> {
+    dir: &'a Path,
+    existed: bool,
+}
+
+impl<'a> Claimed<'a> {
+    /// Claims `dir`: it must be empty or absent; an absent one is created owner-only.
+    fn new(dir: &'a Path) -> anyhow::Result<Self> {
+        ensure_empty(dir)?;
+        let existed = dir.exists();
+        if !existed {
+            create_private_dir(dir)?;
+        }
+        Ok(Self { dir, existed })
+    }
+
+    /// Removes what was written: the directory if this command made it, else its contents
+    /// (it was empty when claimed).
+    fn undo(&self) {
+        if !self.existed {
+            let _ = fs::remove_dir_all(self.dir);
+            return;
+        }
+        for entry in fs::read_dir(self.dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+        }
+    }
 }
 
 /// Refuses impossible settings before anything touches the disk.
@@ -71,10 +124,9 @@ fn check(args: &InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the deployment in `layout` (an empty or absent directory) and returns the shares
+/// Creates the deployment in `layout` (a claimed, empty directory) and returns the shares
 /// without writing them.
-pub fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
-    create_private_dir(layout.root())?;
+fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&layout.database())?);
     fs::set_permissions(layout.database(), fs::Permissions::from_mode(0o600))?;
     let audit = Arc::new(AuditLog::new(store.clone()));
@@ -100,13 +152,35 @@ pub fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>
     Ok(shares)
 }
 
-/// Creates `dir` (and parents) readable by the owner only.
+/// Creates `dir` (and parents) readable by the owner only, durably.
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let missing = missing_ancestors(dir);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("cannot create {}", dir.display()))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    sync_parents(&missing)
+}
+
+/// `dir` and those of its ancestors that do not exist yet, deepest first.
+fn missing_ancestors(dir: &Path) -> Vec<std::path::PathBuf> {
+    dir.ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Makes newly created directories durable: syncs the parent of each.
+fn sync_parents(created: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    for dir in created {
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 fn ensure_empty(dir: &Path) -> anyhow::Result<()> {

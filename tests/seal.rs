@@ -192,3 +192,46 @@ fn init_keeps_secrets_private_and_never_overwrites_shares() {
     assert!(error.contains("threshold"), "{error}");
     assert!(!second.exists());
 }
+
+#[test]
+fn init_and_dev_mode_never_delete_what_they_did_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let inside = data.join("shares");
+    let out = std::process::Command::new(binary())
+        .args([
+            "init",
+            "--data",
+            data.to_str().unwrap(),
+            "--shares-out",
+            inside.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let error = fails(out);
+    assert!(error.contains("overlap"), "{error}");
+    assert!(!data.exists());
+
+    // A directory with someone's files is not a dev deployment: refused, and left alone.
+    let occupied = dir.path().join("occupied");
+    std::fs::create_dir_all(&occupied).unwrap();
+    std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
+    let out = std::process::Command::new(binary())
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            occupied.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let error = fails(out);
+    assert!(error.contains("deletes nothing"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(occupied.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
+}

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use govtrust_proto::audit::{Event, ListEventsRequest, audit_log_client::AuditLogClient};
 
-use super::{Connection, print_json, status_error, timestamp};
+use super::{Connection, print_json, printable, status_error, timestamp};
 
 /// Events fetched per call.
 const PAGE: u32 = 1000;
@@ -78,15 +78,15 @@ fn show(connection: &Connection, events: &[Event]) {
         let details: Vec<String> = event
             .details
             .iter()
-            .map(|d| format!("{}={}", d.name, d.value))
+            .map(|d| format!("{}={}", printable(&d.name), printable(&d.value)))
             .collect();
         println!(
             "{:>6} {} {:<24} {} -> {} {}",
             event.sequence,
             timestamp(event.time.as_ref()),
-            event.action,
-            event.actor,
-            event.target,
+            printable(&event.action),
+            printable(&event.actor),
+            printable(&event.target),
             details.join(" ")
         );
     }

@@ -3,7 +3,13 @@
 //! Renewal writes `key.pem.new` then `cert.pem.new`, then renames the key and then the
 //! certificate into place. Whatever moment a crash picks, [`recover`] restores a matching pair:
 //! if `cert.pem.new` exists both new files were complete, so the swap is finished; a lone
-//! `key.pem.new` means the certificate never arrived, so it is dropped.
+//! `key.pem.new` means the certificate never arrived, so it is dropped. Both hold an exclusive
+//! lock on `.lock` in the directory, so a command reading the credential never mistakes a
+//! renewal in progress for a crashed one.
+//!
+//! Other programs that read the files directly (a system's own TLS server) may see the new key
+//! with the old certificate for the moment between the two renames; they should reload on
+//! failure, or read the pair after `govtrust renew` has returned.
 
 use std::fs;
 use std::path::Path;
@@ -14,6 +20,7 @@ use crate::init::{write_public, write_secret};
 
 /// Replaces the key and certificate in `dir` as a pair.
 pub fn replace(dir: &Path, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {
+    let _lock = lock(dir)?;
     let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
     let (new_key, new_cert) = (dir.join("key.pem.new"), dir.join("cert.pem.new"));
     write_secret(&new_key, key_pem)?;
@@ -25,6 +32,10 @@ pub fn replace(dir: &Path, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> 
 /// Finishes or undoes a replacement a crash interrupted.
 pub fn recover(dir: &Path) -> anyhow::Result<()> {
     let (new_key, new_cert) = (dir.join("key.pem.new"), dir.join("cert.pem.new"));
+    if !new_key.exists() && !new_cert.exists() {
+        return Ok(());
+    }
+    let _lock = lock(dir)?;
     if new_cert.exists() {
         if new_key.exists() {
             rename(&new_key, &dir.join("key.pem"))?;
@@ -36,6 +47,23 @@ pub fn recover(dir: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("cannot remove {}", new_key.display()))?;
     }
     Ok(())
+}
+
+/// An exclusive lock on the credential directory, released when the file is dropped.
+fn lock(dir: &Path) -> anyhow::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(".lock");
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(file)
 }
 
 fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {

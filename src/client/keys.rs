@@ -543,8 +543,9 @@ async fn list(connection: &Connection) -> anyhow::Result<()> {
 fn write_output(out: Option<PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     match out {
+        // The plaintext is as secret as the key that protected it: an owner-only file.
         Some(path) => {
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+            crate::init::write_file(&path, bytes, 0o600, crate::init::Replace::Atomically)
         }
         None => Ok(std::io::stdout().write_all(bytes)?),
     }

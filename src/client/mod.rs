@@ -108,9 +108,31 @@ pub fn timestamp(value: Option<&prost_types::Timestamp>) -> String {
 
 /// RFC 3339 text of a time.
 pub fn rfc3339(time: SystemTime) -> String {
-    time::OffsetDateTime::from(time)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let Ok(since_epoch) = time.duration_since(SystemTime::UNIX_EPOCH) else {
+        return String::from("(before 1970)");
+    };
+    let nanos = i128::try_from(since_epoch.as_nanos()).unwrap_or(i128::MAX);
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("(unix time {}s)", since_epoch.as_secs()))
+}
+
+/// Text from the server made safe for a terminal: control characters are shown escaped, so
+/// no value can forge a line or send escape sequences.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Turns a gRPC status into an error that says what the server said.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use govtrust_ca::{Ca, Role};
+use govtrust_kms::Clock;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use tonic::Status;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -55,13 +56,15 @@ impl Principal {
 /// Verifies client certificates against the deployment's CA hierarchy.
 pub struct Authenticator {
     ca: Arc<Ca>,
+    /// The server's clock, the one the CA issues with (dev mode may run it ahead).
+    clock: Arc<dyn Clock>,
     root: CertificateDer<'static>,
     intermediates: Vec<CertificateDer<'static>>,
     cache: Mutex<HashMap<[u8; 32], Principal>>,
 }
 
 impl Authenticator {
-    pub fn new(ca: Arc<Ca>) -> Self {
+    pub fn new(ca: Arc<Ca>, clock: Arc<dyn Clock>) -> Self {
         let chain = ca.chain();
         let root = CertificateDer::from(chain.root_der.clone());
         let intermediates = vec![
@@ -70,6 +73,7 @@ impl Authenticator {
         ];
         Self {
             ca,
+            clock,
             root,
             intermediates,
             cache: Mutex::new(HashMap::new()),
@@ -97,7 +101,7 @@ impl Authenticator {
         let cache = self.cache.lock().ok()?;
         cache
             .get(digest)
-            .filter(|p| p.not_after > SystemTime::now())
+            .filter(|p| p.not_after > self.clock.now())
             .cloned()
     }
 
@@ -143,13 +147,22 @@ impl Authenticator {
                 webpki::ALL_VERIFICATION_ALGS,
                 &[anchor],
                 &intermediates,
-                UnixTime::now(),
+                self.now()?,
                 webpki::KeyUsage::client_auth(),
                 None,
                 None,
             )
             .map_err(rejected)?;
         Ok(())
+    }
+
+    fn now(&self) -> Result<UnixTime, Status> {
+        let since_epoch = self
+            .clock
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_err(|_| Status::internal("the server clock is before 1970"))?;
+        Ok(UnixTime::since_unix_epoch(since_epoch))
     }
 
     fn kind(&self, spiffe_id: &str) -> Result<Kind, Status> {

@@ -99,6 +99,7 @@ struct Domains {
     kms: Arc<Kms>,
     ca: Arc<Ca>,
     audit: AuditLog,
+    clock: Arc<dyn Clock>,
 }
 
 fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
@@ -112,7 +113,9 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
     }
     if !layout.complete_marker().exists() {
         anyhow::bail!(
-            "the deployment in {} was interrupted while `govtrust init` created it: remove the directory and run init again",
+            "the deployment in {} is incomplete: `govtrust init` was interrupted while creating it, \
+             so its custodian shares may never have been written; create a new deployment in an \
+             empty directory",
             layout.root().display()
         );
     }
@@ -120,13 +123,23 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
     let audit = AuditLog::new(store.clone());
     let sink = Arc::new(audit.clone());
     let kms = Arc::new(Kms::open(store.clone(), sink.clone(), clock.clone())?);
-    let ca = Arc::new(Ca::open(store, kms.clone(), sink, clock)?);
-    Ok(Domains { kms, ca, audit })
+    let ca = Arc::new(Ca::open(store, kms.clone(), sink, clock.clone())?);
+    Ok(Domains {
+        kms,
+        ca,
+        audit,
+        clock,
+    })
 }
 
 async fn router(domains: Domains) -> anyhow::Result<tonic::transport::server::Router> {
-    let Domains { kms, ca, audit } = domains;
-    let auth = Arc::new(identity::Authenticator::new(ca.clone()));
+    let Domains {
+        kms,
+        ca,
+        audit,
+        clock,
+    } = domains;
+    let auth = Arc::new(identity::Authenticator::new(ca.clone(), clock));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<kms_pb::key_management_server::KeyManagementServer<kms_service::KeyService>>(
@@ -183,12 +196,13 @@ fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
     if layout.complete_marker().exists() {
         return Ok(());
     }
-    if layout.database().exists() {
-        eprintln!(
-            "dev mode: the deployment in {} was never completed; creating it anew",
+    let occupied = std::fs::read_dir(layout.root()).is_ok_and(|mut dir| dir.next().is_some());
+    if occupied {
+        anyhow::bail!(
+            "dev mode: {} holds files but no complete deployment; govtrust deletes nothing: \
+             remove it yourself or choose another --data",
             layout.root().display()
         );
-        std::fs::remove_dir_all(layout.root())?;
     }
     let args = InitArgs {
         data: layout.root().to_path_buf(),

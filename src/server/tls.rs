@@ -6,10 +6,11 @@
 //! is verified by [`super::identity`] before any call uses it, which lets a certificate from a
 //! foreign CA get a clear gRPC `Unauthenticated` instead of a bare handshake failure.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -32,6 +33,8 @@ use tonic::transport::server::Connected;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once (handshaking or established); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 4096;
+/// Connections one peer address may hold at once, so one host cannot take every slot.
+const MAX_CONNECTIONS_PER_PEER: usize = 256;
 /// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -77,18 +80,27 @@ async fn accept_loop(
     sender: Sender<std::io::Result<Connection>>,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let peers = Arc::new(Peers::default());
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(peer_slot) = Peers::claim(&peers, peer.ip()) else {
+                    tracing::warn!(%peer, "refused: too many connections from this address");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
+                let slots = Slots {
+                    _total: slot,
+                    _peer: peer_slot,
+                };
                 tokio::spawn(handshake(
                     acceptor.clone(),
                     stream,
                     peer,
-                    slot,
+                    slots,
                     sender.clone(),
                 ));
             }
@@ -107,7 +119,7 @@ async fn handshake(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    slot: OwnedSemaphorePermit,
+    slots: Slots,
     sender: Sender<std::io::Result<Connection>>,
 ) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -115,7 +127,7 @@ async fn handshake(
             let _ = sender
                 .send(Ok(Limited {
                     inner: tls,
-                    _slot: slot,
+                    _slots: slots,
                 }))
                 .await;
         }
@@ -124,10 +136,57 @@ async fn handshake(
     }
 }
 
-/// A stream that gives its connection slot back when dropped.
+/// A stream that gives its connection slots back when dropped.
 pub struct Limited<S> {
     inner: S,
-    _slot: OwnedSemaphorePermit,
+    _slots: Slots,
+}
+
+/// The slots one connection holds: one of the server's, one of its peer address's.
+pub struct Slots {
+    _total: OwnedSemaphorePermit,
+    _peer: PeerSlot,
+}
+
+/// Open connections per peer address.
+#[derive(Default)]
+struct Peers {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Peers {
+    /// A slot for `ip`, unless it already holds [`MAX_CONNECTIONS_PER_PEER`].
+    fn claim(peers: &Arc<Peers>, ip: IpAddr) -> Option<PeerSlot> {
+        let mut open = peers.open.lock().ok()?;
+        let count = open.entry(ip).or_insert(0);
+        if *count >= MAX_CONNECTIONS_PER_PEER {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot {
+            peers: peers.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection of a peer address, released on drop.
+pub struct PeerSlot {
+    peers: Arc<Peers>,
+    ip: IpAddr,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.peers.open.lock() {
+            if let Some(count) = open.get_mut(&self.ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(&self.ip);
+                }
+            }
+        }
+    }
 }
 
 impl Connected for Limited<TlsStream<TcpStream>> {
