@@ -162,6 +162,12 @@ fn bad_csrs_and_tokens_are_refused_with_clear_errors_and_nothing_is_stored() {
         out.to_str().unwrap(),
     ]));
     assert_eq!(certificates_of(&server, "short-lived"), 1);
+    // Once enrolled, nobody can take the identity over with a new token.
+    let refused = fails(server.gt_as(&system_admin, &["system", "token", "--name", "short-lived"]));
+    assert!(
+        refused.contains("FailedPrecondition") && refused.contains("holds certificate"),
+        "{refused}"
+    );
     let denied = fails(server.gt_as(
         &server.admin("security-admin"),
         &["system", "token", "--name", "short-lived"],

@@ -1,7 +1,8 @@
 //! The record of every issued certificate, and queries over it.
 //!
 //! Each certificate is stored at `ca/cert/<serial>` with an index entry at
-//! `ca/bysys/<holder>/<serial>`, in the same batch as the change that issued it.
+//! `ca/bysys/<holder>/<serial>` and its serial at `ca/syscert/<holder>` (the holder's latest),
+//! in the same batch as the change that issued it.
 
 use std::time::SystemTime;
 
@@ -10,7 +11,7 @@ use govtrust_store::{Batch, Store};
 use crate::hierarchy::CaCert;
 use crate::identity::Network;
 use crate::issuance::Leaf;
-use crate::records::{self, CertRecordV1};
+use crate::records::{self, CertRecordV1, LatestCertRecord};
 use crate::timestamps::{from_unix_ms, unix_ms};
 use crate::{Error, pem};
 
@@ -125,7 +126,8 @@ impl CertFilter {
     }
 }
 
-/// Adds `record` and its index entry to `batch`; the batch fails on a serial already taken.
+/// Adds `record`, its index entry and its holder's latest serial to `batch`; the batch fails
+/// on a serial already taken.
 pub(crate) fn stage(batch: &mut Batch, record: &CertRecord) -> Result<(), Error> {
     let key = records::cert_key(&record.serial);
     let index = format!(
@@ -133,11 +135,41 @@ pub(crate) fn stage(batch: &mut Batch, record: &CertRecord) -> Result<(), Error>
         records::holder_prefix(&record.system),
         record.serial
     );
+    let latest = LatestCertRecord {
+        serial: record.serial.clone(),
+    };
     batch
         .expect_absent(key.clone())
         .put(key, records::encode(&record.stored())?)
-        .put(index, Vec::new());
+        .put(index, Vec::new())
+        .put(
+            records::latest_cert_key(&record.system),
+            records::encode(&latest)?,
+        );
     Ok(())
+}
+
+/// A certificate of `holder` that is valid at `now`, if it holds one.
+pub(crate) fn valid_of(
+    store: &dyn Store,
+    holder: &str,
+    now: SystemTime,
+) -> Result<Option<CertRecord>, Error> {
+    let mut after: Option<String> = None;
+    loop {
+        let serials = next_serials(store, Some(holder), after.as_deref(), DEFAULT_PAGE)?;
+        let exhausted = serials.len() < DEFAULT_PAGE;
+        for serial in serials {
+            let record = find(store, &serial)?;
+            if record.status(now) == CertStatus::Valid {
+                return Ok(Some(record));
+            }
+            after = Some(serial);
+        }
+        if exhausted {
+            return Ok(None);
+        }
+    }
 }
 
 /// The certificate with `serial` (hex, any case).

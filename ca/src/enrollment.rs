@@ -7,6 +7,9 @@
 //! compare-and-swap on its exact old bytes, so one token gives at most one certificate however
 //! many callers race, and a guard that it is still the system's current token. A failure stores
 //! nothing; the certificate is durable before it is returned.
+//!
+//! An enrollment is audited under the system's identity, with `token_issued_by`: the
+//! administrator who issued the token (absent for tokens stored before it was recorded).
 
 use std::time::SystemTime;
 
@@ -57,6 +60,8 @@ struct TokenClaim {
     current_key: Vec<u8>,
     /// The pointer as read; `None` for a system registered before pointers were kept.
     current: Option<Vec<u8>>,
+    /// Who issued the token; `None` for tokens stored before it was recorded.
+    issued_by: Option<String>,
 }
 
 impl TokenClaim {
@@ -127,6 +132,7 @@ fn claim(ca: &Ca, token: &str, now: SystemTime) -> Result<(String, TokenClaim), 
         used,
         current_key,
         current,
+        issued_by: record.issued_by.clone(),
     };
     Ok((record.system, claim))
 }
@@ -340,6 +346,11 @@ fn event(
     .with("issuer", record.issuer.as_str())
     .with("key", csr.key.to_string())
     .with("not_after", rfc3339(record.not_after));
+    let issued_by = request.claim.as_ref().and_then(|c| c.issued_by.as_deref());
+    let event = match issued_by {
+        Some(admin) => event.with("token_issued_by", admin),
+        None => event,
+    };
     match request.renews {
         Some(previous) => event.with("renews", previous),
         None => event,

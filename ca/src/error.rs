@@ -2,7 +2,8 @@
 //!
 //! Variants are structured so the server can map them to gRPC status codes in one place:
 //! `InvalidArgument`, `InvalidCsr`, `KeyNotAllowed` and `NameNotAllowed` are bad input;
-//! `SystemExists` and `DnsNameTaken` are conflicts with what is registered; the token variants
+//! `SystemExists` and `DnsNameTaken` are conflicts with what is registered;
+//! `SystemHasCertificate` is a failed precondition (a valid certificate stands); the token variants
 //! and `CallerNotCurrent` are authentication failures; `Kms` carries the key-management
 //! centre's own error (a sealed kms among them).
 
@@ -61,6 +62,18 @@ pub enum Error {
     /// No system with this name is registered.
     #[error("system {name} is not registered")]
     SystemNotFound { name: String },
+    /// A new enrollment token was refused: the system holds a valid certificate, and a token
+    /// would let whoever holds it enroll as the system.
+    #[error(
+        "system {system} holds certificate {serial} valid until {}: a new token is only issued \
+         to a system without a valid certificate (revoke it first)",
+        rfc3339(*not_after)
+    )]
+    SystemHasCertificate {
+        system: String,
+        serial: String,
+        not_after: SystemTime,
+    },
     /// No certificate with this serial was issued.
     #[error("no certificate with serial {serial}")]
     CertificateNotFound { serial: String },

@@ -160,8 +160,12 @@ impl Ca {
     /// Issues a new one-time enrollment token to the registered system named `system`, on
     /// behalf of `actor`, for a system whose token expired or was lost. Every earlier token of
     /// the system stops working: enrolling with one fails with [`Error::TokenSuperseded`].
-    /// Audited as `ca.token.issue` (without the token). [`Error::SystemNotFound`] if no such
-    /// system is registered.
+    /// Audited as `ca.token.issue` (without the token); the enrollment it allows records
+    /// `actor` as `token_issued_by`. [`Error::SystemNotFound`] if no such system is registered.
+    ///
+    /// [`Error::SystemHasCertificate`] if the system holds a certificate that is neither expired
+    /// nor revoked: a new token would let its issuer enroll as the system and take over its
+    /// identity. The refusal stores nothing, and holds against a concurrent enrollment.
     pub fn issue_token(
         &self,
         actor: &str,

@@ -11,6 +11,7 @@
 //! | `ca/systoken/<system>` | [`CurrentTokenRecord`]: the only token of the system that may enroll |
 //! | `ca/cert/<serial hex>` | [`CertRecordV1`] |
 //! | `ca/bysys/<system or person>/<serial hex>` | empty: index of certificates by holder |
+//! | `ca/syscert/<system or person>` | [`LatestCertRecord`]: the holder's most recently recorded certificate |
 //! | `ca/person/<id>` | [`PersonRecord`] |
 
 use serde::de::DeserializeOwned;
@@ -58,6 +59,11 @@ pub(crate) fn cert_key(serial: &str) -> Vec<u8> {
 /// Prefix of the certificate index of one holder.
 pub(crate) fn holder_prefix(holder: &str) -> String {
     format!("ca/bysys/{holder}/")
+}
+
+/// Key of the record of a holder's most recently recorded certificate.
+pub(crate) fn latest_cert_key(holder: &str) -> Vec<u8> {
+    format!("ca/syscert/{holder}").into_bytes()
 }
 
 /// Key of a person's record.
@@ -125,6 +131,19 @@ pub(crate) struct TokenRecord {
     pub system: String,
     pub expires_at_ms: i64,
     pub used_at_ms: Option<i64>,
+    /// Who issued it: the administrator who registered the system, or who issued a new token.
+    /// Absent in tokens stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_by: Option<String>,
+}
+
+/// The serial of the certificate most recently recorded for a holder. Every recorded
+/// certificate rewrites it, so a batch expecting the bytes read earlier fails if any
+/// certificate was issued to the holder meanwhile. Absent for holders with no certificate
+/// recorded since it was kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct LatestCertRecord {
+    pub serial: String,
 }
 
 /// An issued certificate.

@@ -3,9 +3,11 @@
 //!
 //! The system administrator registers a system (name, organization, protection level, network,
 //! DNS names); the registry stores it at `ca/system/<name>` and returns a one-time token the
-//! system enrolls with. Only the token's SHA-256 digest is stored, and `ca/systoken/<name>`
-//! points at the system's current token: [`issue_token`] replaces it, and enrollment refuses
-//! every token but the current one.
+//! system enrolls with. Only the token's SHA-256 digest is stored, with who issued it, and
+//! `ca/systoken/<name>` points at the system's current token: [`issue_token`] replaces it, and
+//! enrollment refuses every token but the current one. A new token is only issued to a system
+//! that holds no valid certificate: otherwise whoever issues tokens could take over an enrolled
+//! system's identity.
 //!
 //! Each DNS name belongs to one system: `ca/dns/<name>` names its holder, written with the
 //! registration. No system may hold `localhost`, `*.localhost` or a name of the govtrust server.
@@ -17,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use govtrust_store::{AuditEvent, Batch, Error as StoreError, Store};
 use zeroize::Zeroizing;
 
+use crate::certificates;
 use crate::identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY, TrustDomain};
 use crate::issuance::later;
 use crate::names::{DnsName, OrgId, SystemName};
@@ -134,13 +137,12 @@ pub(crate) fn register(
     let mut batch = Batch::new();
     stage_system(&mut batch, &system)?;
     stage_dns_names(&mut batch, &system)?;
-    stage_token(
-        &mut batch,
-        &token::digest(&token),
-        &system.name,
+    let issued = IssuedToken {
+        digest: token::digest(&token),
         expires_at,
-        None,
-    )?;
+        issued_by: actor,
+    };
+    stage_token(&mut batch, &issued, &system.name, None)?;
     ca.audit
         .stage(&mut batch, &register_event(actor, &system, expires_at, now))?;
     commit(ca.store.as_ref(), batch, &system.name)?;
@@ -188,7 +190,8 @@ fn holder(store: &dyn Store, key: &[u8]) -> Result<Option<(Vec<u8>, String)>, Er
     Ok(Some((value, record.system)))
 }
 
-/// Issues a new enrollment token to the system named `system`, superseding every earlier one.
+/// Issues a new enrollment token to the system named `system`, superseding every earlier one;
+/// [`Error::SystemHasCertificate`] if the system holds a valid certificate.
 pub(crate) fn issue_token(
     ca: &Ca,
     actor: &str,
@@ -197,10 +200,13 @@ pub(crate) fn issue_token(
 ) -> Result<Registered, Error> {
     let name = SystemName::try_from(system)?;
     let system = self::system(ca.store.as_ref(), name.as_str())?;
-    let current = records::current_token_key(name.as_str());
+    let raced = [
+        records::current_token_key(name.as_str()),
+        records::latest_cert_key(name.as_str()),
+    ];
     for _ in 1..TOKEN_ATTEMPTS {
         match try_issue_token(ca, actor, &system, ttl) {
-            Err(Error::Store(StoreError::Conflict { key })) if key == current => continue,
+            Err(Error::Store(StoreError::Conflict { key })) if raced.contains(&key) => continue,
             other => return other,
         }
     }
@@ -208,27 +214,28 @@ pub(crate) fn issue_token(
 }
 
 /// One attempt of [`issue_token`]; fails with a conflict on the system's current-token key when
-/// another token was issued meanwhile.
+/// another token was issued meanwhile, on its latest-certificate key when a certificate was.
 fn try_issue_token(
     ca: &Ca,
     actor: &str,
     system: &SystemRecord,
     ttl: TokenTtl,
 ) -> Result<Registered, Error> {
+    let now = from_unix_ms(unix_ms(ca.clock.now()));
+    let uncertified = uncertified(ca, &system.name, now)?;
     let previous = ca
         .store
         .get(&records::current_token_key(system.name.as_str()))?;
-    let now = from_unix_ms(unix_ms(ca.clock.now()));
     let expires_at = later(now, ttl.get())?;
     let token = token::generate(&ca.rng)?;
-    let mut batch = Batch::new();
-    stage_token(
-        &mut batch,
-        &token::digest(&token),
-        &system.name,
+    let issued = IssuedToken {
+        digest: token::digest(&token),
         expires_at,
-        previous,
-    )?;
+        issued_by: actor,
+    };
+    let mut batch = Batch::new();
+    uncertified.stage(&mut batch);
+    stage_token(&mut batch, &issued, &system.name, previous)?;
     ca.audit
         .stage(&mut batch, &token_event(actor, system, expires_at, now))?;
     ca.store.commit(batch)?;
@@ -237,6 +244,46 @@ fn try_issue_token(
         token,
         token_expires_at: expires_at,
     })
+}
+
+/// The guard that a system held no valid certificate when a new token for it commits.
+///
+/// A check alone would race an enrollment: with the system's current token, an enrollment may
+/// commit between the check and the new token's batch, and the system would hold a valid
+/// certificate and a fresh token. The token's batch cannot expect the certificate index (a
+/// batch compares single keys, and a new certificate adds a key under the index's prefix), so
+/// it expects `ca/syscert/<system>` unchanged: every recorded certificate rewrites it with its
+/// serial (`certificates::stage`), by enrollment, renewal or any later issuing path alike. The
+/// system record could serve too, but rewriting it with every renewal would make it a hot
+/// record that its own edits race. The other order is covered by enrollment, which expects the
+/// current-token pointer a new token replaces.
+struct Uncertified {
+    key: Vec<u8>,
+    /// The record as read before the index was checked; `None` before any certificate was
+    /// recorded with it.
+    latest: Option<Vec<u8>>,
+}
+
+impl Uncertified {
+    fn stage(&self, batch: &mut Batch) {
+        batch.expect(self.key.clone(), self.latest.clone());
+    }
+}
+
+/// Checks that `system` holds no certificate valid at `now` (neither expired nor revoked).
+fn uncertified(ca: &Ca, system: &SystemName, now: SystemTime) -> Result<Uncertified, Error> {
+    // Read before the index: a certificate recorded after this read fails the guard, one
+    // recorded before it is in the index.
+    let key = records::latest_cert_key(system.as_str());
+    let latest = ca.store.get(&key)?;
+    match certificates::valid_of(ca.store.as_ref(), system.as_str(), now)? {
+        Some(cert) => Err(Error::SystemHasCertificate {
+            system: system.to_string(),
+            serial: cert.serial,
+            not_after: cert.not_after,
+        }),
+        None => Ok(Uncertified { key, latest }),
+    }
 }
 
 /// The index entry showing that a system holds a DNS name, as a guard for an issuing batch.
@@ -374,27 +421,34 @@ fn stage_dns_names(batch: &mut Batch, system: &SystemRecord) -> Result<(), Error
     Ok(())
 }
 
+/// A new token as stored: its digest, expiry and issuer.
+struct IssuedToken<'a> {
+    digest: String,
+    expires_at: SystemTime,
+    issued_by: &'a str,
+}
+
 /// Stores a token (by digest) and makes it the system's current token, provided the current
 /// pointer still holds `previous` (`None`: the system has none yet).
 fn stage_token(
     batch: &mut Batch,
-    digest: &str,
+    token: &IssuedToken<'_>,
     system: &SystemName,
-    expires_at: SystemTime,
     previous: Option<Vec<u8>>,
 ) -> Result<(), Error> {
-    let key = records::token_key(digest);
+    let key = records::token_key(&token.digest);
     let record = TokenRecord {
         system: system.to_string(),
-        expires_at_ms: unix_ms(expires_at),
+        expires_at_ms: unix_ms(token.expires_at),
         used_at_ms: None,
+        issued_by: Some(token.issued_by.to_owned()),
     };
     batch
         .expect_absent(key.clone())
         .put(key, records::encode(&record)?);
     let current = records::current_token_key(system.as_str());
     let pointer = CurrentTokenRecord {
-        digest: digest.to_owned(),
+        digest: token.digest.clone(),
     };
     batch
         .expect(current.clone(), previous)

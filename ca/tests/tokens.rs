@@ -3,13 +3,17 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Fixture, csr, setup};
-use govtrust_ca::{Error, Network, Registered, TokenTtl};
+use common::{Fixture, RecordingAudit, csr, setup};
+use govtrust_ca::{Ca, Caller, Error, Issued, Network, Registered, TokenTtl};
 use govtrust_kms::Clock;
+use govtrust_store::{Batch, Committed, Entry, Error as StoreError, MemoryStore, Store};
 
 const ADMIN: &str = "spiffe://gov.example/person/system-admin";
+/// Another administrator, to tell who issued which token.
+const OTHER_ADMIN: &str = "spiffe://gov.example/person/other-admin";
 
 fn ttl(seconds: u64) -> TokenTtl {
     TokenTtl::try_from(Duration::from_secs(seconds)).unwrap()
@@ -73,14 +77,222 @@ fn a_system_whose_token_expired_enrolls_with_a_new_one() {
     fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
 }
 
+fn enrolled(fx: &Fixture) -> Issued {
+    let registered = fx.register("portal", 2, Network::Extranet, &[]);
+    fx.ca
+        .enroll(&registered.token, &csr("portal", &[]))
+        .unwrap()
+}
+
+/// True when `result` refuses a token because of the certificate `serial`, valid until
+/// `not_after`.
+fn has_certificate(result: &Result<Registered, Error>, cert: &Issued) -> bool {
+    matches!(
+        result,
+        Err(Error::SystemHasCertificate { system, serial, not_after })
+            if system == "portal" && *serial == cert.serial && *not_after == cert.not_after
+    )
+}
+
+/// What a refused token issuance must leave as it was.
+#[derive(Debug, PartialEq)]
+struct Tokens {
+    pointer: Option<Vec<u8>>,
+    tokens: Vec<String>,
+    events: Vec<String>,
+}
+
+fn tokens(fx: &Fixture) -> Tokens {
+    Tokens {
+        pointer: fx.store.get(b"ca/systoken/portal").unwrap(),
+        tokens: fx.keys("ca/token/"),
+        events: fx.ca_events(),
+    }
+}
+
+/// The `ca.enroll` audit lines.
+fn enroll_events(fx: &Fixture) -> Vec<String> {
+    let events = fx.ca_events();
+    events
+        .into_iter()
+        .filter(|e| e.starts_with("ca.enroll|"))
+        .collect()
+}
+
 #[test]
-fn a_token_issued_after_enrollment_enrolls_again() {
+fn a_system_with_a_valid_certificate_gets_no_token() {
     let fx = setup();
-    let old = fx.register("portal", 2, Network::Extranet, &[]);
-    fx.ca.enroll(&old.token, &csr("portal", &[])).unwrap();
-    let new = new_token(&fx, "portal");
-    fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
+    let cert = enrolled(&fx);
+    let before = tokens(&fx);
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    assert!(has_certificate(&result, &cert), "{result:?}");
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.contains(&format!("holds certificate {}", cert.serial))
+            && message.contains("revoke it first"),
+        "{message}"
+    );
+    assert_eq!(tokens(&fx), before);
+    assert!(
+        !before
+            .events
+            .iter()
+            .any(|e| e.starts_with("ca.token.issue"))
+    );
+    // Still valid at the last second of its validity.
+    fx.clock
+        .advance(cert.not_after.duration_since(fx.clock.now()).unwrap());
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    assert!(has_certificate(&result, &cert), "{result:?}");
+    assert_eq!(tokens(&fx), before);
+}
+
+#[test]
+fn a_renewed_system_gets_no_token_while_its_newest_certificate_is_valid() {
+    let fx = setup();
+    let first = enrolled(&fx);
+    fx.clock.advance(Duration::from_secs(86_400));
+    let caller = Caller {
+        spiffe_id: first.spiffe_id.clone(),
+        serial: first.serial.clone(),
+    };
+    let renewed = fx.ca.renew(&caller, &csr("portal", &[])).unwrap();
+    fx.clock
+        .advance(first.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    assert!(has_certificate(&result, &renewed), "{result:?}");
+}
+
+#[test]
+fn a_system_enrolled_before_latest_certificates_were_kept_gets_no_token() {
+    let fx = setup();
+    let cert = enrolled(&fx);
+    fx.delete("ca/syscert/portal");
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    assert!(has_certificate(&result, &cert), "{result:?}");
+}
+
+#[test]
+fn a_token_issued_after_the_certificate_expired_enrolls_again() {
+    let fx = setup();
+    let old = enrolled(&fx);
+    fx.clock
+        .advance(old.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
+    let new = fx.ca.issue_token(OTHER_ADMIN, "portal", ttl(600)).unwrap();
+    let issued = fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
+    assert_eq!(issued.spiffe_id, old.spiffe_id);
     assert_eq!(fx.index_count("portal"), 2);
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    assert!(has_certificate(&result, &issued), "{result:?}");
+}
+
+#[test]
+fn enrollment_is_audited_with_who_issued_the_token() {
+    let fx = setup();
+    let cert = enrolled(&fx);
+    let events = enroll_events(&fx);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        events[0].contains(&format!("token_issued_by={ADMIN}")),
+        "{events:?}"
+    );
+    fx.clock
+        .advance(cert.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
+    let new = fx.ca.issue_token(OTHER_ADMIN, "portal", ttl(600)).unwrap();
+    fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
+    let events = enroll_events(&fx);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events[1].starts_with(&format!("ca.enroll|{}|", fx.spiffe("portal")))
+            && events[1].contains(&format!("token_issued_by={OTHER_ADMIN}")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_token_stored_before_its_issuer_was_recorded_enrolls_without_it() {
+    let fx = setup();
+    let registered = fx.register("portal", 2, Network::Extranet, &[]);
+    let key = fx.keys("ca/token/").remove(0);
+    fx.rewrite(&key, |record| {
+        record.as_object_mut().unwrap().remove("issued_by").unwrap();
+    });
+    fx.ca
+        .enroll(&registered.token, &csr("portal", &[]))
+        .unwrap();
+    let events = enroll_events(&fx);
+    assert!(!events[0].contains("token_issued_by"), "{events:?}");
+}
+
+/// A store that runs `before` once, just before the first batch committed through it.
+struct Interleaved {
+    inner: Arc<MemoryStore>,
+    before: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Store for Interleaved {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        self.inner.scan(prefix, start_after, limit)
+    }
+
+    fn last(&self, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        self.inner.last(prefix)
+    }
+
+    fn commit(&self, batch: Batch) -> Result<Committed, StoreError> {
+        let before = self.before.lock().unwrap().take();
+        if let Some(before) = before {
+            before();
+        }
+        self.inner.commit(batch)
+    }
+}
+
+#[test]
+fn an_enrollment_between_the_check_and_the_new_token_refuses_the_token() {
+    let fx = setup();
+    let registered = fx.register("portal", 2, Network::Extranet, &[]);
+    let open = |store: Arc<dyn Store>| {
+        Ca::open(
+            store,
+            fx.kms.clone(),
+            Arc::new(RecordingAudit),
+            fx.clock.clone(),
+        )
+        .unwrap()
+    };
+    let enrolling = open(fx.store.clone());
+    let enrolled = Arc::new(Mutex::new(None));
+    let slot = enrolled.clone();
+    let token = registered.token.to_string();
+    let enroll = move || {
+        let issued = enrolling.enroll(&token, &csr("portal", &[])).unwrap();
+        *slot.lock().unwrap() = Some(issued);
+    };
+    let racing = open(Arc::new(Interleaved {
+        inner: fx.store.clone(),
+        before: Mutex::new(Some(Box::new(enroll))),
+    }));
+    let before = fx.store.get(b"ca/systoken/portal").unwrap();
+    let result = racing.issue_token(ADMIN, "portal", ttl(600));
+    let cert = enrolled.lock().unwrap().take().expect("enrolled first");
+    assert!(has_certificate(&result, &cert), "{result:?}");
+    assert_eq!(fx.store.get(b"ca/systoken/portal").unwrap(), before);
+    assert_eq!(fx.keys("ca/token/").len(), 1);
+    assert!(
+        !fx.ca_events()
+            .iter()
+            .any(|e| e.starts_with("ca.token.issue"))
+    );
 }
 
 #[test]

@@ -49,7 +49,9 @@ pub fn ca(error: CaError) -> Status {
         E::CallerNotCurrent { .. } => Status::permission_denied(message),
         E::SystemExists { .. } | E::DnsNameTaken { .. } => Status::already_exists(message),
         E::SystemNotFound { .. } | E::CertificateNotFound { .. } => Status::not_found(message),
-        E::AlreadyInitialized | E::NotInitialized => Status::failed_precondition(message),
+        E::AlreadyInitialized | E::NotInitialized | E::SystemHasCertificate { .. } => {
+            Status::failed_precondition(message)
+        }
         E::Kms(inner) => kms(inner),
         other => internal(&other),
     }
