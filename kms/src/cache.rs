@@ -10,12 +10,33 @@
 //! [`CAPACITY`] entries an arbitrary entry of the shard is evicted and reloaded on next use.
 //!
 //! Eviction would defeat the revision check: once the newer entry is gone there is nothing to
-//! compare a late, older record with. So every shard counts its evictions (its [`Generation`]),
-//! and whoever loads or writes a record takes the generation of its shard *before* reading or
-//! writing the store. A record for an id that is not cached is only inserted if the shard has
-//! evicted nothing since: any newer revision was cached after that point, so it is either
-//! still cached (and the revisions compare) or its eviction changed the generation. Otherwise
-//! the record is returned to its caller without being cached, and the next use reloads it.
+//! compare a late, older record with. So every shard has a [`Generation`], and whoever loads or
+//! writes a record takes the generation of its shard *before* reading or writing the store, and
+//! offers the record to [`KeyCache::insert`] with it. A record for an id that is not cached is
+//! only inserted if the generation has not moved since. It moves whenever the shard loses track
+//! of a revision: an entry is evicted or invalidated, or an insert is refused because the
+//! generation moved since its caller took it (that record is not cached, so every loader that
+//! took the generation before must be refused too). Hence the invariant:
+//!
+//! > While a shard's generation does not move, every revision offered for an id of the shard
+//! > is cached, or a newer one is.
+//!
+//! (An accepted insert caches its revision; an insert refused for its revision finds it or a
+//! newer one cached; entries are only replaced by newer revisions; everything else moves the
+//! generation.)
+//!
+//! It follows that once revision r of an id has been offered, no older revision q of it is ever
+//! cached again. Revision q was read or written before r was committed, so its loader took
+//! its generation before r was offered. An entry is only replaced by a newer one, so the first
+//! older revision to get in after r was offered would have to find the id not cached; by the
+//! invariant the generation has then moved since r was offered, hence since the loader took it,
+//! and the insert is refused. A refused record is returned to its caller uncached; the next use
+//! reloads it.
+//!
+//! So a writer that committed revision r must offer r, or when it cannot (loading its versions
+//! failed, or the store could not tell whether the commit happened) [`KeyCache::invalidate`] the
+//! id. Caching r whatever the generation would not do: a newer revision committed by another
+//! writer may have been cached and evicted since, leaving nothing to compare r with.
 //!
 //! One node only: with several nodes on a shared store, a change made on another node is not
 //! seen here until this node writes the key or restarts.
@@ -52,15 +73,17 @@ impl LoadedKey {
     }
 }
 
-/// A shard's eviction count, taken before a record is read or written: see the module docs.
+/// How many times a shard lost track of a revision, taken before a record is read or written:
+/// see the module docs. Never moves back: a `u64` does not wrap at one change per nanosecond
+/// for centuries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Generation(u64);
 
-/// One shard: its entries and how many it has evicted.
+/// One shard: its entries and its generation.
 #[derive(Default)]
 struct Shard {
     keys: HashMap<KeyId, Arc<LoadedKey>>,
-    evictions: u64,
+    generation: u64,
 }
 
 /// Sharded map from key id to loaded key.
@@ -93,18 +116,20 @@ impl KeyCache {
 
     /// The generation of `id`'s shard; take it before reading or writing `id` in the store.
     pub(crate) fn generation(&self, id: &KeyId) -> Generation {
-        let evictions = self.shard(id).map_or(0, |shard| {
+        let generation = self.shard(id).map_or(0, |shard| {
             shard
                 .read()
                 .unwrap_or_else(PoisonError::into_inner)
-                .evictions
+                .generation
         });
-        Generation(evictions)
+        Generation(generation)
     }
 
     /// Caches `key`, read or written after `since` was taken, unless the same or a newer revision
-    /// is cached, or `key` is not cached and its shard evicted an entry since (see the module
-    /// docs). Returns whichever is cached afterwards, or `key` when it was not cached.
+    /// is cached, or `key` is not cached and its shard's generation moved since; in the latter
+    /// case the generation moves again, so that no loader that took it earlier gets an older
+    /// revision in (see the module docs). Returns whichever is cached afterwards, or `key` when
+    /// it was not cached.
     pub(crate) fn insert(&self, key: LoadedKey, since: Generation) -> Arc<LoadedKey> {
         let key = Arc::new(key);
         let Some(shard) = self.shard(&key.record.id) else {
@@ -116,11 +141,24 @@ impl KeyCache {
                 return Arc::clone(cached);
             }
             Some(_) => {}
-            None if shard.evictions != since.0 => return key,
+            None if shard.generation != since.0 => {
+                shard.advance();
+                return key;
+            }
             None => shard.make_room(self.per_shard),
         }
         shard.keys.insert(key.record.id.clone(), Arc::clone(&key));
         key
+    }
+
+    /// Drops `id`'s entry, if any, and moves its shard's generation: for a writer that committed
+    /// a revision it cannot offer (see the module docs).
+    pub(crate) fn invalidate(&self, id: &KeyId) {
+        if let Some(shard) = self.shard(id) {
+            let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
+            shard.keys.remove(id);
+            shard.advance();
+        }
     }
 
     /// The shard holding `id`.
@@ -137,7 +175,7 @@ impl KeyCache {
 }
 
 impl Shard {
-    /// Evicts an arbitrary entry when the shard holds `capacity`, counting the eviction.
+    /// Evicts an arbitrary entry when the shard holds `capacity`, moving the generation.
     fn make_room(&mut self, capacity: usize) {
         if self.keys.len() < capacity {
             return;
@@ -145,8 +183,13 @@ impl Shard {
         let victim = self.keys.keys().next().cloned();
         if let Some(victim) = victim {
             self.keys.remove(&victim);
-            self.evictions = self.evictions.wrapping_add(1);
+            self.advance();
         }
+    }
+
+    /// Moves the generation: the shard lost track of a revision.
+    fn advance(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
     }
 }
 
@@ -231,6 +274,48 @@ mod tests {
     }
 
     #[test]
+    fn refused_writer_keeps_a_stale_reader_out() {
+        let cache = KeyCache::with_shard_capacity(1);
+        let (k, a, b) = (id(1), id(2), id(3));
+        cache.insert(loaded(&a, 1, KeyState::Active), cache.generation(&a));
+        // A writer (suspend, compromise) takes the generation before writing `k` to the store.
+        let writer = cache.generation(&k);
+        // Loading `b` into the full shard evicts `a`: the generation moves.
+        cache.insert(loaded(&b, 1, KeyState::Active), cache.generation(&b));
+        // A reader misses `k`, takes the new generation and reads revision 1 (active).
+        let reader = cache.generation(&k);
+        // The writer commits revision 2 (suspended); its insert is refused, uncached.
+        let served = cache.insert(loaded(&k, 2, KeyState::Suspended), writer);
+        assert_eq!(served.record.revision, 2);
+        assert_eq!(cached_revision(&cache, &k), None);
+        // The reader's late insert of revision 1 must be refused too.
+        let served = cache.insert(loaded(&k, 1, KeyState::Active), reader);
+        assert_eq!(served.record.revision, 1);
+        assert_eq!(cached_revision(&cache, &k), None, "stale revision cached");
+
+        // A load that starts now reads revision 2 and caches it.
+        cache.insert(loaded(&k, 2, KeyState::Suspended), cache.generation(&k));
+        assert_eq!(cached_revision(&cache, &k), Some(2));
+    }
+
+    #[test]
+    fn invalidated_writer_keeps_a_stale_reader_out() {
+        let cache = KeyCache::new();
+        let k = id(1);
+        cache.insert(loaded(&k, 1, KeyState::Active), cache.generation(&k));
+        // A reader misses (the entry is about to go), takes the generation, reads revision 1.
+        let reader = cache.generation(&k);
+        // A writer commits revision 2 but cannot offer it, so it invalidates `k`.
+        cache.invalidate(&k);
+        assert_eq!(cached_revision(&cache, &k), None);
+        cache.insert(loaded(&k, 1, KeyState::Active), reader);
+        assert_eq!(cached_revision(&cache, &k), None, "stale revision cached");
+
+        cache.insert(loaded(&k, 2, KeyState::Suspended), cache.generation(&k));
+        assert_eq!(cached_revision(&cache, &k), Some(2));
+    }
+
+    #[test]
     fn bounded_per_shard() {
         let cache = KeyCache::with_shard_capacity(3);
         for n in 0..10 {
@@ -239,6 +324,6 @@ mod tests {
         }
         let shard = cache.shard(&id(0)).unwrap().read().unwrap();
         assert_eq!(shard.keys.len(), 3);
-        assert_eq!(shard.evictions, 7);
+        assert_eq!(shard.generation, 7);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use govtrust_store::{AuditEvent, AuditSink, Batch, Store};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::cache::{Generation, KeyCache, LoadedKey};
+use crate::cache::{Generation, KeyCache, LoadedKey, VersionKey};
 use crate::master::MasterKey;
 use crate::record::{self, KeyRecord, unix_ms};
 use crate::seal::{Progress, SealConfig, Unsealed};
@@ -216,18 +216,39 @@ impl Kms {
     {
         // Taken before the store is read: see `cache`.
         let since = self.cache.generation(id);
-        let record = vault.update(&*self.audit, id, change)?;
+        let record = vault
+            .update(&*self.audit, id, change)
+            .inspect_err(|error| {
+                if matches!(error, Error::Store(_)) {
+                    // The change may have been committed all the same: see `cache`.
+                    self.cache.invalidate(id);
+                }
+            })?;
         self.refresh(vault, record, since)
     }
 
     /// Loads `record`'s versions (reusing those already cached) and caches the result;
-    /// `since` is the cache generation taken before `record` was read or written.
+    /// `since` is the cache generation taken before `record` was read or written. When the
+    /// versions cannot be loaded, invalidates `record`'s id, so that a writer that committed
+    /// `record` leaves no older revision cached (see `cache`).
     pub(crate) fn refresh(
         &self,
         vault: &Vault<'_>,
         record: KeyRecord,
         since: Generation,
     ) -> Result<Arc<LoadedKey>, Error> {
+        let versions = self
+            .versions(vault, &record)
+            .inspect_err(|_| self.cache.invalidate(&record.id))?;
+        Ok(self.cache.insert(LoadedKey { record, versions }, since))
+    }
+
+    /// `record`'s versions ready for use, reusing those already cached; none when destroyed.
+    fn versions(
+        &self,
+        vault: &Vault<'_>,
+        record: &KeyRecord,
+    ) -> Result<BTreeMap<u32, Arc<VersionKey>>, Error> {
         let cached = self.cache.get(&record.id);
         let mut versions = BTreeMap::new();
         let live = record.destroyed_at_ms.is_none();
@@ -237,11 +258,11 @@ impl Kms {
                 .and_then(|key| key.versions.get(&version).cloned());
             let loaded = match reused {
                 Some(loaded) => loaded,
-                None => Arc::new(vault.version_key(&record, version, &self.rng)?),
+                None => Arc::new(vault.version_key(record, version, &self.rng)?),
             };
             versions.insert(version, loaded);
         }
-        Ok(self.cache.insert(LoadedKey { record, versions }, since))
+        Ok(versions)
     }
 }
 

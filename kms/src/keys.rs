@@ -184,13 +184,50 @@ fn page_token_id(token: &str) -> Result<KeyId, Error> {
     })
 }
 
-/// Bounds free text that goes into records and audit events.
+/// Bounds free text that goes into records and audit events, and refuses control characters
+/// (line breaks, terminal escapes), which could forge lines in a human view of the audit log.
 fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
+    let invalid = |reason: String| Error::InvalidArgument { field, reason };
     if text.len() > MAX_TEXT_LEN {
-        return Err(Error::InvalidArgument {
-            field,
-            reason: format!("longer than {MAX_TEXT_LEN} bytes"),
-        });
+        return Err(invalid(format!("longer than {MAX_TEXT_LEN} bytes")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(invalid("control characters are not allowed".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_refuses_control_characters() {
+        for bad in ["a\nb", "a\r", "\t", "\u{1b}[2K", "\u{7f}", "\u{85}", "\0"] {
+            let error = check_text("reason", bad).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                "invalid reason: control characters are not allowed",
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "",
+            "rotated after audit",
+            "税务系统签名密钥 (2024)",
+            "a\u{200b}b",
+        ] {
+            check_text("reason", good).unwrap();
+        }
+    }
+
+    #[test]
+    fn text_is_bounded() {
+        check_text("owner", &"x".repeat(MAX_TEXT_LEN)).unwrap();
+        assert!(matches!(
+            check_text("owner", &"x".repeat(MAX_TEXT_LEN + 1)),
+            Err(Error::InvalidArgument { field: "owner", .. })
+        ));
+    }
 }

@@ -221,6 +221,18 @@ fn imports_are_checked() {
         Err(Error::InvalidArgument { .. })
     ));
 
+    let forged = ImportSpec {
+        description: "imported\n    99 ca.init".into(),
+        ..import_spec(&wrapped)
+    };
+    assert!(matches!(
+        centre.kms.import_key("admin", forged),
+        Err(Error::InvalidArgument {
+            field: "description",
+            ..
+        })
+    ));
+
     // Material that opens but is not a key of the algorithm named.
     let (enc, ct) = seal_to(&wrapping, Algorithm::EcdsaP256Sha256, b"not pkcs8");
     let junk = ImportSpec {

@@ -382,6 +382,56 @@ fn due_keys_are_destroyed() {
 }
 
 #[test]
+fn free_text_refuses_control_characters() {
+    let centre = Centre::unsealed();
+    let id = centre.create(Algorithm::Aes256Gcm);
+    let before = audit_actions(&*centre.store).len();
+    let forged = "ok\n    99 2024-01-01T00:00:00Z ca.init govtrust \u{1b}[2K";
+    let refused = centre
+        .kms
+        .set_state("admin", &id, StateChange::Suspend, forged)
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        Error::InvalidArgument {
+            field: "reason",
+            ..
+        }
+    ));
+    assert_eq!(
+        refused.to_string(),
+        "invalid reason: control characters are not allowed"
+    );
+    assert_eq!(centre.kms.key(&id).unwrap().state, KeyState::Active);
+
+    let description = KeySpec {
+        description: forged.into(),
+        ..spec(Algorithm::Aes256Gcm)
+    };
+    assert!(matches!(
+        centre.kms.create_key("admin", description),
+        Err(Error::InvalidArgument {
+            field: "description",
+            ..
+        })
+    ));
+    let owner = KeySpec {
+        owner: "spiffe://gov.example/system/tax\r".into(),
+        ..spec(Algorithm::Aes256Gcm)
+    };
+    assert!(matches!(
+        centre.kms.create_key("admin", owner),
+        Err(Error::InvalidArgument { field: "owner", .. })
+    ));
+    assert_eq!(audit_actions(&*centre.store).len(), before);
+
+    centre
+        .kms
+        .set_state("admin", &id, StateChange::Suspend, "审计要求暂停")
+        .unwrap();
+}
+
+#[test]
 fn listing_pages_through_every_key() {
     let centre = Centre::unsealed();
     let mut ids: Vec<KeyId> = (0..7)

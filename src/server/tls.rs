@@ -178,12 +178,13 @@ pub struct PeerSlot {
 
 impl Drop for PeerSlot {
     fn drop(&mut self) {
-        if let Ok(mut open) = self.peers.open.lock() {
-            if let Some(count) = open.get_mut(&self.ip) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    open.remove(&self.ip);
-                }
+        let Ok(mut open) = self.peers.open.lock() else {
+            return;
+        };
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.ip);
             }
         }
     }
