@@ -37,7 +37,7 @@ pub enum Command {
         #[command(flatten)]
         connection: client::Connection,
     },
-    /// Government systems: register them (administrators).
+    /// Government systems: register them and issue enrollment tokens (system administrator).
     #[command(subcommand)]
     System(client::system::SystemCommand),
     /// Get this system's first certificate with its one-time enrollment token.
