@@ -38,7 +38,7 @@ pub struct Bench {
     registered: usize,
     /// The AES-256-GCM key encrypt and datakey use, created on first need.
     key_id: Option<String>,
-    plaintext: Vec<u8>,
+    plaintext: tonic::codegen::Bytes,
     /// Client identities of enrolled systems, for renew.
     systems: Vec<Identity>,
 }
@@ -74,7 +74,7 @@ impl Bench {
             run_id: format!("{:012x}", seed & 0xffff_ffff_ffff),
             registered: 0,
             key_id: None,
-            plaintext: noise(PLAINTEXT_BYTES, seed),
+            plaintext: noise(PLAINTEXT_BYTES, seed).into(),
             systems: Vec::new(),
         })
     }

@@ -26,7 +26,7 @@ pub enum Caller {
     Encrypt {
         kms: KeyManagementClient<Channel>,
         key_id: String,
-        plaintext: Vec<u8>,
+        plaintext: tonic::codegen::Bytes,
     },
     DataKey {
         kms: KeyManagementClient<Channel>,
@@ -53,7 +53,7 @@ impl Caller {
                 let request = EncryptRequest {
                     key_id: key_id.clone(),
                     plaintext: plaintext.clone(),
-                    aad: Vec::new(),
+                    aad: Default::default(),
                 };
                 kms.encrypt(request).await.map(drop)
             }

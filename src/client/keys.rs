@@ -352,8 +352,8 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
 async fn encrypt(key: KeyArg, input: &Input, aad: String) -> anyhow::Result<()> {
     let request = pb::EncryptRequest {
         key_id: key.key_id,
-        plaintext: input.bytes()?,
-        aad: aad.into_bytes(),
+        plaintext: input.bytes()?.into(),
+        aad: aad.into_bytes().into(),
     };
     let response = client(&key.connection).await?.encrypt(request).await;
     let out = response.map_err(status_error)?.into_inner();
@@ -378,8 +378,8 @@ async fn decrypt(
         .decode(text.trim())
         .context("the ciphertext is not base64")?;
     let request = pb::DecryptRequest {
-        ciphertext,
-        aad: aad.into_bytes(),
+        ciphertext: ciphertext.into(),
+        aad: aad.into_bytes().into(),
         key_id: String::new(),
     };
     let response = client(connection).await?.decrypt(request).await;

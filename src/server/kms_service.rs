@@ -130,7 +130,7 @@ impl KeyManagement for KeyService {
             .encrypt(&id, &request.plaintext, &request.aad)
             .map_err(status::kms)?;
         Ok(Response::new(pb::EncryptResponse {
-            ciphertext: out.ciphertext,
+            ciphertext: out.ciphertext.into(),
             key_id: out.key_id.to_string(),
             version: out.version,
         }))
@@ -154,7 +154,7 @@ impl KeyManagement for KeyService {
             .map_err(status::kms)?;
         Ok(Response::new(pb::DecryptResponse {
             // Declassified: the caller is authorized to use this key and asked for the plaintext.
-            plaintext: out.plaintext.to_vec(),
+            plaintext: out.plaintext.to_vec().into(),
             key_id: out.key_id.to_string(),
             version: out.version,
         }))
