@@ -35,6 +35,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 4096;
 /// Connections one peer address may hold at once, so one host cannot take every slot.
 const MAX_CONNECTIONS_PER_PEER: usize = 256;
+/// A connection from which nothing arrives for this long is closed. Longer than the HTTP/2
+/// keepalive interval, whose pings live clients answer.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -127,6 +130,7 @@ async fn handshake(
             let _ = sender
                 .send(Ok(Limited {
                     inner: tls,
+                    idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
                     _slots: slots,
                 }))
                 .await;
@@ -136,9 +140,12 @@ async fn handshake(
     }
 }
 
-/// A stream that gives its connection slots back when dropped.
+/// A stream that gives its connection slots back when dropped, and fails its reads once the
+/// peer has sent nothing for [`IDLE_TIMEOUT`] (a connection that never speaks HTTP/2 would
+/// otherwise hold its slot for ever; live clients answer the server's keepalive pings).
 pub struct Limited<S> {
     inner: S,
+    idle: Pin<Box<tokio::time::Sleep>>,
     _slots: Slots,
 }
 
@@ -204,7 +211,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
         cx: &mut TaskContext<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    let deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    this.idle.as_mut().reset(deadline);
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending if this.idle.as_mut().poll(cx).is_ready() => Poll::Ready(Err(
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle"),
+            )),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
