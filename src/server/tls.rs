@@ -128,11 +128,7 @@ async fn handshake(
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {
             let _ = sender
-                .send(Ok(Limited {
-                    inner: tls,
-                    idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
-                    _slots: slots,
-                }))
+                .send(Ok(Limited::new(tls, IDLE_TIMEOUT, slots)))
                 .await;
         }
         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
@@ -145,8 +141,22 @@ async fn handshake(
 /// otherwise hold its slot for ever; live clients answer the server's keepalive pings).
 pub struct Limited<S> {
     inner: S,
+    /// Fires when the peer has been silent for `idle_after`.
     idle: Pin<Box<tokio::time::Sleep>>,
+    idle_after: Duration,
     _slots: Slots,
+}
+
+impl<S> Limited<S> {
+    fn new(inner: S, idle_after: Duration, slots: Slots) -> Self {
+        let idle = Box::pin(tokio::time::sleep(idle_after));
+        Self {
+            inner,
+            idle,
+            idle_after,
+            _slots: slots,
+        }
+    }
 }
 
 /// The slots one connection holds: one of the server's, one of its peer address's.
@@ -216,7 +226,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
-                    let deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
+                    let deadline = tokio::time::Instant::now() + this.idle_after;
                     this.idle.as_mut().reset(deadline);
                 }
                 Poll::Ready(result)
@@ -316,4 +326,50 @@ impl ClientCertVerifier for PossessionOnly {
 pub fn install_provider() {
     // Fails only if a provider is already installed, which is the same one.
     let _ = CryptoProvider::install_default(rustls::crypto::ring::default_provider());
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    fn limited(inner: tokio::io::DuplexStream, idle: Duration) -> Limited<tokio::io::DuplexStream> {
+        let total = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let peer = Peers::claim(&Arc::new(Peers::default()), IpAddr::from([127, 0, 0, 1])).unwrap();
+        Limited::new(
+            inner,
+            idle,
+            Slots {
+                _total: total,
+                _peer: peer,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_cut_off_and_a_talking_one_is_not() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut stream = limited(server, Duration::from_millis(200));
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+        let error = stream.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn one_address_gets_at_most_its_share_of_connections() {
+        let peers = Arc::new(Peers::default());
+        let ip = IpAddr::from([10, 0, 0, 1]);
+        let held: Vec<_> = (0..MAX_CONNECTIONS_PER_PEER)
+            .map(|_| Peers::claim(&peers, ip).unwrap())
+            .collect();
+        assert!(Peers::claim(&peers, ip).is_none());
+        assert!(Peers::claim(&peers, IpAddr::from([10, 0, 0, 2])).is_some());
+        drop(held);
+        assert!(Peers::claim(&peers, ip).is_some());
+    }
 }
