@@ -141,21 +141,37 @@ async fn handshake(
 /// otherwise hold its slot for ever; live clients answer the server's keepalive pings).
 pub struct Limited<S> {
     inner: S,
-    /// Fires when the peer has been silent for `idle_after`.
+    /// Wakes the reader to check for silence; re-armed lazily, so a busy connection pays one
+    /// clock read per read, not a timer update.
     idle: Pin<Box<tokio::time::Sleep>>,
     idle_after: Duration,
+    last_read: tokio::time::Instant,
     _slots: Slots,
 }
 
 impl<S> Limited<S> {
     fn new(inner: S, idle_after: Duration, slots: Slots) -> Self {
         let idle = Box::pin(tokio::time::sleep(idle_after));
+        let last_read = tokio::time::Instant::now();
         Self {
             inner,
             idle,
             idle_after,
+            last_read,
             _slots: slots,
         }
+    }
+
+    /// Pending while the peer has spoken within `idle_after`; ready once it has been silent.
+    fn poll_silence(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        while self.idle.as_mut().poll(cx).is_ready() {
+            let deadline = self.last_read + self.idle_after;
+            if tokio::time::Instant::now() >= deadline {
+                return Poll::Ready(());
+            }
+            self.idle.as_mut().reset(deadline);
+        }
+        Poll::Pending
     }
 }
 
@@ -226,12 +242,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
                 if buf.filled().len() > before {
-                    let deadline = tokio::time::Instant::now() + this.idle_after;
-                    this.idle.as_mut().reset(deadline);
+                    this.last_read = tokio::time::Instant::now();
                 }
                 Poll::Ready(result)
             }
-            Poll::Pending if this.idle.as_mut().poll(cx).is_ready() => Poll::Ready(Err(
+            Poll::Pending if this.poll_silence(cx).is_ready() => Poll::Ready(Err(
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle"),
             )),
             Poll::Pending => Poll::Pending,
