@@ -7,21 +7,18 @@ mod support;
 
 use std::path::Path;
 
-use support::{Server, binary, fails, json, ok};
+use support::{Server, fails, govtrust, json, ok};
 
 fn init(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let data = dir.join("data");
     let shares = dir.join("shares");
-    let out = std::process::Command::new(binary())
-        .args([
-            "init",
-            "--data",
-            data.to_str().unwrap(),
-            "--shares-out",
-            shares.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = govtrust(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--shares-out",
+        shares.to_str().unwrap(),
+    ]);
     let text = ok(out);
     assert!(text.contains("5 custodian shares"), "{text}");
     (data, shares)
@@ -161,33 +158,27 @@ fn init_keeps_secrets_private_and_never_overwrites_shares() {
     // A second deployment may not write over the first one's shares.
     let before = std::fs::read(shares.join("share-1.txt")).unwrap();
     let second = dir.path().join("second");
-    let refused = std::process::Command::new(binary())
-        .args([
-            "init",
-            "--data",
-            second.to_str().unwrap(),
-            "--shares-out",
-            shares.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let refused = govtrust(&[
+        "init",
+        "--data",
+        second.to_str().unwrap(),
+        "--shares-out",
+        shares.to_str().unwrap(),
+    ]);
     let error = fails(refused);
     assert!(error.contains("not empty"), "{error}");
     assert!(!second.exists(), "a refused init leaves no data directory");
     assert_eq!(std::fs::read(shares.join("share-1.txt")).unwrap(), before);
 
-    let impossible = std::process::Command::new(binary())
-        .args([
-            "init",
-            "--data",
-            second.to_str().unwrap(),
-            "--shares-out",
-            dir.path().join("s3").to_str().unwrap(),
-            "--threshold",
-            "1",
-        ])
-        .output()
-        .unwrap();
+    let impossible = govtrust(&[
+        "init",
+        "--data",
+        second.to_str().unwrap(),
+        "--shares-out",
+        dir.path().join("s3").to_str().unwrap(),
+        "--threshold",
+        "1",
+    ]);
     let error = fails(impossible);
     assert!(error.contains("threshold"), "{error}");
     assert!(!second.exists());
@@ -198,16 +189,13 @@ fn init_and_dev_mode_never_delete_what_they_did_not_write() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let inside = data.join("shares");
-    let out = std::process::Command::new(binary())
-        .args([
-            "init",
-            "--data",
-            data.to_str().unwrap(),
-            "--shares-out",
-            inside.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = govtrust(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--shares-out",
+        inside.to_str().unwrap(),
+    ]);
     let error = fails(out);
     assert!(error.contains("overlap"), "{error}");
     assert!(!data.exists());
@@ -216,17 +204,14 @@ fn init_and_dev_mode_never_delete_what_they_did_not_write() {
     let occupied = dir.path().join("occupied");
     std::fs::create_dir_all(&occupied).unwrap();
     std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
-    let out = std::process::Command::new(binary())
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            occupied.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = govtrust(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        occupied.to_str().unwrap(),
+    ]);
     let error = fails(out);
     assert!(error.contains("deletes nothing"), "{error}");
     assert_eq!(

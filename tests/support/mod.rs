@@ -13,6 +13,11 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_govtrust")
 }
 
+/// Runs the binary with `args` and no server settings (init, serve in the foreground).
+pub fn govtrust(args: &[&str]) -> Output {
+    Command::new(binary()).args(args).output().unwrap()
+}
+
 /// A running `govtrust serve`, killed (SIGKILL) when dropped.
 pub struct Server {
     pub data: PathBuf,
