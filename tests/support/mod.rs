@@ -38,7 +38,18 @@ impl Server {
 
     /// Starts `serve` with extra arguments.
     pub fn start_with(data: &Path, dev: bool, extra: &[&str]) -> Server {
-        let port = free_port();
+        // A free port can be taken by another test's server between our probe and its bind:
+        // then our server exits ("cannot listen") and we try another port.
+        for _ in 0..5 {
+            let mut server = Self::spawn(data, dev, extra, free_port());
+            if server.wait_until_listening() {
+                return server;
+            }
+        }
+        panic!("server did not start after 5 attempts");
+    }
+
+    fn spawn(data: &Path, dev: bool, extra: &[&str], port: u16) -> Server {
         let mut command = Command::new(binary());
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
@@ -53,22 +64,27 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = Server {
+        Server {
             data: data.to_path_buf(),
             url: format!("https://localhost:{port}"),
             child,
-        };
-        server.wait_until_listening(port);
-        server
+        }
     }
 
-    fn wait_until_listening(&self, port: u16) {
+    /// Waits for this server's own "listening" line (a connect alone could reach another
+    /// process on a reused port); false if the server exited first.
+    fn wait_until_listening(&mut self) -> bool {
+        let port = self.url.rsplit(':').next().unwrap_or_default().to_owned();
+        let line = format!("govtrust listening on 127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return;
+            if self.log().contains(&line) {
+                return true;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
         panic!(
             "server did not listen on {port} within 60 s; log: {}",
