@@ -21,17 +21,7 @@ fn every_state_change_is_audited_and_survives_a_crash() {
         system.to_str().unwrap(),
     ]));
     ok(server.gt_as(&system, &["renew"]));
-    let key = json(&ok(server.gt_as(
-        &system,
-        &[
-            "kms",
-            "key",
-            "create",
-            "--algorithm",
-            "ecdsa-p256",
-            "--json",
-        ],
-    )));
+    let key = server.create_key(&system, "ecdsa-p256", &[]);
     let key_id = key["key_id"].as_str().unwrap();
     ok(server.gt_as(&system, &["kms", "key", "rotate", key_id]));
     ok(server.gt_as(&system, &["kms", "key", "state", key_id, "suspend"]));

@@ -14,9 +14,10 @@ fn exportable_keys_travel_wrapped_and_others_stay() {
     let admin = server.admin("security-admin");
     let gt = |args: &[&str]| server.gt_as(&admin, args);
     let create = |extra: &[&str]| {
-        let mut args = vec!["kms", "key", "create", "--algorithm", "ed25519", "--json"];
-        args.extend_from_slice(extra);
-        json(&ok(gt(&args)))["key_id"].as_str().unwrap().to_owned()
+        server.create_key(&admin, "ed25519", extra)["key_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     let recipient = ok(gt(&["kms", "wrapping-key"]));
     let bundle = dir.path().join("bundle.json");

@@ -77,17 +77,7 @@ fn openssl_csr_enrolls_and_openssl_verifies_the_chain_then_renew_works_over_mtls
     assert!(verified.contains("OK"), "{verified}");
 
     // The renewed identity works for further calls.
-    let key = json(&ok(server.gt_as(
-        &out,
-        &[
-            "kms",
-            "key",
-            "create",
-            "--algorithm",
-            "aes-256-gcm",
-            "--json",
-        ],
-    )));
+    let key = server.create_key(&out, "aes-256-gcm", &[]);
     assert_eq!(
         key["owner"],
         "spiffe://gov.example/org/finance/sys/tax-portal"

@@ -225,14 +225,7 @@ fn tampered_ciphertexts_wrong_aad_and_unusable_keys_are_refused() {
     let server = Server::dev(dir.path());
     let admin = server.admin("security-admin");
     let gt = |args: &[&str]| server.gt_as(&admin, args);
-    let key = json(&ok(gt(&[
-        "kms",
-        "key",
-        "create",
-        "--algorithm",
-        "aes-256-gcm",
-        "--json",
-    ])));
+    let key = server.create_key(&admin, "aes-256-gcm", &[]);
     let key_id = key["key_id"].as_str().unwrap();
     let ciphertext = ok(gt(&[
         "kms",
@@ -352,17 +345,7 @@ fn a_destroyed_key_is_gone_and_says_when_it_went() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path());
     let admin = server.admin("security-admin");
-    let key = json(&ok(server.gt_as(
-        &admin,
-        &[
-            "kms",
-            "key",
-            "create",
-            "--algorithm",
-            "aes-256-gcm",
-            "--json",
-        ],
-    )));
+    let key = server.create_key(&admin, "aes-256-gcm", &[]);
     let key_id = key["key_id"].as_str().unwrap().to_owned();
     let ciphertext = ok(server.gt_as(
         &admin,

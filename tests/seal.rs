@@ -56,17 +56,7 @@ fn restart_comes_up_sealed_unseals_with_three_shares_and_keeps_everything() {
 
     // State worth keeping: a key, a ciphertext, an enrolled system.
     let admin = server.admin("security-admin");
-    let key = json(&ok(server.gt_as(
-        &admin,
-        &[
-            "kms",
-            "key",
-            "create",
-            "--algorithm",
-            "aes-256-gcm",
-            "--json",
-        ],
-    )));
+    let key = server.create_key(&admin, "aes-256-gcm", &[]);
     let key_id = key["key_id"].as_str().unwrap().to_owned();
     let ciphertext = ok(server.gt_as(
         &admin,

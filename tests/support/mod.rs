@@ -133,6 +133,18 @@ impl Server {
             .unwrap()
     }
 
+    /// Creates a key as `identity` (a credential directory); returns its metadata as JSON.
+    pub fn create_key(
+        &self,
+        identity: &Path,
+        algorithm: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
+        let mut args = vec!["kms", "key", "create", "--algorithm", algorithm, "--json"];
+        args.extend_from_slice(extra);
+        json(&ok(self.gt_as(identity, &args)))
+    }
+
     /// Registers a system as the system administrator; returns its enrollment token.
     pub fn register(&self, name: &str, extra: &[&str]) -> String {
         let mut args = vec![
