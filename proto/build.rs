@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "govtrust/kms/v1/kms.proto",
         "govtrust/ca/v1/ca.proto",
         "govtrust/audit/v1/audit.proto",
+        "govtrust/approval/v1/approval.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");

@@ -53,6 +53,9 @@ pub enum Command {
     /// The audit log (audit administrator).
     #[command(subcommand)]
     Audit(client::audit::AuditCommand),
+    /// Dual control: approve or reject what another officer asked to do.
+    #[command(subcommand)]
+    Approval(client::approval::ApprovalCommand),
 }
 
 /// `govtrust serve`.
@@ -116,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cert(command) => client::certs::run(command).await,
         Command::Kms(command) => client::keys::run(command).await,
         Command::Audit(command) => client::audit::run(command).await,
+        Command::Approval(command) => client::approval::run(command).await,
     }
 }
 

@@ -178,7 +178,9 @@ impl ApprovalId {
         &self.0
     }
 
-    fn key(&self) -> Vec<u8> {
+    /// The store key of the request: a batch that carries a [`Claim`] and fails on this key
+    /// lost the request to another call.
+    pub fn store_key(&self) -> Vec<u8> {
         [PREFIX, self.0.as_bytes()].concat()
     }
 }
@@ -392,7 +394,7 @@ impl Approvals {
             executed_at_ms: None,
             operation: proposal.operation,
         };
-        let key = ApprovalId::parse(&request.id)?.key();
+        let key = ApprovalId::parse(&request.id)?.store_key();
         let mut batch = Batch::new();
         batch.expect_absent(key.clone()).put(key, encode(&request)?);
         let event = event(&request, "approval.request", requester.id, now)
@@ -500,7 +502,7 @@ impl Approvals {
         } else {
             page_size.min(MAX_PAGE)
         };
-        let start = page_token.map(ApprovalId::key);
+        let start = page_token.map(ApprovalId::store_key);
         let mut found = Vec::new();
         let mut after = start;
         loop {
@@ -522,7 +524,7 @@ impl Approvals {
     }
 
     fn stored(&self, id: &ApprovalId) -> Result<(Vec<u8>, Request), Error> {
-        let key = id.key();
+        let key = id.store_key();
         let raw = self
             .store
             .get(&key)?
@@ -541,7 +543,7 @@ impl Approvals {
         let mut batch = Batch::new();
         self.stage_replace(&mut batch, id, raw, request, event)?;
         match self.store.commit(batch) {
-            Err(govtrust_store::Error::Conflict { key }) if key == id.key() => {
+            Err(govtrust_store::Error::Conflict { key }) if key == id.store_key() => {
                 Err(Error::Raced { id: id.clone() })
             }
             other => other.map(|_| ()).map_err(Error::from),
@@ -557,8 +559,8 @@ impl Approvals {
         event: &AuditEvent,
     ) -> Result<(), Error> {
         batch
-            .expect(id.key(), Some(raw))
-            .put(id.key(), encode(request)?);
+            .expect(id.store_key(), Some(raw))
+            .put(id.store_key(), encode(request)?);
         self.audit.stage(batch, event)?;
         Ok(())
     }

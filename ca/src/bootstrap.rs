@@ -141,6 +141,7 @@ fn create(
         clock,
         hierarchy,
         server_names: ServerNames::new(server_names),
+        lineages: crate::lineage::Lineages::default(),
         rng,
     })
 }

@@ -56,6 +56,9 @@ pub struct CertRecord {
     pub pem: String,
     /// Always false until revocation exists.
     pub revoked: bool,
+    /// The holder's enrollment generation the certificate belongs to (see [`crate::Lineage`]);
+    /// 0 for certificates recorded before generations were kept, and for non-systems.
+    pub generation: u32,
 }
 
 impl CertRecord {
@@ -81,6 +84,7 @@ impl CertRecord {
             not_after_ms: unix_ms(self.not_after),
             der: records::base64(&self.der),
             revoked: self.revoked,
+            generation: self.generation,
         }
     }
 
@@ -101,6 +105,7 @@ impl CertRecord {
             not_after: from_unix_ms(record.not_after_ms),
             der,
             revoked: record.revoked,
+            generation: record.generation,
         })
     }
 }
@@ -147,6 +152,11 @@ pub(crate) fn stage(batch: &mut Batch, record: &CertRecord) -> Result<(), Error>
             records::encode(&latest)?,
         );
     Ok(())
+}
+
+/// True when any certificate was ever recorded for `holder`, valid or not.
+pub(crate) fn ever_held(store: &dyn Store, holder: &str) -> Result<bool, Error> {
+    Ok(!next_serials(store, Some(holder), None, 1)?.is_empty())
 }
 
 /// A certificate of `holder` that is valid at `now`, if it holds one.
@@ -268,5 +278,6 @@ pub(crate) fn from_leaf(
         not_after: leaf.not_after,
         der: leaf.der,
         revoked: false,
+        generation: 0,
     }
 }

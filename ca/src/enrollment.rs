@@ -18,7 +18,8 @@ use govtrust_store::{AuditEvent, Batch, Error as StoreError};
 use crate::certificates::{self, CertRecord, CertStatus};
 use crate::csr::{self, CheckedCsr};
 use crate::issuance::{self, LeafSpec, Purpose};
-use crate::records::{self, CurrentTokenRecord, TokenRecord};
+use crate::lineage::{self, Lineage};
+use crate::records::{self, CurrentTokenRecord, ReEnrollmentRecord, TokenRecord};
 use crate::registry::{self, SystemRecord};
 use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
 use crate::{Ca, Error, token};
@@ -62,6 +63,8 @@ struct TokenClaim {
     current: Option<Vec<u8>>,
     /// Who issued the token; `None` for tokens stored before it was recorded.
     issued_by: Option<String>,
+    /// For a re-enrollment: the approval and whether earlier keys are carried over.
+    reenrollment: Option<ReEnrollmentRecord>,
 }
 
 impl TokenClaim {
@@ -79,6 +82,17 @@ struct Request<'a> {
     actor: &'a str,
     claim: Option<TokenClaim>,
     renews: Option<&'a str>,
+    /// The generation the certificate belongs to: the caller's for a renewal; for an
+    /// enrollment, the next one (staged with the batch).
+    generation: Generation,
+}
+
+/// Which enrollment generation a new certificate belongs to.
+enum Generation {
+    /// A renewal stays in the caller's generation.
+    Same(u32),
+    /// An enrollment starts the next one.
+    Next(lineage::Advance),
 }
 
 /// Enrolls the system `token` was issued for.
@@ -87,26 +101,46 @@ pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> 
     let (system, claim) = claim(ca, token, now)?;
     let system = registry::system(ca.store.as_ref(), &system)?;
     let csr = csr::check(csr, &system)?;
+    let carry = claim.reenrollment.as_ref().map(|r| r.carry_keys);
+    let advance = lineage::advance(ca.store.as_ref(), system.name.as_str(), carry)?;
     let request = Request {
         action: "ca.enroll",
         actor: &system.spiffe_id,
         claim: Some(claim),
         renews: None,
+        generation: Generation::Next(advance),
     };
-    issue(ca, &system, &csr, &request, now)
+    let issued = issue(ca, &system, &csr, &request, now);
+    remember_lineage(ca, system.name.as_str(), &request, &issued);
+    issued
+}
+
+/// Updates the CA's view of the system's lineage after an enrollment committed (or may have).
+fn remember_lineage(ca: &Ca, system: &str, request: &Request<'_>, issued: &Result<Issued, Error>) {
+    let Generation::Next(advance) = &request.generation else {
+        return;
+    };
+    match issued {
+        Ok(_) => ca.lineages.set(system, advance.next),
+        Err(Error::Store(_)) => ca.lineages.forget(system),
+        Err(_) => {}
+    }
 }
 
 /// Renews the certificate of `caller`, a system presenting a current certificate.
 pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
     let now = ca.clock.now();
     let system = caller_system(ca, caller)?;
-    caller_certificate(ca, caller, now)?;
+    let generation = caller_certificate(ca, caller, now)?;
+    let current = ca.lineage(system.name.as_str())?;
+    check_generation(caller, generation, current)?;
     let csr = csr::check(csr, &system)?;
     let request = Request {
         action: "ca.renew",
         actor: &caller.spiffe_id,
         claim: None,
         renews: Some(&caller.serial),
+        generation: Generation::Same(generation),
     };
     issue(ca, &system, &csr, &request, now)
 }
@@ -133,6 +167,7 @@ fn claim(ca: &Ca, token: &str, now: SystemTime) -> Result<(String, TokenClaim), 
         current_key,
         current,
         issued_by: record.issued_by.clone(),
+        reenrollment: record.reenrollment.clone(),
     };
     Ok((record.system, claim))
 }
@@ -198,8 +233,23 @@ fn caller_system(ca: &Ca, caller: &Caller) -> Result<SystemRecord, Error> {
     }
 }
 
-/// Checks that the caller's certificate is one this CA issued to it and is still current.
-fn caller_certificate(ca: &Ca, caller: &Caller, now: SystemTime) -> Result<(), Error> {
+/// Refuses a certificate of an earlier enrollment: the system re-enrolled since.
+fn check_generation(caller: &Caller, generation: u32, current: Lineage) -> Result<(), Error> {
+    if generation == current.generation {
+        return Ok(());
+    }
+    Err(Error::CallerNotCurrent {
+        reason: format!(
+            "certificate {} belongs to enrollment {generation} of the system, which has re-enrolled \
+             since (enrollment {})",
+            caller.serial, current.generation
+        ),
+    })
+}
+
+/// Checks that the caller's certificate is one this CA issued to it and is still current;
+/// returns its enrollment generation.
+fn caller_certificate(ca: &Ca, caller: &Caller, now: SystemTime) -> Result<u32, Error> {
     let serial = &caller.serial;
     let not_current = |reason: String| Error::CallerNotCurrent { reason };
     let record = match certificates::find(ca.store.as_ref(), serial) {
@@ -215,7 +265,7 @@ fn caller_certificate(ca: &Ca, caller: &Caller, now: SystemTime) -> Result<(), E
         )));
     }
     match record.status(now) {
-        CertStatus::Valid => Ok(()),
+        CertStatus::Valid => Ok(record.generation),
         CertStatus::Expired => Err(not_current(format!(
             "certificate {serial} expired at {}",
             rfc3339(record.not_after)
@@ -234,11 +284,18 @@ fn issue(
 ) -> Result<Issued, Error> {
     let holdings = registry::holdings(ca, system, &csr.dns_names)?;
     for _ in 0..SERIAL_ATTEMPTS {
-        let record = sign(ca, system, csr, now)?;
+        let mut record = sign(ca, system, csr, now)?;
         let mut batch = Batch::new();
         if let Some(claim) = &request.claim {
             claim.stage(&mut batch);
         }
+        record.generation = match &request.generation {
+            Generation::Same(generation) => *generation,
+            Generation::Next(advance) => {
+                advance.stage(&mut batch);
+                advance.next.generation
+            }
+        };
         for holding in &holdings {
             holding.stage(&mut batch);
         }
@@ -345,7 +402,14 @@ fn event(
     .with("spiffe_id", record.spiffe_id.as_str())
     .with("issuer", record.issuer.as_str())
     .with("key", csr.key.to_string())
-    .with("not_after", rfc3339(record.not_after));
+    .with("not_after", rfc3339(record.not_after))
+    .with("generation", record.generation.to_string());
+    let event = match request.claim.as_ref().and_then(|c| c.reenrollment.as_ref()) {
+        Some(approved) => event
+            .with("approval", approved.approval.as_str())
+            .with("carry_keys", approved.carry_keys.to_string()),
+        None => event,
+    };
     let issued_by = request.claim.as_ref().and_then(|c| c.issued_by.as_deref());
     let event = match issued_by {
         Some(admin) => event.with("token_issued_by", admin),

@@ -74,6 +74,19 @@ pub enum Error {
         serial: String,
         not_after: SystemTime,
     },
+    /// A new token for a system that has held a certificate is a re-enrollment: whoever holds
+    /// the token becomes the system, so a second officer must approve it first.
+    #[error(
+        "system {system} has held a certificate: a new enrollment token re-enrolls it and needs \
+         a security administrator's approval"
+    )]
+    ApprovalRequired {
+        system: String,
+        operation: govtrust_approval::Operation,
+    },
+    /// The approval given does not allow this act, or cannot be used.
+    #[error(transparent)]
+    Approval(#[from] govtrust_approval::Error),
     /// No certificate with this serial was issued.
     #[error("no certificate with serial {serial}")]
     CertificateNotFound { serial: String },

@@ -270,6 +270,7 @@ fn create_key(
         algorithm: authority.algorithm(),
         exportable: false,
         owner: trust_domain.server_id(),
+        owner_generation: 0,
         description: format!("govtrust {} CA of {trust_domain}", authority.name()),
         pre_active: false,
         internal: true,

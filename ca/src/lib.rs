@@ -34,6 +34,7 @@ mod error;
 mod hierarchy;
 mod identity;
 mod issuance;
+mod lineage;
 mod names;
 mod pem;
 mod records;
@@ -56,8 +57,9 @@ pub use enrollment::{Caller, Issued};
 pub use error::Error;
 pub use hierarchy::CaChain;
 pub use identity::{Network, ProtectionLevel, Role};
+pub use lineage::Lineage;
 pub use names::{DnsName, OrgId, SystemName};
-pub use registry::{Registered, Registration, SystemRecord, TokenTtl};
+pub use registry::{ReEnrollment, Registered, Registration, SystemRecord, TokenTtl, reenrollment};
 
 use hierarchy::Hierarchy;
 use reserved::ServerNames;
@@ -71,6 +73,8 @@ pub struct Ca {
     hierarchy: Hierarchy,
     /// Names no system may hold.
     server_names: ServerNames,
+    /// Every system's enrollment lineage, cached (one node).
+    lineages: lineage::Lineages,
     rng: SystemRandom,
 }
 
@@ -130,6 +134,7 @@ impl Ca {
             clock,
             hierarchy,
             server_names,
+            lineages: lineage::Lineages::default(),
             rng: SystemRandom::new(),
         })
     }
@@ -166,13 +171,26 @@ impl Ca {
     /// [`Error::SystemHasCertificate`] if the system holds a certificate that is neither expired
     /// nor revoked: a new token would let its issuer enroll as the system and take over its
     /// identity. The refusal stores nothing, and holds against a concurrent enrollment.
+    ///
+    /// A system that has ever held a certificate is re-enrolled by a new token: without an
+    /// approved `reenrollment` (dual control: see [`reenrollment`] for the act to approve) this
+    /// fails with [`Error::ApprovalRequired`] and stores nothing. With one, the token records
+    /// the approval, the approval is marked executed in the token's batch, and the enrollment
+    /// the token allows starts a new generation ([`Lineage`]) that reaches the keys of earlier
+    /// ones only if the approval carries them.
     pub fn issue_token(
         &self,
         actor: &str,
         system: &str,
         ttl: TokenTtl,
+        reenrollment: Option<ReEnrollment<'_>>,
     ) -> Result<Registered, Error> {
-        registry::issue_token(self, actor, system, ttl)
+        registry::issue_token(self, actor, system, ttl, reenrollment)
+    }
+
+    /// The enrollment lineage of the system named `system` (generation 0 before it enrolled).
+    pub fn lineage(&self, system: &str) -> Result<Lineage, Error> {
+        self.lineages.get(self.store.as_ref(), system)
     }
 
     /// Issues a system's first certificate for a one-time `token` and a CSR (DER or PEM).

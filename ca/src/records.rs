@@ -13,6 +13,7 @@
 //! | `ca/bysys/<system or person>/<serial hex>` | empty: index of certificates by holder |
 //! | `ca/syscert/<system or person>` | [`LatestCertRecord`]: the holder's most recently recorded certificate |
 //! | `ca/person/<id>` | [`PersonRecord`] |
+//! | `ca/lineage/<system>` | [`LineageRecord`]: enrollment generation and key floor |
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,11 @@ pub(crate) fn holder_prefix(holder: &str) -> String {
 /// Key of the record of a holder's most recently recorded certificate.
 pub(crate) fn latest_cert_key(holder: &str) -> Vec<u8> {
     format!("ca/syscert/{holder}").into_bytes()
+}
+
+/// Key of a system's enrollment lineage.
+pub(crate) fn lineage_key(system: &str) -> Vec<u8> {
+    format!("ca/lineage/{system}").into_bytes()
 }
 
 /// Key of a person's record.
@@ -135,6 +141,24 @@ pub(crate) struct TokenRecord {
     /// Absent in tokens stored before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_by: Option<String>,
+    /// For a re-enrollment: the approval that allowed the token and whether the new enrollment
+    /// keeps the keys of earlier ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reenrollment: Option<ReEnrollmentRecord>,
+}
+
+/// The approved re-enrollment a token was issued under.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReEnrollmentRecord {
+    pub approval: String,
+    pub carry_keys: bool,
+}
+
+/// A system's enrollment generation and the oldest generation whose keys it may reach.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub(crate) struct LineageRecord {
+    pub generation: u32,
+    pub key_floor: u32,
 }
 
 /// The serial of the certificate most recently recorded for a holder. Every recorded
@@ -160,6 +184,13 @@ pub(crate) struct CertRecordV1 {
     /// DER in standard base64.
     pub der: String,
     pub revoked: bool,
+    /// The holder's enrollment generation; absent (0) before generations were kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// A person identity and its administrator role.

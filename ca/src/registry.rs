@@ -16,6 +16,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use govtrust_approval::{Claim, Kind, Operation};
 use govtrust_store::{AuditEvent, Batch, Error as StoreError, Store};
 use zeroize::Zeroizing;
 
@@ -23,7 +24,9 @@ use crate::certificates;
 use crate::identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY, TrustDomain};
 use crate::issuance::later;
 use crate::names::{DnsName, OrgId, SystemName};
-use crate::records::{self, CurrentTokenRecord, DnsRecord, SystemRecordV1, TokenRecord};
+use crate::records::{
+    self, CurrentTokenRecord, DnsRecord, ReEnrollmentRecord, SystemRecordV1, TokenRecord,
+};
 use crate::reserved::ServerNames;
 use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
 use crate::{Ca, Error, token};
@@ -141,6 +144,7 @@ pub(crate) fn register(
         digest: token::digest(&token),
         expires_at,
         issued_by: actor,
+        reenrollment: None,
     };
     stage_token(&mut batch, &issued, &system.name, None)?;
     ca.audit
@@ -190,27 +194,62 @@ fn holder(store: &dyn Store, key: &[u8]) -> Result<Option<(Vec<u8>, String)>, Er
     Ok(Some((value, record.system)))
 }
 
+/// An approved re-enrollment being carried out: the claim on the approval and whether the new
+/// enrollment keeps the keys of earlier ones.
+#[derive(Debug, Clone, Copy)]
+pub struct ReEnrollment<'a> {
+    /// The approved request, claimed by the requester.
+    pub claim: &'a Claim,
+    /// Whether the keys of the system's earlier enrollments stay reachable.
+    pub carry_keys: bool,
+}
+
+/// The act a re-enrollment approval is for: a new token for `system`, keeping or withholding
+/// the keys of its earlier enrollments.
+pub fn reenrollment(system: &str, carry_keys: bool) -> Operation {
+    Operation::new(Kind::ReEnrollment, system).with("carry_keys", carry_keys.to_string())
+}
+
 /// Issues a new enrollment token to the system named `system`, superseding every earlier one;
-/// [`Error::SystemHasCertificate`] if the system holds a valid certificate.
+/// [`Error::SystemHasCertificate`] if the system holds a valid certificate,
+/// [`Error::ApprovalRequired`] if it ever held one and no approved `reenrollment` is given.
 pub(crate) fn issue_token(
     ca: &Ca,
     actor: &str,
     system: &str,
     ttl: TokenTtl,
+    reenrollment: Option<ReEnrollment<'_>>,
 ) -> Result<Registered, Error> {
     let name = SystemName::try_from(system)?;
     let system = self::system(ca.store.as_ref(), name.as_str())?;
+    if let Some(approved) = reenrollment {
+        check_approved(&system, approved)?;
+    }
     let raced = [
         records::current_token_key(name.as_str()),
         records::latest_cert_key(name.as_str()),
     ];
     for _ in 1..TOKEN_ATTEMPTS {
-        match try_issue_token(ca, actor, &system, ttl) {
+        match try_issue_token(ca, actor, &system, ttl, reenrollment) {
             Err(Error::Store(StoreError::Conflict { key })) if raced.contains(&key) => continue,
             other => return other,
         }
     }
-    try_issue_token(ca, actor, &system, ttl)
+    try_issue_token(ca, actor, &system, ttl, reenrollment)
+}
+
+/// Refuses an approval for another act than re-enrolling `system` this way.
+fn check_approved(system: &SystemRecord, approved: ReEnrollment<'_>) -> Result<(), Error> {
+    let wanted = reenrollment(system.name.as_str(), approved.carry_keys);
+    let request = approved.claim.request();
+    if request.operation == wanted {
+        return Ok(());
+    }
+    Err(Error::Approval(govtrust_approval::Error::Mismatch {
+        id: request.approval_id()?,
+        approved: format!("{:?}", request.operation),
+        attempted: format!("{wanted:?}"),
+    }))
 }
 
 /// One attempt of [`issue_token`]; fails with a conflict on the system's current-token key when
@@ -220,9 +259,16 @@ fn try_issue_token(
     actor: &str,
     system: &SystemRecord,
     ttl: TokenTtl,
+    reenrollment: Option<ReEnrollment<'_>>,
 ) -> Result<Registered, Error> {
     let now = from_unix_ms(unix_ms(ca.clock.now()));
     let uncertified = uncertified(ca, &system.name, now)?;
+    if reenrollment.is_none() && certificates::ever_held(ca.store.as_ref(), system.name.as_str())? {
+        return Err(Error::ApprovalRequired {
+            system: system.name.to_string(),
+            operation: self::reenrollment(system.name.as_str(), false),
+        });
+    }
     let previous = ca
         .store
         .get(&records::current_token_key(system.name.as_str()))?;
@@ -232,18 +278,48 @@ fn try_issue_token(
         digest: token::digest(&token),
         expires_at,
         issued_by: actor,
+        reenrollment: reenrollment.map(|approved| ReEnrollmentRecord {
+            approval: approved.claim.request().id.clone(),
+            carry_keys: approved.carry_keys,
+        }),
     };
     let mut batch = Batch::new();
+    if let Some(approved) = reenrollment {
+        batch.extend(approved.claim.batch().clone());
+    }
     uncertified.stage(&mut batch);
     stage_token(&mut batch, &issued, &system.name, previous)?;
-    ca.audit
-        .stage(&mut batch, &token_event(actor, system, expires_at, now))?;
-    ca.store.commit(batch)?;
+    let event = token_event(actor, system, expires_at, now);
+    let event = match &issued.reenrollment {
+        Some(approved) => event
+            .with("approval", approved.approval.clone())
+            .with("carry_keys", approved.carry_keys.to_string()),
+        None => event,
+    };
+    ca.audit.stage(&mut batch, &event)?;
+    commit_token(ca, batch, reenrollment)?;
     Ok(Registered {
         system: system.clone(),
         token,
         token_expires_at: expires_at,
     })
+}
+
+/// Commits a new token; a conflict on the approval means another call carried it out first.
+fn commit_token(
+    ca: &Ca,
+    batch: Batch,
+    reenrollment: Option<ReEnrollment<'_>>,
+) -> Result<(), Error> {
+    let approval = reenrollment
+        .map(|approved| approved.claim.request().approval_id())
+        .transpose()?;
+    match (ca.store.commit(batch), approval) {
+        (Err(StoreError::Conflict { key }), Some(id)) if key == id.store_key() => {
+            Err(Error::Approval(govtrust_approval::Error::Raced { id }))
+        }
+        (other, _) => other.map(|_| ()).map_err(Error::from),
+    }
 }
 
 /// The guard that a system held no valid certificate when a new token for it commits.
@@ -426,6 +502,7 @@ struct IssuedToken<'a> {
     digest: String,
     expires_at: SystemTime,
     issued_by: &'a str,
+    reenrollment: Option<ReEnrollmentRecord>,
 }
 
 /// Stores a token (by digest) and makes it the system's current token, provided the current
@@ -442,6 +519,7 @@ fn stage_token(
         expires_at_ms: unix_ms(token.expires_at),
         used_at_ms: None,
         issued_by: Some(token.issued_by.to_owned()),
+        reenrollment: token.reenrollment.clone(),
     };
     batch
         .expect_absent(key.clone())

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Fixture, RecordingAudit, csr, setup};
-use govtrust_ca::{Ca, Caller, Error, Issued, Network, Registered, TokenTtl};
+use govtrust_approval::{ApprovalId, Approvals, Officer, Proposal};
+use govtrust_ca::{Ca, Caller, Error, Issued, Network, ReEnrollment, Registered, TokenTtl};
 use govtrust_kms::Clock;
 use govtrust_store::{Batch, Committed, Entry, Error as StoreError, MemoryStore, Store};
 
@@ -20,8 +21,58 @@ fn ttl(seconds: u64) -> TokenTtl {
 }
 
 fn new_token(fx: &Fixture, system: &str) -> Registered {
-    fx.ca.issue_token(ADMIN, system, ttl(600)).unwrap()
+    fx.ca.issue_token(ADMIN, system, ttl(600), None).unwrap()
 }
+
+/// A new token for `portal` through an approved re-enrollment: `requester` asks, the security
+/// administrator approves, `requester` carries it out.
+fn reissue(fx: &Fixture, requester: &str, carry_keys: bool) -> Registered {
+    let approvals = approvals(fx);
+    let id = approved(fx, &approvals, requester, carry_keys);
+    let operation = govtrust_ca::reenrollment("portal", carry_keys);
+    let claim = approvals
+        .claim(requester, &id, &operation, fx.clock.now())
+        .unwrap();
+    let approved = ReEnrollment {
+        claim: &claim,
+        carry_keys,
+    };
+    fx.ca
+        .issue_token(requester, "portal", ttl(600), Some(approved))
+        .unwrap()
+}
+
+fn approvals(fx: &Fixture) -> Approvals {
+    Approvals::new(fx.store.clone(), Arc::new(RecordingAudit))
+}
+
+/// Files and approves a re-enrollment of `portal` asked by `requester`.
+fn approved(fx: &Fixture, approvals: &Approvals, requester: &str, carry_keys: bool) -> ApprovalId {
+    let proposal = Proposal {
+        operation: govtrust_ca::reenrollment("portal", carry_keys),
+        summary: "re-enroll portal".into(),
+        approver_roles: vec!["security-admin".into()],
+        required: 1,
+        ttl: Duration::from_secs(3600),
+    };
+    let officer = Officer {
+        id: requester,
+        role: "system-admin",
+    };
+    let request = approvals
+        .request(officer, proposal, fx.clock.now())
+        .unwrap();
+    let id = request.approval_id().unwrap();
+    approvals
+        .approve(SECURITY, &id, "called the system's owner", fx.clock.now())
+        .unwrap();
+    id
+}
+
+const SECURITY: Officer<'static> = Officer {
+    id: "spiffe://gov.example/person/security-admin",
+    role: "security-admin",
+};
 
 fn superseded(result: Result<impl std::fmt::Debug, Error>) -> bool {
     matches!(&result, Err(Error::TokenSuperseded { system }) if system == "portal")
@@ -124,7 +175,7 @@ fn a_system_with_a_valid_certificate_gets_no_token() {
     let fx = setup();
     let cert = enrolled(&fx);
     let before = tokens(&fx);
-    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600), None);
     assert!(has_certificate(&result, &cert), "{result:?}");
     let message = result.unwrap_err().to_string();
     assert!(
@@ -142,7 +193,7 @@ fn a_system_with_a_valid_certificate_gets_no_token() {
     // Still valid at the last second of its validity.
     fx.clock
         .advance(cert.not_after.duration_since(fx.clock.now()).unwrap());
-    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600), None);
     assert!(has_certificate(&result, &cert), "{result:?}");
     assert_eq!(tokens(&fx), before);
 }
@@ -159,7 +210,7 @@ fn a_renewed_system_gets_no_token_while_its_newest_certificate_is_valid() {
     let renewed = fx.ca.renew(&caller, &csr("portal", &[])).unwrap();
     fx.clock
         .advance(first.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
-    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600), None);
     assert!(has_certificate(&result, &renewed), "{result:?}");
 }
 
@@ -168,7 +219,7 @@ fn a_system_enrolled_before_latest_certificates_were_kept_gets_no_token() {
     let fx = setup();
     let cert = enrolled(&fx);
     fx.delete("ca/syscert/portal");
-    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600), None);
     assert!(has_certificate(&result, &cert), "{result:?}");
 }
 
@@ -178,11 +229,11 @@ fn a_token_issued_after_the_certificate_expired_enrolls_again() {
     let old = enrolled(&fx);
     fx.clock
         .advance(old.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
-    let new = fx.ca.issue_token(OTHER_ADMIN, "portal", ttl(600)).unwrap();
+    let new = reissue(&fx, OTHER_ADMIN, true);
     let issued = fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
     assert_eq!(issued.spiffe_id, old.spiffe_id);
     assert_eq!(fx.index_count("portal"), 2);
-    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600));
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600), None);
     assert!(has_certificate(&result, &issued), "{result:?}");
 }
 
@@ -198,7 +249,7 @@ fn enrollment_is_audited_with_who_issued_the_token() {
     );
     fx.clock
         .advance(cert.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
-    let new = fx.ca.issue_token(OTHER_ADMIN, "portal", ttl(600)).unwrap();
+    let new = reissue(&fx, OTHER_ADMIN, false);
     fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
     let events = enroll_events(&fx);
     assert_eq!(events.len(), 2, "{events:?}");
@@ -283,7 +334,7 @@ fn an_enrollment_between_the_check_and_the_new_token_refuses_the_token() {
         before: Mutex::new(Some(Box::new(enroll))),
     }));
     let before = fx.store.get(b"ca/systoken/portal").unwrap();
-    let result = racing.issue_token(ADMIN, "portal", ttl(600));
+    let result = racing.issue_token(ADMIN, "portal", ttl(600), None);
     let cert = enrolled.lock().unwrap().take().expect("enrolled first");
     assert!(has_certificate(&result, &cert), "{result:?}");
     assert_eq!(fx.store.get(b"ca/systoken/portal").unwrap(), before);
@@ -318,12 +369,12 @@ fn token_issuance_is_audited_without_the_token() {
 #[test]
 fn unknown_systems_get_no_token() {
     let fx = setup();
-    let result = fx.ca.issue_token(ADMIN, "ghost", ttl(600));
+    let result = fx.ca.issue_token(ADMIN, "ghost", ttl(600), None);
     assert!(
         matches!(&result, Err(Error::SystemNotFound { name }) if name == "ghost"),
         "{result:?}"
     );
-    let result = fx.ca.issue_token(ADMIN, "../hierarchy", ttl(600));
+    let result = fx.ca.issue_token(ADMIN, "../hierarchy", ttl(600), None);
     assert!(
         matches!(result, Err(Error::InvalidArgument { field: "name", .. })),
         "{result:?}"
@@ -348,4 +399,84 @@ fn a_system_registered_before_token_pointers_keeps_its_token_until_a_new_one() {
     let legacy = fx.register("payroll", 2, Network::Extranet, &[]);
     fx.delete("ca/systoken/payroll");
     fx.ca.enroll(&legacy.token, &csr("payroll", &[])).unwrap();
+}
+
+#[test]
+fn a_system_that_held_a_certificate_is_re_enrolled_only_with_an_approval() {
+    let fx = setup();
+    let old = enrolled(&fx);
+    fx.clock
+        .advance(old.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
+    let before = tokens(&fx);
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600), None);
+    let Err(Error::ApprovalRequired { system, operation }) = &result else {
+        panic!("{result:?}");
+    };
+    assert_eq!(system, "portal");
+    assert_eq!(*operation, govtrust_ca::reenrollment("portal", false));
+    assert!(result.unwrap_err().to_string().contains("approval"));
+    assert_eq!(tokens(&fx), before, "a refused token stores nothing");
+}
+
+#[test]
+fn an_approval_gives_one_token_and_only_for_the_approved_act() {
+    let fx = setup();
+    let old = enrolled(&fx);
+    fx.clock
+        .advance(old.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
+    let approvals = approvals(&fx);
+    let id = approved(&fx, &approvals, ADMIN, false);
+    // Carrying the keys over was not approved.
+    let wider = govtrust_ca::reenrollment("portal", true);
+    assert!(approvals.claim(ADMIN, &id, &wider, fx.clock.now()).is_err());
+    let operation = govtrust_ca::reenrollment("portal", false);
+    let claim = approvals
+        .claim(ADMIN, &id, &operation, fx.clock.now())
+        .unwrap();
+    let forged = ReEnrollment {
+        claim: &claim,
+        carry_keys: true,
+    };
+    let result = fx.ca.issue_token(ADMIN, "portal", ttl(600), Some(forged));
+    assert!(matches!(result, Err(Error::Approval(_))), "{result:?}");
+    let approved = ReEnrollment {
+        claim: &claim,
+        carry_keys: false,
+    };
+    fx.ca
+        .issue_token(ADMIN, "portal", ttl(600), Some(approved))
+        .unwrap();
+    let replay = fx.ca.issue_token(ADMIN, "portal", ttl(600), Some(approved));
+    assert!(matches!(replay, Err(Error::Approval(_))), "{replay:?}");
+    assert!(
+        approvals
+            .claim(ADMIN, &id, &operation, fx.clock.now())
+            .is_err()
+    );
+}
+
+#[test]
+fn re_enrollment_starts_a_new_generation_and_cuts_off_the_old_certificate() {
+    let fx = setup();
+    let old = enrolled(&fx);
+    assert_eq!(fx.ca.lineage("portal").unwrap().generation, 1);
+    let old_serial = old.serial.clone();
+    fx.clock
+        .advance(old.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
+    let new = reissue(&fx, ADMIN, false);
+    let issued = fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
+    let lineage = fx.ca.lineage("portal").unwrap();
+    assert_eq!((lineage.generation, lineage.key_floor), (2, 2));
+    assert_eq!(fx.ca.certificate(&issued.serial).unwrap().generation, 2);
+    assert_eq!(fx.ca.certificate(&old_serial).unwrap().generation, 1);
+    assert!(
+        !lineage.reaches(2, 1),
+        "keys of the first enrollment stay out of reach"
+    );
+    assert!(
+        !lineage.reaches(1, 2),
+        "the old certificate reaches nothing"
+    );
+    let events = enroll_events(&fx);
+    assert!(events[1].contains("generation=2") && events[1].contains("carry_keys=false"));
 }

@@ -217,6 +217,7 @@ mod tests {
             }],
             exportable: false,
             owner: String::new(),
+            owner_generation: 0,
             description: String::new(),
             internal: false,
             created_at_ms: 0,

@@ -108,6 +108,36 @@ impl Kms {
         Ok(key.record.info())
     }
 
+    /// Destroys `id` at once, without the waiting period, on behalf of `actor`: only under dual
+    /// control, so `approval` holds the writes that mark the approved request executed; they
+    /// commit in the destruction's batch. Material is deleted and evicted as by
+    /// [`Kms::destroy_due`], a tombstone remains, and `kms.key.destroy` names the actor, the
+    /// reason and `immediate=true`. A key already destroyed fails with [`Error::KeyDestroyed`].
+    pub fn destroy_now(
+        &self,
+        actor: &str,
+        id: &KeyId,
+        reason: &str,
+        approval: &Batch,
+    ) -> Result<KeyInfo, Error> {
+        crate::keys::check_text("reason", reason)?;
+        let vault = self.vault()?;
+        let now = self.clock.now();
+        let key = self.change_key(&vault, id, |old| {
+            lifecycle::check_not_destroyed(old)?;
+            let mut change = self.tombstone(&vault, old, now)?;
+            change.batch.extend(approval.clone());
+            change.event.actor = actor.to_owned();
+            change.event = change
+                .event
+                .with("immediate", "true")
+                .with("reason", reason);
+            Ok(change)
+        })?;
+        tracing::info!(key = %id, actor, "key destroyed at once under dual control");
+        Ok(key.record.info())
+    }
+
     /// Destroys every key whose destruction date has passed: deletes its material from the
     /// store, leaves a tombstone, evicts the material from memory, audits `kms.key.destroy`.
     /// Returns the ids destroyed. The server calls this periodically.

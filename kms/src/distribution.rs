@@ -65,6 +65,7 @@ impl Kms {
             algorithm: spec.algorithm,
             exportable: spec.exportable,
             owner: spec.owner,
+            owner_generation: 0,
             description: spec.description,
             pre_active: false,
             internal: false,

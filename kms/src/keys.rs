@@ -69,6 +69,7 @@ impl Kms {
             }],
             exportable: spec.exportable,
             owner: spec.owner.clone(),
+            owner_generation: spec.owner_generation,
             description: spec.description.clone(),
             internal: spec.internal,
             created_at_ms: now,
@@ -152,6 +153,31 @@ impl Kms {
         change: StateChange,
         reason: &str,
     ) -> Result<KeyInfo, Error> {
+        self.change_state(actor, id, change, reason, &Batch::new())
+    }
+
+    /// [`Kms::set_state`] under dual control: `approval` holds the writes that mark the approved
+    /// request executed (see the `govtrust-approval` crate); they commit in the change's batch,
+    /// so the change happens once, with its audit event, or not at all.
+    pub fn set_state_approved(
+        &self,
+        actor: &str,
+        id: &KeyId,
+        change: StateChange,
+        reason: &str,
+        approval: &Batch,
+    ) -> Result<KeyInfo, Error> {
+        self.change_state(actor, id, change, reason, approval)
+    }
+
+    fn change_state(
+        &self,
+        actor: &str,
+        id: &KeyId,
+        change: StateChange,
+        reason: &str,
+        approval: &Batch,
+    ) -> Result<KeyInfo, Error> {
         check_text("reason", reason)?;
         let vault = self.vault()?;
         let key = self.change_key(&vault, id, |old| {
@@ -168,11 +194,28 @@ impl Kms {
                 .with("reason", reason);
             Ok(Change {
                 record,
-                batch: Batch::new(),
+                batch: approval.clone(),
                 event,
             })
         })?;
         Ok(key.record.info())
+    }
+
+    /// Audits one use (`operation`: `decrypt`, `verify`, …) of `id` by `actor` when the key is
+    /// deactivated or compromised: such keys protect nothing new, and every use of them is
+    /// accounted for on its own, durably, before the caller gets the result. Nothing for keys
+    /// in other states.
+    pub fn audit_retired_use(&self, actor: &str, id: &KeyId, operation: &str) -> Result<(), Error> {
+        let vault = self.vault()?;
+        let stored = vault.stored(id)?;
+        if !lifecycle::retired(stored.record.state) {
+            return Ok(());
+        }
+        let event = self
+            .event("kms.key.use.retired", actor, id.as_str())
+            .with("operation", operation)
+            .with("state", stored.record.state.name());
+        vault.audit_use(&*self.audit, &stored, &event)
     }
 }
 
@@ -186,7 +229,7 @@ fn page_token_id(token: &str) -> Result<KeyId, Error> {
 
 /// Bounds free text that goes into records and audit events, and refuses control characters
 /// (line breaks, terminal escapes), which could forge lines in a human view of the audit log.
-fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
+pub(crate) fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
     let invalid = |reason: String| Error::InvalidArgument { field, reason };
     if text.len() > MAX_TEXT_LEN {
         return Err(invalid(format!("longer than {MAX_TEXT_LEN} bytes")));

@@ -9,9 +9,11 @@
 //! | pre-active, active, suspended | deactivate | deactivated |
 //! | any but destroyed | mark-compromised | compromised |
 //!
-//! Use: active allows everything; deactivated allows decrypt, verify and reading the public key
-//! (processing old data only); suspended, pre-active and compromised allow reading the public key
-//! only; destroyed allows nothing. A key whose destruction is scheduled allows nothing until the
+//! Use: active allows everything; deactivated and compromised allow decrypt, verify and reading
+//! the public key (processing protected data only, SP 800-57 §5.3.4–5.3.5: a compromised key
+//! must not protect anything new, but data it protected must stay recoverable), and each such
+//! use is audited on its own; suspended and pre-active allow reading the public key only;
+//! destroyed allows nothing. A key whose destruction is scheduled allows nothing until the
 //! destruction is cancelled. Internal keys follow the same rules.
 
 use std::time::SystemTime;
@@ -72,14 +74,20 @@ pub(crate) fn transition(from: KeyState, change: StateChange) -> Option<KeyState
     }
 }
 
+/// True for the states whose every permitted use is audited on its own: the key protects
+/// nothing new, and each use of it is an exception worth accounting for.
+pub(crate) fn retired(state: KeyState) -> bool {
+    matches!(state, KeyState::Deactivated | KeyState::Compromised)
+}
+
 /// True when a key in `state` may be used for `usage`.
 pub(crate) fn permits(state: KeyState, usage: Usage) -> bool {
     match state {
         KeyState::Active => true,
-        KeyState::Deactivated => matches!(usage, Usage::Decrypt | Usage::Verify | Usage::PublicKey),
-        KeyState::PreActive | KeyState::Suspended | KeyState::Compromised => {
-            usage == Usage::PublicKey
+        KeyState::Deactivated | KeyState::Compromised => {
+            matches!(usage, Usage::Decrypt | Usage::Verify | Usage::PublicKey)
         }
+        KeyState::PreActive | KeyState::Suspended => usage == Usage::PublicKey,
         KeyState::Destroyed => false,
     }
 }
@@ -191,11 +199,15 @@ mod tests {
         for usage in all {
             assert!(permits(Active, usage));
             assert!(!permits(Destroyed, usage));
-            assert_eq!(
-                permits(Deactivated, usage),
-                matches!(usage, Decrypt | Verify | PublicKey)
-            );
-            for state in [PreActive, Suspended, Compromised] {
+            for state in [Deactivated, Compromised] {
+                assert_eq!(
+                    permits(state, usage),
+                    matches!(usage, Decrypt | Verify | PublicKey),
+                    "{state} {}",
+                    usage.name()
+                );
+            }
+            for state in [PreActive, Suspended] {
                 assert_eq!(
                     permits(state, usage),
                     usage == PublicKey,

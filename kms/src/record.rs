@@ -73,6 +73,10 @@ pub(crate) struct KeyRecord {
     pub(crate) versions: Vec<VersionRecord>,
     pub(crate) exportable: bool,
     pub(crate) owner: String,
+    /// The owner's enrollment generation when the key was created; absent (0) in records
+    /// written before it was kept.
+    #[serde(default)]
+    pub(crate) owner_generation: u32,
     pub(crate) description: String,
     pub(crate) internal: bool,
     pub(crate) created_at_ms: u64,
@@ -102,6 +106,7 @@ impl KeyRecord {
             versions: self.versions.iter().map(VersionRecord::info).collect(),
             exportable: self.exportable,
             owner: self.owner.clone(),
+            owner_generation: self.owner_generation,
             description: self.description.clone(),
             internal: self.internal,
             created_at: from_unix_ms(self.created_at_ms),
@@ -184,6 +189,7 @@ mod tests {
             }],
             exportable: true,
             owner: "spiffe://gov/x".into(),
+            owner_generation: 3,
             description: "d".into(),
             internal: false,
             created_at_ms: 5,

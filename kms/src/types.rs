@@ -257,6 +257,9 @@ pub struct KeySpec {
     pub exportable: bool,
     /// Identity allowed to use the key (a SPIFFE URI); the server fills in the caller.
     pub owner: String,
+    /// The owner's enrollment generation (0 for persons): a re-enrolled system reaches keys of
+    /// earlier generations only as its approved re-enrollment allows.
+    pub owner_generation: u32,
     pub description: String,
     /// Start in the pre-active state instead of active.
     pub pre_active: bool,
@@ -283,6 +286,8 @@ pub struct KeyInfo {
     pub versions: Vec<VersionInfo>,
     pub exportable: bool,
     pub owner: String,
+    /// The owner's enrollment generation when the key was created.
+    pub owner_generation: u32,
     pub description: String,
     pub internal: bool,
     pub created_at: SystemTime,

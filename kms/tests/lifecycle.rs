@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{Centre, audit_actions, spec};
+use common::{Centre, audit_actions, audit_log, spec};
 use govtrust_kms::{Algorithm, Error, KeyId, KeySpec, KeyState, StateChange};
+use govtrust_store::{Batch, Store};
 
 /// Brings a fresh key into `state` through legal changes.
 fn key_in(centre: &Centre, state: KeyState) -> KeyId {
@@ -143,10 +144,14 @@ fn states_govern_use() {
         centre.kms.sign(&signer, b"m"),
         Err(Error::KeyState { .. })
     ));
-    assert!(matches!(
-        centre.kms.verify(&signer, None, b"m", &signed.signature),
-        Err(Error::KeyState { .. })
-    ));
+    // A compromised key protects nothing new, but what it protected stays recoverable
+    // (SP 800-57 §5.3.5).
+    assert!(
+        centre
+            .kms
+            .verify(&signer, None, b"m", &signed.signature)
+            .unwrap()
+    );
     centre.kms.public_key(&signer, None).unwrap();
 
     let pre_active = key_in(&centre, KeyState::PreActive);
@@ -417,6 +422,7 @@ fn free_text_refuses_control_characters() {
     ));
     let owner = KeySpec {
         owner: "spiffe://gov.example/system/tax\r".into(),
+        owner_generation: 0,
         ..spec(Algorithm::Aes256Gcm)
     };
     assert!(matches!(
@@ -552,4 +558,103 @@ fn audit_failure_fails_closed() {
             .len()
             == 1
     );
+}
+
+#[test]
+fn compromised_keys_still_decrypt_and_every_such_use_is_audited() {
+    let centre = Centre::unsealed();
+    let key = centre.create(Algorithm::Aes256Gcm);
+    let ciphertext = centre
+        .kms
+        .encrypt(&key, b"tax record", b"aad")
+        .unwrap()
+        .ciphertext;
+    centre
+        .kms
+        .audit_retired_use("spiffe://gov.example/org/f/sys/tax", &key, "decrypt")
+        .unwrap();
+    assert!(
+        !audit_actions(centre.store.as_ref()).contains(&"kms.key.use.retired".to_owned()),
+        "uses of an active key go to the usage ledger, not one event each"
+    );
+    centre
+        .kms
+        .set_state("admin", &key, StateChange::MarkCompromised, "leaked")
+        .unwrap();
+    let opened = centre.kms.decrypt(&ciphertext, b"aad", None).unwrap();
+    assert_eq!(opened.plaintext.as_slice(), b"tax record");
+    for refused in [
+        centre.kms.encrypt(&key, b"p", b"").map(|_| ()),
+        centre.kms.generate_data_key(&key, b"").map(|_| ()),
+    ] {
+        assert!(
+            matches!(refused, Err(Error::KeyState { .. })),
+            "{refused:?}"
+        );
+    }
+    centre
+        .kms
+        .audit_retired_use("spiffe://gov.example/org/f/sys/tax", &key, "decrypt")
+        .unwrap();
+    let log = audit_log(centre.store.as_ref());
+    let used = log
+        .iter()
+        .filter(|e| e.contains("kms.key.use.retired"))
+        .collect::<Vec<_>>();
+    assert_eq!(used.len(), 1, "{log:?}");
+    assert!(
+        used[0].contains("spiffe://gov.example/org/f/sys/tax"),
+        "{used:?}"
+    );
+}
+
+#[test]
+fn immediate_destruction_commits_with_its_approval_and_erases_the_material() {
+    let centre = Centre::unsealed();
+    let key = centre.create(Algorithm::Aes256Gcm);
+    let ciphertext = centre.kms.encrypt(&key, b"p", b"").unwrap().ciphertext;
+    // The approval's writes: here a marker that must commit with the destruction, and a guard
+    // that fails the second time, as an executed approval does.
+    let mut approval = Batch::new();
+    approval
+        .expect_absent(b"approval/request/x".to_vec())
+        .put(b"approval/request/x".to_vec(), b"executed".to_vec());
+    let info = centre
+        .kms
+        .destroy_now(
+            "spiffe://gov.example/person/security-admin",
+            &key,
+            "court order",
+            &approval,
+        )
+        .unwrap();
+    assert_eq!(info.state, KeyState::Destroyed);
+    assert!(centre.store.get(b"approval/request/x").unwrap().is_some());
+    assert!(matches!(
+        centre.kms.decrypt(&ciphertext, b"", None),
+        Err(Error::KeyDestroyed { .. })
+    ));
+    let log = audit_log(centre.store.as_ref());
+    let destroyed = log.iter().find(|e| e.contains("kms.key.destroy")).unwrap();
+    assert!(destroyed.contains("security-admin"), "{destroyed}");
+    let again = centre.kms.destroy_now("a", &key, "", &Batch::new());
+    assert!(
+        matches!(again, Err(Error::KeyDestroyed { .. })),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn a_state_change_with_a_spent_approval_changes_nothing() {
+    let centre = Centre::unsealed();
+    let key = centre.create(Algorithm::Aes256Gcm);
+    let mut spent = Batch::new();
+    spent
+        .expect_absent(b"audit/".to_vec())
+        .expect(b"approval/request/y".to_vec(), Some(b"pending".to_vec()));
+    let result = centre
+        .kms
+        .set_state_approved("admin", &key, StateChange::Suspend, "", &spent);
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(centre.kms.key(&key).unwrap().state, KeyState::Active);
 }

@@ -92,6 +92,8 @@ pub enum KeyCommand {
     /// Print a key's public key, PEM.
     PublicKey(KeyArg),
     /// Change a key's state.
+    /// A key you do not own changes only with a second officer's approval: the first run
+    /// files the request, the run with --approval after it was approved changes the key.
     State {
         #[command(flatten)]
         key: KeyArg,
@@ -99,14 +101,27 @@ pub enum KeyCommand {
         change: ChangeArg,
         #[arg(long, default_value = "")]
         reason: String,
+        /// Carry out this approved request (ap-…); give the same change and reason.
+        #[arg(long)]
+        approval: Option<String>,
     },
-    /// Schedule a key's destruction after a waiting period.
+    /// Schedule a key's destruction after a waiting period, or with --now destroy it at once
+    /// under dual control (the first run files the request, the run with --approval destroys).
     Destroy {
         #[command(flatten)]
         key: KeyArg,
         /// Waiting period in days, 7 to 30.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, conflicts_with = "now")]
         days: u32,
+        /// Destroy at once, without the waiting period (needs a second officer's approval).
+        #[arg(long)]
+        now: bool,
+        /// Why; recorded with an immediate destruction and its approval.
+        #[arg(long, default_value = "", requires = "now")]
+        reason: String,
+        /// Carry out this approved immediate destruction (ap-…).
+        #[arg(long, requires = "now")]
+        approval: Option<String>,
     },
     /// Cancel a scheduled destruction.
     CancelDestroy(KeyArg),
@@ -291,19 +306,49 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             key,
             change,
             reason,
+            approval,
         } => {
+            let again = "the same `govtrust kms key state` command";
             let request = pb::SetKeyStateRequest {
                 key_id: key.key_id,
                 change: change_message(change) as i32,
                 reason,
+                approval_id: approval.unwrap_or_default(),
             };
             let response = client(&key.connection).await?.set_key_state(request).await;
-            show_key(
-                &key.connection,
-                response.map_err(status_error)?.into_inner().key,
-            )
+            let response = response.map_err(status_error)?.into_inner();
+            match &response.pending_approval {
+                Some(pending) => {
+                    super::approval::pending(&key.connection, pending, &again);
+                    Ok(())
+                }
+                None => show_key(&key.connection, response.key),
+            }
         }
-        KeyCommand::Destroy { key, days } => {
+        KeyCommand::Destroy {
+            key,
+            now: true,
+            reason,
+            approval,
+            ..
+        } => {
+            let again = "the same `govtrust kms key destroy --now` command";
+            let request = pb::DestroyKeyRequest {
+                key_id: key.key_id,
+                reason,
+                approval_id: approval.unwrap_or_default(),
+            };
+            let response = client(&key.connection).await?.destroy_key(request).await;
+            let response = response.map_err(status_error)?.into_inner();
+            match &response.pending_approval {
+                Some(pending) => {
+                    super::approval::pending(&key.connection, pending, &again);
+                    Ok(())
+                }
+                None => show_key(&key.connection, response.key),
+            }
+        }
+        KeyCommand::Destroy { key, days, .. } => {
             let request = pb::ScheduleKeyDestructionRequest {
                 key_id: key.key_id,
                 waiting_period_days: days,
@@ -560,6 +605,7 @@ fn key_json(key: &pb::Key) -> serde_json::Value {
         "versions": key.versions.iter().map(|v| v.version).collect::<Vec<_>>(),
         "exportable": key.exportable,
         "owner": key.owner,
+        "owner_generation": key.owner_generation,
         "description": key.description,
         "created_at": timestamp(key.created_at.as_ref()),
         "destruction_scheduled_at": timestamp(key.destruction_scheduled_at.as_ref()),

@@ -4,6 +4,7 @@
 //! `GOVTRUST_IDENTITY` or `GOVTRUST_CERT` + `GOVTRUST_KEY`). Output is human-readable by
 //! default and JSON with `--json`.
 
+pub mod approval;
 pub mod audit;
 pub mod certs;
 pub mod credential;

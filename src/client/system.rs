@@ -34,7 +34,9 @@ pub enum SystemCommand {
         connection: Connection,
     },
     /// Issue a new one-time enrollment token to a registered system whose token expired or was
-    /// lost; earlier tokens stop working (system administrator).
+    /// lost; earlier tokens stop working (system administrator). For a system that has held a
+    /// certificate this re-enrolls it and needs a security administrator's approval: the first
+    /// run files the request, the run with --approval after it was approved prints the token.
     Token {
         /// The system's name.
         #[arg(long)]
@@ -42,6 +44,13 @@ pub enum SystemCommand {
         /// Token lifetime in seconds (default 24 hours, at most 7 days).
         #[arg(long, default_value_t = 0)]
         token_ttl: u32,
+        /// Carry out this approved re-enrollment request (ap-…).
+        #[arg(long)]
+        approval: Option<String>,
+        /// Let the re-enrolled system keep reaching the keys of its earlier enrollments (part of
+        /// what is approved; give it on both runs).
+        #[arg(long)]
+        carry_keys: bool,
         #[command(flatten)]
         connection: Connection,
     },
@@ -93,11 +102,19 @@ pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
         SystemCommand::Token {
             name,
             token_ttl,
+            approval,
+            carry_keys,
             connection,
         } => {
+            let again = format!(
+                "`govtrust system token --name {name}{}`",
+                if carry_keys { " --carry-keys" } else { "" }
+            );
             let request = IssueEnrollmentTokenRequest {
                 name,
                 token_ttl_seconds: token_ttl,
+                approval_id: approval.unwrap_or_default(),
+                carry_keys,
             };
             let mut client = CertificateAuthorityClient::new(connection.channel().await?);
             let response = client
@@ -105,6 +122,10 @@ pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?;
             let response = response.into_inner();
+            if let Some(pending) = &response.pending_approval {
+                super::approval::pending(&connection, pending, &again);
+                return Ok(());
+            }
             show(
                 &connection,
                 "new token for",

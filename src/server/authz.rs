@@ -30,6 +30,10 @@ pub enum Action<'a> {
     ListKeys,
     ImportKey,
     ReadWrappingKey,
+    /// List and read approval requests.
+    ReadApprovals,
+    /// Approve or reject an approval request (the approval crate checks the role it names).
+    DecideApproval,
     /// An operation on one key.
     Key(KeyOperation, &'a KeyInfo),
 }
@@ -71,7 +75,7 @@ fn allowed(principal: &Principal, action: Action<'_>) -> bool {
 fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool {
     use Action as A;
     match (role, action) {
-        (_, A::ReadCaChain | A::ReadCertificates) => true,
+        (_, A::ReadCaChain | A::ReadCertificates | A::ReadApprovals | A::DecideApproval) => true,
         (Role::SystemAdministrator, A::RegisterSystem | A::IssueToken) => true,
         (Role::AuditAdministrator, A::ReadAudit) => true,
         (
@@ -89,15 +93,28 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
     use Action as A;
     match action {
         A::ReadCaChain | A::Renew | A::CreateKey | A::ImportKey | A::ReadWrappingKey => true,
+        // A system may withdraw its own request; it is no approver of any kind.
+        A::DecideApproval => true,
         A::Key(_, key) => owns(principal, key),
-        A::RegisterSystem | A::IssueToken | A::ReadCertificates | A::ListKeys | A::ReadAudit => {
-            false
-        }
+        A::RegisterSystem
+        | A::IssueToken
+        | A::ReadCertificates
+        | A::ListKeys
+        | A::ReadAudit
+        | A::ReadApprovals => false,
     }
 }
 
+/// True when `principal` owns `key`: same identity and, for a system, a certificate of its
+/// current enrollment generation whose lineage reaches the generation the key was made under
+/// (a re-enrolled system reaches its earlier keys only if the approved re-enrollment carried
+/// them over).
 fn owns(principal: &Principal, key: &KeyInfo) -> bool {
-    !key.internal && key.owner == principal.spiffe_id
+    let lineage_reaches = principal.standing.is_none_or(|s| {
+        s.lineage
+            .reaches(s.certificate_generation, key.owner_generation)
+    });
+    !key.internal && key.owner == principal.spiffe_id && lineage_reaches
 }
 
 fn describe(action: Action<'_>) -> String {
@@ -112,6 +129,8 @@ fn describe(action: Action<'_>) -> String {
         Action::ListKeys => "list keys".to_owned(),
         Action::ImportKey => "import keys".to_owned(),
         Action::ReadWrappingKey => "read the import wrapping key".to_owned(),
+        Action::ReadApprovals => "read approval requests".to_owned(),
+        Action::DecideApproval => "decide approval requests".to_owned(),
         Action::Key(KeyOperation::Read, key) => format!("read key {}", key.id),
         Action::Key(KeyOperation::Use, key) => format!("use key {}", key.id),
         Action::Key(KeyOperation::Manage, key) => format!("manage key {}", key.id),

@@ -5,13 +5,14 @@ use std::time::{Duration, SystemTime};
 
 use govtrust_ca::{
     Ca, Caller, CertFilter, CertRecord, CertStatus, DnsName, Issued, Network, OrgId,
-    ProtectionLevel, Registration, SystemName, TokenTtl,
+    ProtectionLevel, ReEnrollment, Registration, SystemName, TokenTtl,
 };
 use govtrust_proto::ca as pb;
 use pb::certificate_authority_server::CertificateAuthority;
 use tonic::{Request, Response, Status};
 
 use super::authz::{Action, authorize};
+use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
 use super::identity::{Authenticator, Principal};
 use super::{blocking, status};
 
@@ -25,11 +26,12 @@ const PAGE_MAX: usize = 1000;
 pub struct CaService {
     ca: Arc<Ca>,
     auth: Arc<Authenticator>,
+    gate: Gate,
 }
 
 impl CaService {
-    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>) -> Self {
-        Self { ca, auth }
+    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>, gate: Gate) -> Self {
+        Self { ca, auth, gate }
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -39,6 +41,48 @@ impl CaService {
 }
 
 type Reply<T> = Result<Response<T>, Status>;
+
+/// A new token; for a system that has held a certificate, under dual control: without an
+/// approval id a re-enrollment request is filed and answered pending, with one the approved
+/// request is carried out.
+fn issue_token(
+    ca: &Ca,
+    gate: &Gate,
+    principal: &Principal,
+    request: &pb::IssueEnrollmentTokenRequest,
+    ttl: TokenTtl,
+) -> Result<pb::IssueEnrollmentTokenResponse, Status> {
+    let operation = govtrust_ca::reenrollment(&request.name, request.carry_keys);
+    let claim = match request.approval_id.as_str() {
+        "" => None,
+        id => Some(gate.claim(principal, id, &operation)?),
+    };
+    let approved = claim.as_ref().map(|claim| ReEnrollment {
+        claim,
+        carry_keys: request.carry_keys,
+    });
+    match ca.issue_token(&principal.spiffe_id, &request.name, ttl, approved) {
+        Ok(registered) => Ok(pb::IssueEnrollmentTokenResponse {
+            system: Some(system_message(&registered.system)),
+            enrollment_token: registered.token.to_string(),
+            token_expires_at: Some(registered.token_expires_at.into()),
+            pending_approval: None,
+        }),
+        Err(govtrust_ca::Error::ApprovalRequired { system, .. }) => {
+            let keys = if request.carry_keys { "keeps" } else { "loses" };
+            let summary = format!(
+                "new enrollment token for {system}, which has held a certificate: whoever holds \
+                 it becomes {system}; the new enrollment {keys} access to the keys of earlier ones"
+            );
+            let filed = gate.request(principal, operation, summary, REENROLLMENT_APPROVERS)?;
+            Ok(pb::IssueEnrollmentTokenResponse {
+                pending_approval: Some(dual_control::message(&filed, SystemTime::now())),
+                ..Default::default()
+            })
+        }
+        Err(error) => Err(status::ca(error)),
+    }
+}
 
 #[tonic::async_trait]
 impl CertificateAuthority for CaService {
@@ -70,17 +114,10 @@ impl CertificateAuthority for CaService {
         authorize(&principal, Action::IssueToken)?;
         let request = request.into_inner();
         let ttl = token_ttl(request.token_ttl_seconds)?;
-        let ca = self.ca.clone();
-        let registered = blocking(move || {
-            ca.issue_token(&principal.spiffe_id, &request.name, ttl)
-                .map_err(status::ca)
-        })
-        .await?;
-        Ok(Response::new(pb::IssueEnrollmentTokenResponse {
-            system: Some(system_message(&registered.system)),
-            enrollment_token: registered.token.to_string(),
-            token_expires_at: Some(registered.token_expires_at.into()),
-        }))
+        let (ca, gate) = (self.ca.clone(), self.gate.clone());
+        blocking(move || issue_token(&ca, &gate, &principal, &request, ttl))
+            .await
+            .map(Response::new)
     }
 
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Reply<pb::EnrollResponse> {

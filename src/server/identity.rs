@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use govtrust_ca::{Ca, Role};
+use govtrust_ca::{Ca, Lineage, Role};
 use govtrust_kms::Clock;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use tonic::Status;
@@ -36,7 +36,18 @@ pub struct Principal {
     pub spiffe_id: String,
     pub serial: String,
     pub kind: Kind,
+    /// For a system: which enrollment its certificate belongs to, and the system's lineage now.
+    pub standing: Option<Standing>,
     not_after: SystemTime,
+}
+
+/// A system caller's place in its enrollment lineage (see `govtrust_ca::Lineage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// The generation the presented certificate was issued in.
+    pub certificate_generation: u32,
+    /// The system's lineage at the time of the call.
+    pub lineage: Lineage,
 }
 
 #[cfg(test)]
@@ -48,8 +59,18 @@ impl Principal {
             spiffe_id: spiffe_id.to_owned(),
             serial: "01".to_owned(),
             kind,
+            standing: None,
             not_after,
         }
+    }
+
+    /// The same principal with a lineage standing, for policy tests.
+    pub fn with_standing(mut self, certificate_generation: u32, lineage: Lineage) -> Self {
+        self.standing = Some(Standing {
+            certificate_generation,
+            lineage,
+        });
+        self
     }
 }
 
@@ -89,12 +110,43 @@ impl Authenticator {
             .first()
             .ok_or_else(|| Status::unauthenticated("empty certificate chain"))?;
         let digest = fingerprint(leaf);
-        if let Some(principal) = self.cached(&digest) {
-            return Ok(principal);
+        let principal = match self.cached(&digest) {
+            Some(principal) => principal,
+            None => {
+                let principal = self.verify(leaf, chain)?;
+                self.remember(digest, principal.clone());
+                principal
+            }
+        };
+        self.current(principal)
+    }
+
+    /// `principal` with its system's lineage as it stands now: a re-enrollment since the
+    /// certificate was verified must take effect on the next call.
+    fn current(&self, mut principal: Principal) -> Result<Principal, Status> {
+        if let (Kind::System { name, .. }, Some(standing)) =
+            (&principal.kind, principal.standing.as_mut())
+        {
+            standing.lineage = self.lineage(name)?;
         }
-        let principal = self.verify(leaf, chain)?;
-        self.remember(digest, principal.clone());
         Ok(principal)
+    }
+
+    fn lineage(&self, system: &str) -> Result<Lineage, Status> {
+        self.ca
+            .lineage(system)
+            .map_err(|e| Status::internal(format!("lineage lookup failed: {e}")))
+    }
+
+    /// The enrollment generation a key for `owner` is created under: the current one of the
+    /// system `owner` names, 0 for persons and identities that are no system.
+    pub fn owner_generation(&self, owner: &str) -> Result<u32, Status> {
+        let prefix = format!("spiffe://{}/", self.ca.trust_domain());
+        let path = owner.strip_prefix(&prefix).unwrap_or_default();
+        match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["org", _, "sys", name] => Ok(self.lineage(name)?.generation),
+            _ => Ok(0),
+        }
     }
 
     fn cached(&self, digest: &[u8; 32]) -> Option<Principal> {
@@ -122,11 +174,30 @@ impl Authenticator {
         self.verify_chain(leaf, chain)?;
         let (spiffe_id, serial, not_after) = names(leaf)?;
         let kind = self.kind(&spiffe_id)?;
+        let standing = match &kind {
+            Kind::System { .. } => Some(self.standing(&serial)?),
+            _ => None,
+        };
         Ok(Principal {
             spiffe_id,
             serial,
             kind,
+            standing,
             not_after,
+        })
+    }
+
+    /// The standing of a system certificate: its recorded generation (the lineage is filled
+    /// per call). A certificate this CA never recorded is refused.
+    fn standing(&self, serial: &str) -> Result<Standing, Status> {
+        let record = self.ca.certificate(serial).map_err(|_| {
+            Status::unauthenticated(format!(
+                "client certificate {serial} was not issued by this CA"
+            ))
+        })?;
+        Ok(Standing {
+            certificate_generation: record.generation,
+            lineage: Lineage::default(),
         })
     }
 

@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
+use govtrust_approval::{Kind, Operation};
 use govtrust_kms::{Algorithm, ImportSpec, KeyId, KeyInfo, KeySpec, KeyState, Kms, StateChange};
 use govtrust_proto::kms as pb;
 use pb::key_management_server::KeyManagement;
 use pb::seal_server::Seal;
+use std::time::SystemTime;
 use tonic::{Request, Response, Status};
 
 use super::authz::{Action, KeyOperation, authorize};
+use super::dual_control::{self, Gate, KEY_APPROVERS};
 use super::identity::{Authenticator, Principal};
 use super::{blocking, status};
 
@@ -21,15 +24,17 @@ const PAGE_MAX: usize = 1000;
 pub struct KeyService {
     kms: Arc<Kms>,
     auth: Arc<Authenticator>,
+    gate: Gate,
     /// Identities that may own keys start with this: `spiffe://<trust-domain>/`.
     identity_prefix: String,
 }
 
 impl KeyService {
-    pub fn new(kms: Arc<Kms>, auth: Arc<Authenticator>, trust_domain: &str) -> Self {
+    pub fn new(kms: Arc<Kms>, auth: Arc<Authenticator>, gate: Gate, trust_domain: &str) -> Self {
         Self {
             kms,
             auth,
+            gate,
             identity_prefix: format!("spiffe://{trust_domain}/"),
         }
     }
@@ -37,6 +42,30 @@ impl KeyService {
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         self.auth
             .principal(request.peer_certs().as_deref().map(Vec::as_slice))
+    }
+
+    /// The enrollment generation a new key of `owner` is created under: the caller's own
+    /// certificate's when it creates for itself, else the owner system's current one.
+    fn owner_generation(&self, principal: &Principal, owner: &str) -> Result<u32, Status> {
+        match principal.standing {
+            Some(standing) if owner == principal.spiffe_id => Ok(standing.certificate_generation),
+            _ => self.auth.owner_generation(owner),
+        }
+    }
+
+    /// Audits a use of a deactivated or compromised key before its result is answered.
+    async fn account_retired_use(
+        &self,
+        principal: &Principal,
+        id: &KeyId,
+        operation: &'static str,
+    ) -> Result<(), Status> {
+        let (kms, actor, id) = (self.kms.clone(), principal.spiffe_id.clone(), id.clone());
+        blocking(move || {
+            kms.audit_retired_use(&actor, &id, operation)
+                .map_err(status::kms)
+        })
+        .await
     }
 
     /// The key named by `key_id`, after checking `principal` may do `action` with it.
@@ -63,7 +92,8 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::CreateKeyResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::CreateKey)?;
-        let spec = key_spec(request.into_inner(), &principal, &self.identity_prefix)?;
+        let mut spec = key_spec(request.into_inner(), &principal, &self.identity_prefix)?;
+        spec.owner_generation = self.owner_generation(&principal, &spec.owner)?;
         let kms = self.kms.clone();
         let key = blocking(move || {
             kms.create_key(&principal.spiffe_id, spec)
@@ -152,6 +182,9 @@ impl KeyManagement for KeyService {
             .kms
             .decrypt(&request.ciphertext, &request.aad, Some(&id))
             .map_err(status::kms)?;
+        if retired(&self.kms, &id) {
+            self.account_retired_use(&principal, &id, "decrypt").await?;
+        }
         Ok(Response::new(pb::DecryptResponse {
             // Declassified: the caller is authorized to use this key and asked for the plaintext.
             plaintext: out.plaintext.to_vec().into(),
@@ -201,6 +234,9 @@ impl KeyManagement for KeyService {
             .kms
             .verify(&id, version, &request.message, &request.signature)
             .map_err(status::kms)?;
+        if retired(&self.kms, &id) {
+            self.account_retired_use(&principal, &id, "verify").await?;
+        }
         Ok(Response::new(pb::VerifyResponse { valid }))
     }
 
@@ -210,7 +246,7 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::GetPublicKeyResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
+        let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
         let public = self.kms.public_key(&id, version).map_err(status::kms)?;
         Ok(Response::new(pb::GetPublicKeyResponse {
@@ -218,6 +254,7 @@ impl KeyManagement for KeyService {
             public_key_der: public.spki_der,
             algorithm: algorithm_message(public.algorithm) as i32,
             version: public.version,
+            state: state_message(key.state) as i32,
         }))
     }
 
@@ -228,15 +265,73 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let change = state_change(request.change)?;
-        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
-        let kms = self.kms.clone();
-        let key = blocking(move || {
-            kms.set_state(&principal.spiffe_id, &id, change, &request.reason)
-                .map_err(status::kms)
-        })
-        .await?;
+        let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
+        if key.owner == principal.spiffe_id {
+            let kms = self.kms.clone();
+            let key = blocking(move || {
+                kms.set_state(&principal.spiffe_id, &id, change, &request.reason)
+                    .map_err(status::kms)
+            })
+            .await?;
+            return Ok(Response::new(pb::SetKeyStateResponse {
+                key: Some(key_message(&key)),
+                pending_approval: None,
+            }));
+        }
+        // Another's key: dual control.
+        let operation = Operation::new(Kind::KeyStateChange, id.as_str())
+            .with("change", change.name())
+            .with("reason", request.reason.clone())
+            .with("owner", key.owner.clone());
+        let summary = format!(
+            "{} key {id} of {} ({})",
+            change.name(),
+            key.owner,
+            request.reason
+        );
+        let outcome = self
+            .dual_control(
+                &principal,
+                &request.approval_id,
+                operation,
+                summary,
+                move |kms, actor, approval| {
+                    kms.set_state_approved(actor, &id, change, &request.reason, approval)
+                },
+            )
+            .await?;
         Ok(Response::new(pb::SetKeyStateResponse {
-            key: Some(key_message(&key)),
+            key: outcome.key.as_ref().map(key_message),
+            pending_approval: outcome.pending,
+        }))
+    }
+
+    async fn destroy_key(
+        &self,
+        request: Request<pb::DestroyKeyRequest>,
+    ) -> Reply<pb::DestroyKeyResponse> {
+        let principal = self.principal(&request)?;
+        let request = request.into_inner();
+        let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
+        let operation = Operation::new(Kind::ImmediateDestruction, id.as_str())
+            .with("reason", request.reason.clone())
+            .with("owner", key.owner.clone());
+        let summary = format!(
+            "destroy key {id} of {} now, without the waiting period ({})",
+            key.owner, request.reason
+        );
+        let outcome = self
+            .dual_control(
+                &principal,
+                &request.approval_id,
+                operation,
+                summary,
+                move |kms, actor, approval| kms.destroy_now(actor, &id, &request.reason, approval),
+            )
+            .await?;
+        Ok(Response::new(pb::DestroyKeyResponse {
+            key: outcome.key.as_ref().map(key_message),
+            pending_approval: outcome.pending,
         }))
     }
 
@@ -372,6 +467,56 @@ impl Seal for SealService {
     }
 }
 
+/// What a call under dual control did: acted (the key after the act) or filed a request.
+struct Outcome {
+    key: Option<KeyInfo>,
+    pending: Option<govtrust_proto::approval::Approval>,
+}
+
+impl KeyService {
+    /// Without `approval_id`, files a request for `operation` and answers it pending; with one,
+    /// claims the approved request and runs `act` with the claim's writes in its batch.
+    async fn dual_control<F>(
+        &self,
+        principal: &Principal,
+        approval_id: &str,
+        operation: Operation,
+        summary: String,
+        act: F,
+    ) -> Result<Outcome, Status>
+    where
+        F: FnOnce(&Kms, &str, &govtrust_store::Batch) -> Result<KeyInfo, govtrust_kms::Error>
+            + Send
+            + 'static,
+    {
+        let (gate, kms, principal) = (self.gate.clone(), self.kms.clone(), principal.clone());
+        let approval_id = approval_id.to_owned();
+        blocking(move || {
+            if approval_id.is_empty() {
+                let filed = gate.request(&principal, operation, summary, KEY_APPROVERS)?;
+                let pending = dual_control::message(&filed, SystemTime::now());
+                return Ok(Outcome {
+                    key: None,
+                    pending: Some(pending),
+                });
+            }
+            let claim = gate.claim(&principal, &approval_id, &operation)?;
+            let key = act(&kms, &principal.spiffe_id, claim.batch()).map_err(status::kms)?;
+            Ok(Outcome {
+                key: Some(key),
+                pending: None,
+            })
+        })
+        .await
+    }
+}
+
+/// True when `id` is deactivated or compromised: each use is audited on its own.
+fn retired(kms: &Kms, id: &KeyId) -> bool {
+    kms.key(id)
+        .is_ok_and(|key| matches!(key.state, KeyState::Deactivated | KeyState::Compromised))
+}
+
 fn seal_message(status: &govtrust_kms::SealStatus) -> pb::SealStatus {
     pb::SealStatus {
         sealed: status.sealed,
@@ -391,6 +536,7 @@ fn key_spec(
         algorithm: algorithm(request.algorithm)?,
         exportable: request.exportable,
         owner: owner(&request.owner, principal, identity_prefix)?,
+        owner_generation: 0,
         description: request.description,
         pre_active: request.pre_active,
         internal: false,
@@ -502,6 +648,7 @@ fn key_message(key: &KeyInfo) -> pb::Key {
         owner: key.owner.clone(),
         description: key.description.clone(),
         created_at: Some(key.created_at.into()),
+        owner_generation: key.owner_generation,
         destruction_scheduled_at: key.destruction_scheduled_at.map(Into::into),
         destroyed_at: key.destroyed_at.map(Into::into),
     }

@@ -7,6 +7,7 @@
 mod audit_service;
 mod authz;
 mod ca_service;
+mod dual_control;
 mod identity;
 mod kms_service;
 mod status;
@@ -17,9 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use govtrust_approval::Approvals;
 use govtrust_audit::AuditLog;
 use govtrust_ca::Ca;
 use govtrust_kms::{Clock, Kms, SystemClock};
+use govtrust_proto::approval::approvals_server::ApprovalsServer;
 use govtrust_proto::audit::audit_log_server::AuditLogServer;
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
@@ -99,6 +102,7 @@ struct Domains {
     kms: Arc<Kms>,
     ca: Arc<Ca>,
     audit: AuditLog,
+    approvals: Approvals,
     clock: Arc<dyn Clock>,
 }
 
@@ -123,11 +127,13 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
     let audit = AuditLog::new(store.clone());
     let sink = Arc::new(audit.clone());
     let kms = Arc::new(Kms::open(store.clone(), sink.clone(), clock.clone())?);
+    let approvals = Approvals::new(store.clone(), sink.clone());
     let ca = Arc::new(Ca::open(store, kms.clone(), sink, clock.clone())?);
     Ok(Domains {
         kms,
         ca,
         audit,
+        approvals,
         clock,
     })
 }
@@ -137,9 +143,11 @@ async fn router(domains: Domains) -> anyhow::Result<tonic::transport::server::Ro
         kms,
         ca,
         audit,
+        approvals,
         clock,
     } = domains;
-    let auth = Arc::new(identity::Authenticator::new(ca.clone(), clock));
+    let auth = Arc::new(identity::Authenticator::new(ca.clone(), clock.clone()));
+    let gate = dual_control::Gate::new(approvals, clock);
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<kms_pb::key_management_server::KeyManagementServer<kms_service::KeyService>>(
@@ -165,14 +173,18 @@ async fn router(domains: Domains) -> anyhow::Result<tonic::transport::server::Ro
             kms_service::SealService::new(kms.clone()),
         ))
         .add_service(kms_pb::key_management_server::KeyManagementServer::new(
-            kms_service::KeyService::new(kms, auth.clone(), ca.trust_domain()),
+            kms_service::KeyService::new(kms, auth.clone(), gate.clone(), ca.trust_domain()),
         ))
+        .add_service(ApprovalsServer::new(dual_control::ApprovalService::new(
+            gate.clone(),
+            auth.clone(),
+        )))
         .add_service(AuditLogServer::new(audit_service::AuditService::new(
             audit,
             auth.clone(),
         )))
         .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(
-            ca, auth,
+            ca, auth, gate,
         ))))
 }
 

@@ -3,6 +3,7 @@
 //! Clients get a safe, specific message; internal failures are logged with their source chain
 //! and reported without internals.
 
+use govtrust_approval::Error as ApprovalError;
 use govtrust_ca::Error as CaError;
 use govtrust_kms::Error as KmsError;
 use tonic::Status;
@@ -52,7 +53,27 @@ pub fn ca(error: CaError) -> Status {
         E::AlreadyInitialized | E::NotInitialized | E::SystemHasCertificate { .. } => {
             Status::failed_precondition(message)
         }
+        E::ApprovalRequired { .. } => Status::failed_precondition(message),
+        E::Approval(inner) => approval(inner),
         E::Kms(inner) => kms(inner),
+        other => internal(&other),
+    }
+}
+
+/// The status an approval error becomes.
+pub fn approval(error: ApprovalError) -> Status {
+    use ApprovalError as E;
+    let message = error.to_string();
+    match error {
+        E::InvalidArgument { .. } => Status::invalid_argument(message),
+        E::NotFound { .. } => Status::not_found(message),
+        E::NotAllowed { .. } | E::WrongRole { .. } | E::NotRequester { .. } => {
+            Status::permission_denied(message)
+        }
+        E::WrongStatus { .. } | E::Expired { .. } | E::Mismatch { .. } => {
+            Status::failed_precondition(message)
+        }
+        E::Raced { .. } => Status::aborted(message),
         other => internal(&other),
     }
 }

@@ -71,6 +71,13 @@ impl Batch {
         self.expect(key, None)
     }
 
+    /// Adds `other`'s conditions and writes to this batch.
+    pub fn extend(&mut self, other: Batch) -> &mut Self {
+        self.conditions.extend(other.conditions);
+        self.ops.extend(other.ops);
+        self
+    }
+
     /// True when the batch writes nothing and checks nothing.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty() && self.conditions.is_empty()

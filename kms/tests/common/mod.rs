@@ -145,6 +145,7 @@ pub fn spec(algorithm: Algorithm) -> KeySpec {
         algorithm,
         exportable: false,
         owner: "spiffe://gov.example/system/tax".into(),
+        owner_generation: 0,
         description: "test key".into(),
         pre_active: false,
         internal: false,
