@@ -23,7 +23,10 @@ fn encrypt(server: &Server, identity: &Path, key: &str, text: &str) -> String {
 }
 
 fn decrypt(server: &Server, identity: &Path, ciphertext: &str) -> std::process::Output {
-    server.gt_as(identity, &["kms", "key", "decrypt", "--ciphertext", ciphertext])
+    server.gt_as(
+        identity,
+        &["kms", "key", "decrypt", "--ciphertext", ciphertext],
+    )
 }
 
 fn approval_id(output: &str) -> String {
@@ -75,16 +78,31 @@ fn the_system_administrator_alone_cannot_take_over_a_lapsed_identity_or_its_keys
 
     // The requester cannot approve, nor the audit administrator; nothing runs before approval.
     let own = fails(server.gt_as(&system_admin, &["approval", "approve", &id]));
-    assert!(own.contains("PermissionDenied") && own.contains("requester"), "{own}");
+    assert!(
+        own.contains("PermissionDenied") && own.contains("requester"),
+        "{own}"
+    );
     let auditor = fails(server.gt_as(&server.admin("audit-admin"), &["approval", "approve", &id]));
-    assert!(auditor.contains("PermissionDenied") && auditor.contains("security-admin"), "{auditor}");
+    assert!(
+        auditor.contains("PermissionDenied") && auditor.contains("security-admin"),
+        "{auditor}"
+    );
     let early = fails(token(&["--approval", &id]));
-    assert!(early.contains("FailedPrecondition") && early.contains("pending"), "{early}");
+    assert!(
+        early.contains("FailedPrecondition") && early.contains("pending"),
+        "{early}"
+    );
 
     // The security administrator approves; it cannot carry the act out itself.
     ok(server.gt_as(
         &security_admin,
-        &["approval", "approve", &id, "--reason", "called the tax bureau"],
+        &[
+            "approval",
+            "approve",
+            &id,
+            "--reason",
+            "called the tax bureau",
+        ],
     ));
     let stolen = fails(server.gt_as(
         &security_admin,
@@ -98,11 +116,20 @@ fn the_system_administrator_alone_cannot_take_over_a_lapsed_identity_or_its_keys
     let issued = json(&ok(token(&["--approval", &id])));
     let new_token = issued["enrollment_token"].as_str().unwrap().to_owned();
     let replay = fails(token(&["--approval", &id]));
-    assert!(replay.contains("FailedPrecondition") && replay.contains("executed"), "{replay}");
+    assert!(
+        replay.contains("FailedPrecondition") && replay.contains("executed"),
+        "{replay}"
+    );
 
     // Whoever enrolls with it is tax-portal, but not the tax-portal that owned the key.
     let taker = work.join("taker");
-    ok(server.gt(&["enroll", "--token", &new_token, "--out", taker.to_str().unwrap()]));
+    ok(server.gt(&[
+        "enroll",
+        "--token",
+        &new_token,
+        "--out",
+        taker.to_str().unwrap(),
+    ]));
     let denied = fails(decrypt(&server, &taker, &ciphertext));
     assert!(denied.contains("PermissionDenied"), "{denied}");
     let shown = fails(server.gt_as(&taker, &["kms", "key", "show", &key]));
@@ -115,8 +142,16 @@ fn the_system_administrator_alone_cannot_take_over_a_lapsed_identity_or_its_keys
     ok(decrypt(&server, &taker, &mine));
 
     let actions = audit_actions(&server);
-    for action in ["approval.request", "approval.approve", "approval.execute", "ca.token.issue"] {
-        assert!(actions.iter().any(|a| a == action), "{action} missing: {actions:?}");
+    for action in [
+        "approval.request",
+        "approval.approve",
+        "approval.execute",
+        "ca.token.issue",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing: {actions:?}"
+        );
     }
 }
 
@@ -136,15 +171,31 @@ fn an_approved_re_enrollment_that_carries_the_keys_reaches_them() {
 
     let server = Server::start_with(&data, true, &["--dev-clock-offset-days", "200"]);
     let system_admin = server.admin("system-admin");
-    let args = ["system", "token", "--name", "tax-portal", "--carry-keys", "--json"];
+    let args = [
+        "system",
+        "token",
+        "--name",
+        "tax-portal",
+        "--carry-keys",
+        "--json",
+    ];
     let id = approval_id(&ok(server.gt_as(&system_admin, &args)));
-    ok(server.gt_as(&server.admin("security-admin"), &["approval", "approve", &id]));
+    ok(server.gt_as(
+        &server.admin("security-admin"),
+        &["approval", "approve", &id],
+    ));
     let mut again = args.to_vec();
     again.extend_from_slice(&["--approval", &id]);
     let issued = json(&ok(server.gt_as(&system_admin, &again)));
     let token = issued["enrollment_token"].as_str().unwrap();
     let renewed = work.join("renewed");
-    ok(server.gt(&["enroll", "--token", token, "--out", renewed.to_str().unwrap()]));
+    ok(server.gt(&[
+        "enroll",
+        "--token",
+        token,
+        "--out",
+        renewed.to_str().unwrap(),
+    ]));
     let plain = ok(decrypt(&server, &renewed, &ciphertext));
     assert_eq!(plain.trim(), "taxpayer records");
 }
@@ -164,12 +215,24 @@ fn one_security_administrator_cannot_ruin_a_systems_key_alone() {
     let system_admin = server.admin("system-admin");
 
     // Marking another's key compromised files a request; the key is untouched meanwhile.
-    let compromise = ["kms", "key", "state", &key, "compromised", "--reason", "leak", "--json"];
+    let compromise = [
+        "kms",
+        "key",
+        "state",
+        &key,
+        "compromised",
+        "--reason",
+        "leak",
+        "--json",
+    ];
     let id = approval_id(&ok(server.gt_as(&security_admin, &compromise)));
     encrypt(&server, &tax, &key, "still active");
     let own = fails(server.gt_as(&security_admin, &["approval", "approve", &id]));
     assert!(own.contains("PermissionDenied"), "{own}");
-    ok(server.gt_as(&system_admin, &["approval", "approve", &id, "--reason", "confirmed"]));
+    ok(server.gt_as(
+        &system_admin,
+        &["approval", "approve", &id, "--reason", "confirmed"],
+    ));
     let mut carry_out = compromise.to_vec();
     carry_out.extend_from_slice(&["--approval", &id]);
     let changed = json(&ok(server.gt_as(&security_admin, &carry_out)));
@@ -180,10 +243,23 @@ fn one_security_administrator_cannot_ruin_a_systems_key_alone() {
     assert!(refused.contains("FailedPrecondition"), "{refused}");
     let plain = ok(decrypt(&server, &tax, &ciphertext));
     assert_eq!(plain.trim(), "taxpayer records");
-    assert!(audit_actions(&server).iter().any(|a| a == "kms.key.use.retired"));
+    assert!(
+        audit_actions(&server)
+            .iter()
+            .any(|a| a == "kms.key.use.retired")
+    );
 
     // Immediate destruction: always a second officer.
-    let destroy = ["kms", "key", "destroy", &key, "--now", "--reason", "court order", "--json"];
+    let destroy = [
+        "kms",
+        "key",
+        "destroy",
+        &key,
+        "--now",
+        "--reason",
+        "court order",
+        "--json",
+    ];
     let id = approval_id(&ok(server.gt_as(&security_admin, &destroy)));
     ok(decrypt(&server, &tax, &ciphertext));
     ok(server.gt_as(&system_admin, &["approval", "approve", &id]));

@@ -6,7 +6,7 @@ mod common;
 
 use common::{Centre, audit_actions, audit_log, spec};
 use govtrust_kms::{Algorithm, Error, KeyId, KeySpec, KeyState, StateChange};
-use govtrust_store::{Batch, Store};
+use govtrust_store::Batch;
 
 /// Brings a fresh key into `state` through legal changes.
 fn key_in(centre: &Centre, state: KeyState) -> KeyId {

@@ -319,7 +319,7 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             let response = response.map_err(status_error)?.into_inner();
             match &response.pending_approval {
                 Some(pending) => {
-                    super::approval::pending(&key.connection, pending, &again);
+                    super::approval::pending(&key.connection, pending, again);
                     Ok(())
                 }
                 None => show_key(&key.connection, response.key),
@@ -342,7 +342,7 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             let response = response.map_err(status_error)?.into_inner();
             match &response.pending_approval {
                 Some(pending) => {
-                    super::approval::pending(&key.connection, pending, &again);
+                    super::approval::pending(&key.connection, pending, again);
                     Ok(())
                 }
                 None => show_key(&key.connection, response.key),

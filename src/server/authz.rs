@@ -160,6 +160,7 @@ mod tests {
             versions: Vec::new(),
             exportable: false,
             owner: owner.to_owned(),
+            owner_generation: 1,
             description: String::new(),
             internal,
             created_at: SystemTime::now(),
@@ -251,6 +252,26 @@ mod tests {
             assert!(authorize(principal, Action::ReadCertificates).is_ok());
             assert!(authorize(principal, Action::Renew).is_err());
         }
+    }
+
+    #[test]
+    fn a_re_enrolled_system_reaches_only_the_keys_its_lineage_allows() {
+        let first_life = key(TAX, false);
+        let lineage = |generation, key_floor| govtrust_ca::Lineage {
+            generation,
+            key_floor,
+        };
+        let use_key = Action::Key(KeyOperation::Use, &first_life);
+        // Keys made in enrollment 1 are reached by certificates of enrollment 1.
+        assert!(authorize(&system(TAX).with_standing(1, lineage(1, 0)), use_key).is_ok());
+        // Re-enrolled without carrying keys: the new certificate is refused the old key ...
+        let fresh = system(TAX).with_standing(2, lineage(2, 2));
+        assert!(authorize(&fresh, use_key).is_err());
+        // ... and so is every certificate of the earlier enrollment.
+        assert!(authorize(&system(TAX).with_standing(1, lineage(2, 2)), use_key).is_err());
+        assert!(authorize(&system(TAX).with_standing(1, lineage(2, 0)), use_key).is_err());
+        // Carried over by the approved re-enrollment: reached.
+        assert!(authorize(&system(TAX).with_standing(2, lineage(2, 0)), use_key).is_ok());
     }
 
     #[test]
