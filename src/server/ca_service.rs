@@ -13,6 +13,8 @@ use tonic::{Request, Response, Status};
 
 use super::authz::{Action, authorize};
 use super::identity::{Authenticator, Principal};
+use super::refusal_layer::ENROLL;
+use super::refusals::{Kind, Refusal, Refusals, token_actor};
 use super::{blocking, status};
 
 /// Default enrollment-token lifetime.
@@ -25,11 +27,13 @@ const PAGE_MAX: usize = 1000;
 pub struct CaService {
     ca: Arc<Ca>,
     auth: Arc<Authenticator>,
+    /// Refused enrollments are recorded here (other refusals by the server's layer).
+    refusals: Arc<Refusals>,
 }
 
 impl CaService {
-    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>) -> Self {
-        Self { ca, auth }
+    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>, refusals: Arc<Refusals>) -> Self {
+        Self { ca, auth, refusals }
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -84,10 +88,17 @@ impl CertificateAuthority for CaService {
     }
 
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Reply<pb::EnrollResponse> {
+        let peer = request.remote_addr();
         let request = request.into_inner();
+        let actor = token_actor(&request.token);
         let ca = self.ca.clone();
         let issued =
-            blocking(move || ca.enroll(&request.token, &request.csr).map_err(status::ca)).await?;
+            blocking(move || ca.enroll(&request.token, &request.csr).map_err(status::ca)).await;
+        if let Err(refused) = &issued {
+            let refusal = Refusal::new(Kind::Enrollment, actor, peer, ENROLL, refused);
+            self.refusals.record(refusal).await;
+        }
+        let issued = issued?;
         Ok(Response::new(pb::EnrollResponse {
             certificate: Some(issued_message(issued)),
         }))

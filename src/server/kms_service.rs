@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::authz::{Action, KeyOperation, authorize};
 use super::identity::{Authenticator, Principal};
+use super::usage::{Ledger, Operation};
 use super::{blocking, status};
 
 /// Default and maximum page sizes of ListKeys.
@@ -21,15 +22,23 @@ const PAGE_MAX: usize = 1000;
 pub struct KeyService {
     kms: Arc<Kms>,
     auth: Arc<Authenticator>,
+    /// Every key use is counted here (`kms.key.use`).
+    usage: Arc<Ledger>,
     /// Identities that may own keys start with this: `spiffe://<trust-domain>/`.
     identity_prefix: String,
 }
 
 impl KeyService {
-    pub fn new(kms: Arc<Kms>, auth: Arc<Authenticator>, trust_domain: &str) -> Self {
+    pub fn new(
+        kms: Arc<Kms>,
+        auth: Arc<Authenticator>,
+        usage: Arc<Ledger>,
+        trust_domain: &str,
+    ) -> Self {
         Self {
             kms,
             auth,
+            usage,
             identity_prefix: format!("spiffe://{trust_domain}/"),
         }
     }
@@ -125,10 +134,15 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let out = self
-            .kms
-            .encrypt(&id, &request.plaintext, &request.aad)
-            .map_err(status::kms)?;
+        let out = self.kms.encrypt(&id, &request.plaintext, &request.aad);
+        let out = (self.usage)
+            .record(
+                &principal.spiffe_id,
+                &id,
+                Operation::Encrypt,
+                out.map_err(status::kms),
+            )
+            .await?;
         Ok(Response::new(pb::EncryptResponse {
             ciphertext: out.ciphertext.into(),
             key_id: out.key_id.to_string(),
@@ -150,8 +164,15 @@ impl KeyManagement for KeyService {
         let (id, _) = self.authorized_key(&principal, named.as_str(), KeyOperation::Use)?;
         let out = self
             .kms
-            .decrypt(&request.ciphertext, &request.aad, Some(&id))
-            .map_err(status::kms)?;
+            .decrypt(&request.ciphertext, &request.aad, Some(&id));
+        let out = (self.usage)
+            .record(
+                &principal.spiffe_id,
+                &id,
+                Operation::Decrypt,
+                out.map_err(status::kms),
+            )
+            .await?;
         Ok(Response::new(pb::DecryptResponse {
             // Declassified: the caller is authorized to use this key and asked for the plaintext.
             plaintext: out.plaintext.to_vec().into(),
@@ -167,10 +188,15 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let data_key = self
-            .kms
-            .generate_data_key(&id, &request.aad)
-            .map_err(status::kms)?;
+        let data_key = self.kms.generate_data_key(&id, &request.aad);
+        let data_key = (self.usage)
+            .record(
+                &principal.spiffe_id,
+                &id,
+                Operation::GenerateDataKey,
+                data_key.map_err(status::kms),
+            )
+            .await?;
         Ok(Response::new(pb::GenerateDataKeyResponse {
             // Declassified: handing the data key to its authorized owner is the point of the call.
             plaintext: data_key.plaintext.to_vec(),
@@ -184,7 +210,10 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let signed = self.kms.sign(&id, &request.message).map_err(status::kms)?;
+        let signed = self.kms.sign(&id, &request.message).map_err(status::kms);
+        let signed = (self.usage)
+            .record(&principal.spiffe_id, &id, Operation::Sign, signed)
+            .await?;
         Ok(Response::new(pb::SignResponse {
             signature: signed.signature,
             key_id: signed.key_id.to_string(),
@@ -197,10 +226,12 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
-        let valid = self
-            .kms
+        let valid = (self.kms)
             .verify(&id, version, &request.message, &request.signature)
-            .map_err(status::kms)?;
+            .map_err(status::kms);
+        let valid = (self.usage)
+            .record(&principal.spiffe_id, &id, Operation::Verify, valid)
+            .await?;
         Ok(Response::new(pb::VerifyResponse { valid }))
     }
 
@@ -212,7 +243,10 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
-        let public = self.kms.public_key(&id, version).map_err(status::kms)?;
+        let public = self.kms.public_key(&id, version).map_err(status::kms);
+        let public = (self.usage)
+            .record(&principal.spiffe_id, &id, Operation::PublicKey, public)
+            .await?;
         Ok(Response::new(pb::GetPublicKeyResponse {
             public_key_pem: pem("PUBLIC KEY", &public.spki_der),
             public_key_der: public.spki_der,
