@@ -14,6 +14,8 @@ use tonic::{Request, Response, Status};
 use super::authz::{Action, authorize};
 use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
 use super::identity::{Authenticator, Principal};
+use super::refusal_layer::ENROLL;
+use super::refusals::{Kind, Refusal, Refusals, token_actor};
 use super::{blocking, status};
 
 /// Default enrollment-token lifetime.
@@ -27,11 +29,18 @@ pub struct CaService {
     ca: Arc<Ca>,
     auth: Arc<Authenticator>,
     gate: Gate,
+    /// Refused enrollments are recorded here (other refusals by the server's layer).
+    refusals: Arc<Refusals>,
 }
 
 impl CaService {
-    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>, gate: Gate) -> Self {
-        Self { ca, auth, gate }
+    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>, gate: Gate, refusals: Arc<Refusals>) -> Self {
+        Self {
+            ca,
+            auth,
+            gate,
+            refusals,
+        }
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -121,10 +130,17 @@ impl CertificateAuthority for CaService {
     }
 
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Reply<pb::EnrollResponse> {
+        let peer = request.remote_addr();
         let request = request.into_inner();
+        let actor = token_actor(&request.token);
         let ca = self.ca.clone();
         let issued =
-            blocking(move || ca.enroll(&request.token, &request.csr).map_err(status::ca)).await?;
+            blocking(move || ca.enroll(&request.token, &request.csr).map_err(status::ca)).await;
+        if let Err(refused) = &issued {
+            let refusal = Refusal::new(Kind::Enrollment, actor, peer, ENROLL, refused);
+            self.refusals.record(refusal).await;
+        }
+        let issued = issued?;
         Ok(Response::new(pb::EnrollResponse {
             certificate: Some(issued_message(issued)),
         }))

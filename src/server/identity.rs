@@ -261,7 +261,8 @@ impl Authenticator {
     }
 }
 
-fn fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
+/// The SHA-256 of a certificate's DER: how a certificate is named before it is trusted.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use govtrust_approval::{Kind, Operation};
+use govtrust_approval::{Kind, Operation as Act};
 use govtrust_kms::{Algorithm, ImportSpec, KeyId, KeyInfo, KeySpec, KeyState, Kms, StateChange};
 use govtrust_proto::kms as pb;
 use pb::key_management_server::KeyManagement;
@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use super::authz::{Action, KeyOperation, authorize};
 use super::dual_control::{self, Gate, KEY_APPROVERS};
 use super::identity::{Authenticator, Principal};
+use super::usage::{Ledger, Operation};
 use super::{blocking, status};
 
 /// Default and maximum page sizes of ListKeys.
@@ -25,16 +26,25 @@ pub struct KeyService {
     kms: Arc<Kms>,
     auth: Arc<Authenticator>,
     gate: Gate,
+    /// Every key use is counted here (`kms.key.use`).
+    usage: Arc<Ledger>,
     /// Identities that may own keys start with this: `spiffe://<trust-domain>/`.
     identity_prefix: String,
 }
 
 impl KeyService {
-    pub fn new(kms: Arc<Kms>, auth: Arc<Authenticator>, gate: Gate, trust_domain: &str) -> Self {
+    pub fn new(
+        kms: Arc<Kms>,
+        auth: Arc<Authenticator>,
+        gate: Gate,
+        usage: Arc<Ledger>,
+        trust_domain: &str,
+    ) -> Self {
         Self {
             kms,
             auth,
             gate,
+            usage,
             identity_prefix: format!("spiffe://{trust_domain}/"),
         }
     }
@@ -155,10 +165,15 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let out = self
-            .kms
-            .encrypt(&id, &request.plaintext, &request.aad)
-            .map_err(status::kms)?;
+        let out = self.kms.encrypt(&id, &request.plaintext, &request.aad);
+        let out = (self.usage)
+            .record(
+                &principal.spiffe_id,
+                &id,
+                Operation::Encrypt,
+                out.map_err(status::kms),
+            )
+            .await?;
         Ok(Response::new(pb::EncryptResponse {
             ciphertext: out.ciphertext.into(),
             key_id: out.key_id.to_string(),
@@ -180,8 +195,15 @@ impl KeyManagement for KeyService {
         let (id, _) = self.authorized_key(&principal, named.as_str(), KeyOperation::Use)?;
         let out = self
             .kms
-            .decrypt(&request.ciphertext, &request.aad, Some(&id))
-            .map_err(status::kms)?;
+            .decrypt(&request.ciphertext, &request.aad, Some(&id));
+        let out = (self.usage)
+            .record(
+                &principal.spiffe_id,
+                &id,
+                Operation::Decrypt,
+                out.map_err(status::kms),
+            )
+            .await?;
         if retired(&self.kms, &id) {
             self.account_retired_use(&principal, &id, "decrypt").await?;
         }
@@ -200,10 +222,15 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let data_key = self
-            .kms
-            .generate_data_key(&id, &request.aad)
-            .map_err(status::kms)?;
+        let data_key = self.kms.generate_data_key(&id, &request.aad);
+        let data_key = (self.usage)
+            .record(
+                &principal.spiffe_id,
+                &id,
+                Operation::GenerateDataKey,
+                data_key.map_err(status::kms),
+            )
+            .await?;
         Ok(Response::new(pb::GenerateDataKeyResponse {
             // Declassified: handing the data key to its authorized owner is the point of the call.
             plaintext: data_key.plaintext.to_vec(),
@@ -217,7 +244,10 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let signed = self.kms.sign(&id, &request.message).map_err(status::kms)?;
+        let signed = self.kms.sign(&id, &request.message).map_err(status::kms);
+        let signed = (self.usage)
+            .record(&principal.spiffe_id, &id, Operation::Sign, signed)
+            .await?;
         Ok(Response::new(pb::SignResponse {
             signature: signed.signature,
             key_id: signed.key_id.to_string(),
@@ -230,10 +260,12 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
-        let valid = self
-            .kms
+        let valid = (self.kms)
             .verify(&id, version, &request.message, &request.signature)
-            .map_err(status::kms)?;
+            .map_err(status::kms);
+        let valid = (self.usage)
+            .record(&principal.spiffe_id, &id, Operation::Verify, valid)
+            .await?;
         if retired(&self.kms, &id) {
             self.account_retired_use(&principal, &id, "verify").await?;
         }
@@ -248,7 +280,10 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
-        let public = self.kms.public_key(&id, version).map_err(status::kms)?;
+        let public = self.kms.public_key(&id, version).map_err(status::kms);
+        let public = (self.usage)
+            .record(&principal.spiffe_id, &id, Operation::PublicKey, public)
+            .await?;
         Ok(Response::new(pb::GetPublicKeyResponse {
             public_key_pem: pem("PUBLIC KEY", &public.spki_der),
             public_key_der: public.spki_der,
@@ -279,7 +314,7 @@ impl KeyManagement for KeyService {
             }));
         }
         // Another's key: dual control.
-        let operation = Operation::new(Kind::KeyStateChange, id.as_str())
+        let operation = Act::new(Kind::KeyStateChange, id.as_str())
             .with("change", change.name())
             .with("reason", request.reason.clone())
             .with("owner", key.owner.clone());
@@ -313,7 +348,7 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
-        let operation = Operation::new(Kind::ImmediateDestruction, id.as_str())
+        let operation = Act::new(Kind::ImmediateDestruction, id.as_str())
             .with("reason", request.reason.clone())
             .with("owner", key.owner.clone());
         let summary = format!(
@@ -480,7 +515,7 @@ impl KeyService {
         &self,
         principal: &Principal,
         approval_id: &str,
-        operation: Operation,
+        operation: Act,
         summary: String,
         act: F,
     ) -> Result<Outcome, Status>

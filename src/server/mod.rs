@@ -9,9 +9,13 @@ mod authz;
 mod ca_service;
 mod dual_control;
 mod identity;
+mod journal;
 mod kms_service;
+mod refusal_layer;
+mod refusals;
 mod status;
 mod tls;
+mod usage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,11 +63,44 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     announce(&layout, &args, &domains.kms);
     tokio::spawn(sweep_destructions(domains.kms.clone()));
-    let router = router(domains).await?;
-    router
+    let recorders = Recorders::new(&domains);
+    let router = router(domains, &recorders).await?;
+    let served = router
         .serve_with_incoming_shutdown(tls::incoming(listener, config), shutdown())
         .await
-        .context("the gRPC server failed")
+        .context("the gRPC server failed");
+    recorders.flush().await;
+    served
+}
+
+/// The server's own audit writers: refused calls and the key-usage ledger.
+struct Recorders {
+    refusals: Arc<refusals::Refusals>,
+    usage: Arc<usage::Ledger>,
+}
+
+impl Recorders {
+    /// Starts both; each ends its windows in a task of its own.
+    fn new(domains: &Domains) -> Self {
+        let journal = journal::Journal::new(
+            domains.store.clone(),
+            Arc::new(domains.audit.clone()),
+            domains.clock.clone(),
+        );
+        let recorders = Self {
+            refusals: Arc::new(refusals::Refusals::new(journal.clone())),
+            usage: Arc::new(usage::Ledger::new(journal)),
+        };
+        tokio::spawn(recorders.refusals.clone().run());
+        tokio::spawn(recorders.usage.clone().run());
+        recorders
+    }
+
+    /// Writes what is still counted in memory (at shutdown).
+    async fn flush(&self) {
+        self.refusals.flush().await;
+        self.usage.flush(true).await;
+    }
 }
 
 fn data_dir(args: &ServeArgs) -> PathBuf {
@@ -103,6 +140,7 @@ struct Domains {
     ca: Arc<Ca>,
     audit: AuditLog,
     approvals: Approvals,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
 
@@ -128,23 +166,30 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
     let sink = Arc::new(audit.clone());
     let kms = Arc::new(Kms::open(store.clone(), sink.clone(), clock.clone())?);
     let approvals = Approvals::new(store.clone(), sink.clone());
-    let ca = Arc::new(Ca::open(store, kms.clone(), sink, clock.clone())?);
+    let ca = Arc::new(Ca::open(store.clone(), kms.clone(), sink, clock.clone())?);
     Ok(Domains {
         kms,
         ca,
         audit,
         approvals,
+        store,
         clock,
     })
 }
 
-async fn router(domains: Domains) -> anyhow::Result<tonic::transport::server::Router> {
+/// The gRPC router, every service behind the layer that audits refused calls.
+type Router = tonic::transport::server::Router<
+    tower_layer::Stack<refusal_layer::RefusalLayer, tower_layer::Identity>,
+>;
+
+async fn router(domains: Domains, recorders: &Recorders) -> anyhow::Result<Router> {
     let Domains {
         kms,
         ca,
         audit,
         approvals,
         clock,
+        ..
     } = domains;
     let auth = Arc::new(identity::Authenticator::new(ca.clone(), clock.clone()));
     let gate = dual_control::Gate::new(approvals, clock);
@@ -167,13 +212,23 @@ async fn router(domains: Domains) -> anyhow::Result<tonic::transport::server::Ro
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .layer(refusal_layer::RefusalLayer::new(
+            recorders.refusals.clone(),
+            auth.clone(),
+        ))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(kms_pb::seal_server::SealServer::new(
             kms_service::SealService::new(kms.clone()),
         ))
         .add_service(kms_pb::key_management_server::KeyManagementServer::new(
-            kms_service::KeyService::new(kms, auth.clone(), gate.clone(), ca.trust_domain()),
+            kms_service::KeyService::new(
+                kms,
+                auth.clone(),
+                gate.clone(),
+                recorders.usage.clone(),
+                ca.trust_domain(),
+            ),
         ))
         .add_service(ApprovalsServer::new(dual_control::ApprovalService::new(
             gate.clone(),
@@ -184,7 +239,10 @@ async fn router(domains: Domains) -> anyhow::Result<tonic::transport::server::Ro
             auth.clone(),
         )))
         .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(
-            ca, auth, gate,
+            ca,
+            auth,
+            gate,
+            recorders.refusals.clone(),
         ))))
 }
 

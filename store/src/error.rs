@@ -20,6 +20,14 @@ pub enum Error {
         String::from_utf8_lossy(key)
     )]
     Conflict { key: Vec<u8> },
+    /// A record could not be encoded for storage (an audit event the log refuses, for
+    /// example). Returned before anything is written: the caller's batch must not be committed.
+    #[error("cannot encode {what}")]
+    Encoding {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Opening the store failed.
     #[error("cannot open store at {path}")]
     Open {

@@ -1,0 +1,156 @@
+//! A tower layer around every gRPC service that hands each refused call to
+//! [`Refusals`], so no handler can forget to audit one.
+//!
+//! tonic answers a handler's error as a trailers-only response, with `grpc-status` in the
+//! headers; the layer reads it there. `Unauthenticated` becomes `authn.failed`,
+//! `PermissionDenied` becomes `authz.denied`. The peer address and certificates come from the
+//! connection info tonic puts in the request's extensions. Enroll is left to its handler, which
+//! records `ca.enroll.failed` with the token's digest prefix (a layer cannot see the token).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::pki_types::CertificateDer;
+use tonic::codegen::http::{Request, Response, Uri};
+use tonic::codegen::{BoxFuture, Service};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Code, Status};
+
+use super::identity::{Authenticator, fingerprint};
+use super::refusals::{Kind, Refusal, Refusals};
+
+/// The gRPC path whose refusals its handler records itself.
+pub const ENROLL: &str = "/govtrust.ca.v1.CertificateAuthority/Enroll";
+
+/// Wraps services in [`RefusalService`].
+#[derive(Clone)]
+pub struct RefusalLayer {
+    refusals: Arc<Refusals>,
+    auth: Arc<Authenticator>,
+}
+
+impl RefusalLayer {
+    pub fn new(refusals: Arc<Refusals>, auth: Arc<Authenticator>) -> Self {
+        Self { refusals, auth }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RefusalLayer {
+    type Service = RefusalService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RefusalService {
+            inner,
+            refusals: self.refusals.clone(),
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// Passes calls through and records the refused ones.
+#[derive(Clone)]
+pub struct RefusalService<S> {
+    inner: S,
+    refusals: Arc<Refusals>,
+    auth: Arc<Authenticator>,
+}
+
+impl<S, B, R> Service<Request<B>> for RefusalService<S>
+where
+    S: Service<Request<B>, Response = Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send,
+    B: Send + 'static,
+    R: Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let call = Call::of(&request);
+        // The clone that was made ready is the one that serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let refusals = self.refusals.clone();
+        let auth = self.auth.clone();
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            if let Some(refusal) = call.refusal(&response, &auth) {
+                refusals.record(refusal).await;
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// What the layer keeps of a request: cheap clones, read only if the call is refused.
+struct Call {
+    uri: Uri,
+    connection: Option<TlsConnectInfo<TcpConnectInfo>>,
+}
+
+impl Call {
+    fn of<B>(request: &Request<B>) -> Self {
+        Self {
+            uri: request.uri().clone(),
+            connection: request
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .cloned(),
+        }
+    }
+
+    /// The refusal a response reports, if it is one the layer records.
+    fn refusal<R>(&self, response: &Response<R>, auth: &Authenticator) -> Option<Refusal> {
+        // Answers that carry a body put grpc-status in the trailers: no lookup beyond this one.
+        response.headers().get("grpc-status")?;
+        let status = Status::from_header_map(response.headers())?;
+        let method = self.uri.path();
+        let kind = match status.code() {
+            Code::Unauthenticated => Kind::Authentication,
+            Code::PermissionDenied => Kind::Authorization,
+            _ => return None,
+        };
+        if method == ENROLL {
+            return None;
+        }
+        let certs = self.certificates();
+        let fingerprint = certs
+            .first()
+            .map(|leaf| format!("sha256:{}", hex::encode(fingerprint(leaf))));
+        let actor = match (kind, &fingerprint) {
+            (Kind::Authorization, _) => auth
+                .principal(Some(certs.as_slice()))
+                .map(|p| p.spiffe_id)
+                .ok()
+                .or(fingerprint.clone()),
+            _ => fingerprint.clone(),
+        };
+        let actor = actor.unwrap_or_else(|| "anonymous".to_owned());
+        let mut refusal = Refusal::new(kind, actor, self.peer(), method, &status);
+        if let Some(fingerprint) = fingerprint {
+            refusal
+                .details
+                .push(("certificate".to_owned(), fingerprint));
+        }
+        Some(refusal)
+    }
+
+    fn peer(&self) -> Option<SocketAddr> {
+        self.connection.as_ref()?.get_ref().remote_addr()
+    }
+
+    fn certificates(&self) -> Vec<CertificateDer<'static>> {
+        self.connection
+            .as_ref()
+            .and_then(TlsConnectInfo::peer_certs)
+            .map(|certs| certs.as_ref().clone())
+            .unwrap_or_default()
+    }
+}
