@@ -202,25 +202,25 @@ impl Window {
     }
 
     /// The summary records of the window: repeats of itemised refusals, and the unitemised.
-    fn summaries(&self) -> Vec<AuditEvent> {
+    fn summaries(&self, at_ms: i64) -> Vec<AuditEvent> {
         let repeats = self
             .itemised
             .iter()
             .filter(|(_, tally)| tally.count > 0)
-            .map(|(key, tally)| repeat_event(key, tally));
+            .map(|(key, tally)| repeat_event(key, tally, at_ms));
         let unitemised = self
             .unitemised
             .iter()
-            .map(|((kind, method), tally)| unitemised_event(*kind, method, tally));
+            .map(|((kind, method), tally)| unitemised_event(*kind, method, tally, at_ms));
         repeats.chain(unitemised).collect()
     }
 }
 
-fn repeat_event(key: &TallyKey, tally: &Tally) -> AuditEvent {
+fn repeat_event(key: &TallyKey, tally: &Tally, at_ms: i64) -> AuditEvent {
     let peer = key
         .ip
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    summary_event(key.kind.action(), &key.actor, &key.method, tally)
+    summary_event(key.kind.action(), &key.actor, &key.method, tally, at_ms)
         .with("peer", peer)
         .with("reason", &key.reason)
         .with(
@@ -229,8 +229,8 @@ fn repeat_event(key: &TallyKey, tally: &Tally) -> AuditEvent {
         )
 }
 
-fn unitemised_event(kind: Kind, method: &str, tally: &Tally) -> AuditEvent {
-    summary_event(kind.action(), "(not itemised)", method, tally).with(
+fn unitemised_event(kind: Kind, method: &str, tally: &Tally, at_ms: i64) -> AuditEvent {
+    summary_event(kind.action(), "(not itemised)", method, tally, at_ms).with(
         "reason",
         format!(
             "more than {MAX_ITEMISED} distinct refusals in this window: counted by method only"
@@ -238,8 +238,10 @@ fn unitemised_event(kind: Kind, method: &str, tally: &Tally) -> AuditEvent {
     )
 }
 
-fn summary_event(action: &str, actor: &str, method: &str, tally: &Tally) -> AuditEvent {
-    AuditEvent::new(tally.last_ms, action, actor, method)
+/// A summary is stamped when it is written, so the log's times stay in order; the span of the
+/// refusals it counts is in `first_at` and `last_at`.
+fn summary_event(action: &str, actor: &str, method: &str, tally: &Tally, at_ms: i64) -> AuditEvent {
+    AuditEvent::new(at_ms, action, actor, method)
         .with("count", tally.count.to_string())
         .with("first_at", rfc3339_ms(tally.first_ms))
         .with("last_at", rfc3339_ms(tally.last_ms))
@@ -288,7 +290,7 @@ impl Refusals {
             Ok(mut window) => std::mem::take(&mut *window),
             Err(_) => return,
         };
-        let events = ended.summaries();
+        let events = ended.summaries(self.journal.now_ms());
         for event in &events {
             tracing::warn!(
                 action = %event.action,

@@ -74,7 +74,6 @@ impl Operation {
 struct Uses {
     count: u64,
     failed: u64,
-    last_ms: i64,
     /// Whether the use the `first` record stands for failed.
     first_failed: bool,
     /// Set once the `first` record is durable.
@@ -113,13 +112,11 @@ impl Minute {
         let uses = slots[call.operation.index()].get_or_insert_with(|| Uses {
             count: 0,
             failed: 0,
-            last_ms: at_ms,
             first_failed: failed,
             first: Arc::new(OnceCell::new()),
         });
         uses.count = uses.count.saturating_add(1);
         uses.failed = uses.failed.saturating_add(u64::from(failed));
-        uses.last_ms = at_ms;
         if uses.first.initialized() {
             return None;
         }
@@ -134,8 +131,9 @@ impl Minute {
         })
     }
 
-    /// The `more` records of this minute (and the `first` ones never written).
-    fn summaries(&self) -> Vec<AuditEvent> {
+    /// The `more` records of this minute (and the `first` ones never written), stamped `at_ms`:
+    /// when they are written, so the log's times stay in order.
+    fn summaries(&self, at_ms: i64) -> Vec<AuditEvent> {
         let mut events = Vec::new();
         for (caller, keys) in &self.uses {
             for (key, slots) in keys {
@@ -147,7 +145,7 @@ impl Minute {
                         operation: *operation,
                     };
                     if let Some(rest) = rest(uses) {
-                        events.push(event(self.index, &call, &rest, uses.last_ms));
+                        events.push(event(self.index, &call, &rest, at_ms));
                     }
                 }
             }
@@ -290,7 +288,8 @@ impl Ledger {
 
     /// Writes the counts of ended minutes (all minutes with `everything`, at shutdown).
     pub async fn flush(&self, everything: bool) {
-        let now = self.journal.now_ms().div_euclid(MINUTE_MS);
+        let now_ms = self.journal.now_ms();
+        let now = now_ms.div_euclid(MINUTE_MS);
         let ended = match self.minutes.lock() {
             Ok(mut minutes) => {
                 if everything || minutes.current.index < now {
@@ -300,7 +299,7 @@ impl Ledger {
             }
             Err(_) => return,
         };
-        let events: Vec<AuditEvent> = ended.iter().flat_map(Minute::summaries).collect();
+        let events: Vec<AuditEvent> = ended.iter().flat_map(|m| m.summaries(now_ms)).collect();
         if let Err(error) = self.journal.write(events).await {
             tracing::error!(
                 error = format!("{error:#}"),
