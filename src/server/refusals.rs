@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use govtrust_store::AuditEvent;
@@ -270,11 +270,7 @@ impl Refusals {
     /// else as a count written when the window ends.
     pub async fn record(&self, refusal: Refusal) {
         let at_ms = self.journal.now_ms();
-        let first = match self.window.lock() {
-            Ok(mut window) => window.count(&refusal, at_ms),
-            // A panic while counting poisoned the table: write every refusal rather than none.
-            Err(_) => true,
-        };
+        let first = self.window().count(&refusal, at_ms);
         if !first {
             return;
         }
@@ -286,10 +282,7 @@ impl Refusals {
 
     /// Ends the window: writes the counts of repeated and unitemised refusals.
     pub async fn flush(&self) {
-        let ended = match self.window.lock() {
-            Ok(mut window) => std::mem::take(&mut *window),
-            Err(_) => return,
-        };
+        let ended = std::mem::take(&mut *self.window());
         let events = ended.summaries(self.journal.now_ms());
         for event in &events {
             tracing::warn!(
@@ -306,6 +299,12 @@ impl Refusals {
                 "cannot audit repeated refusals"
             );
         }
+    }
+
+    /// The tallies. Every update leaves them consistent, so a panic elsewhere while the lock
+    /// was held (poisoning it) does not make them unusable.
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Ends a window every [`WINDOW`], for ever.

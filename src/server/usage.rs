@@ -19,7 +19,7 @@
 //! last Tuesday" is answered by the `kms.key.use` records with target K and `operation=decrypt`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use govtrust_kms::KeyId;
@@ -256,19 +256,21 @@ impl Ledger {
             operation,
         };
         let at_ms = self.journal.now_ms();
-        if let Some(pending) = self.count(&call, outcome.is_err(), at_ms)? {
+        if let Some(pending) = self.count(&call, outcome.is_err(), at_ms) {
             self.make_durable(pending).await?;
         }
         outcome
     }
 
-    fn count(&self, call: &Use<'_>, failed: bool, at_ms: i64) -> Result<Option<Pending>, Status> {
-        let mut minutes = self
-            .minutes
-            .lock()
-            .map_err(|_| Status::internal("the key-usage ledger is unusable"))?;
+    fn count(&self, call: &Use<'_>, failed: bool, at_ms: i64) -> Option<Pending> {
         let minute = at_ms.div_euclid(MINUTE_MS);
-        Ok(minutes.at(minute).count(call, failed, at_ms))
+        self.minutes().at(minute).count(call, failed, at_ms)
+    }
+
+    /// The counters. Every update leaves them consistent, so a panic elsewhere while the lock
+    /// was held (poisoning it) does not make them unusable.
+    fn minutes(&self) -> std::sync::MutexGuard<'_, Minutes> {
+        self.minutes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn make_durable(&self, pending: Pending) -> Result<(), Status> {
@@ -290,14 +292,12 @@ impl Ledger {
     pub async fn flush(&self, everything: bool) {
         let now_ms = self.journal.now_ms();
         let now = now_ms.div_euclid(MINUTE_MS);
-        let ended = match self.minutes.lock() {
-            Ok(mut minutes) => {
-                if everything || minutes.current.index < now {
-                    minutes.end(now);
-                }
-                std::mem::take(&mut minutes.ended)
+        let ended = {
+            let mut minutes = self.minutes();
+            if everything || minutes.current.index < now {
+                minutes.end(now);
             }
-            Err(_) => return,
+            std::mem::take(&mut minutes.ended)
         };
         let events: Vec<AuditEvent> = ended.iter().flat_map(|m| m.summaries(now_ms)).collect();
         if let Err(error) = self.journal.write(events).await {
@@ -305,10 +305,9 @@ impl Ledger {
                 error = format!("{error:#}"),
                 "cannot write key-usage counts; keeping them to retry"
             );
-            if let Ok(mut minutes) = self.minutes.lock() {
-                let newer = std::mem::replace(&mut minutes.ended, ended);
-                minutes.ended.extend(newer);
-            }
+            let mut minutes = self.minutes();
+            let newer = std::mem::replace(&mut minutes.ended, ended);
+            minutes.ended.extend(newer);
         }
     }
 
