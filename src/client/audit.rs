@@ -1,7 +1,11 @@
 //! `govtrust audit list`: the audit log, oldest first.
+//!
+//! `--action`, `--actor` and `--target` select events (here, after reading; the limit counts the
+//! selected ones). Key-use records (`kms.key.use`) read as a sentence: who used which key for
+//! what, how often, in which minute; refusals show peer, code and reason.
 
 use clap::Subcommand;
-use govtrust_proto::audit::{Event, ListEventsRequest, audit_log_client::AuditLogClient};
+use govtrust_proto::audit::{Detail, Event, ListEventsRequest, audit_log_client::AuditLogClient};
 
 use super::{Connection, print_json, printable, status_error, timestamp};
 
@@ -15,20 +19,60 @@ pub enum AuditCommand {
         /// Only events after this sequence number.
         #[arg(long, default_value_t = 0)]
         after: u64,
-        /// Stop after this many events.
+        /// Stop after this many (selected) events.
         #[arg(long, default_value_t = 10_000)]
         limit: usize,
+        /// Only events whose action is this or starts with it and a dot
+        /// (`kms.key.use`, `authz`, `ca.enroll.failed`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events by this actor (a SPIFFE id, `sha256:<fingerprint>`, `token:<digest>`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only events about this target (a key id, a serial, a system, a gRPC method).
+        #[arg(long)]
+        target: Option<String>,
         #[command(flatten)]
         connection: Connection,
     },
+}
+
+/// Which events to show.
+struct Selection {
+    action: Option<String>,
+    actor: Option<String>,
+    target: Option<String>,
+}
+
+impl Selection {
+    fn selects(&self, event: &Event) -> bool {
+        let action = self.action.as_deref().is_none_or(|wanted| {
+            event.action == wanted
+                || event
+                    .action
+                    .strip_prefix(wanted)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        });
+        let actor = self.actor.as_deref().is_none_or(|a| event.actor == a);
+        let target = self.target.as_deref().is_none_or(|t| event.target == t);
+        action && actor && target
+    }
 }
 
 pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
     let AuditCommand::List {
         after,
         limit,
+        action,
+        actor,
+        target,
         connection,
     } = command;
+    let selection = Selection {
+        action,
+        actor,
+        target,
+    };
     let mut client = AuditLogClient::new(connection.channel().await?);
     let mut events: Vec<Event> = Vec::new();
     let mut cursor = after;
@@ -46,7 +90,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<()> {
             break;
         };
         cursor = last.sequence;
-        events.extend(page.events);
+        events.extend(page.events.into_iter().filter(|e| selection.selects(e)));
     }
     events.truncate(limit);
     show(&connection, &events);
@@ -75,11 +119,10 @@ fn show(connection: &Connection, events: &[Event]) {
         return;
     }
     for event in events {
-        let details: Vec<String> = event
-            .details
-            .iter()
-            .map(|d| format!("{}={}", printable(&d.name), printable(&d.value)))
-            .collect();
+        let summary = match event.action.as_str() {
+            "kms.key.use" => key_use(event),
+            _ => details(event),
+        };
         println!(
             "{:>6} {} {:<24} {} -> {} {}",
             event.sequence,
@@ -87,7 +130,41 @@ fn show(connection: &Connection, events: &[Event]) {
             printable(&event.action),
             printable(&event.actor),
             printable(&event.target),
-            details.join(" ")
+            summary
         );
     }
+}
+
+/// `name=value` pairs; a value with spaces is quoted so the line still splits into pairs.
+fn details(event: &Event) -> String {
+    let pair = |d: &Detail| {
+        let value = printable(&d.value);
+        match value.contains(' ') || value.is_empty() {
+            true => format!("{}={value:?}", printable(&d.name)),
+            false => format!("{}={value}", printable(&d.name)),
+        }
+    };
+    event.details.iter().map(pair).collect::<Vec<_>>().join(" ")
+}
+
+/// A ledger record as a sentence: `decrypt x6 (2 failed) in the minute from <time> [more]`.
+fn key_use(event: &Event) -> String {
+    let detail = |name: &str| {
+        event
+            .details
+            .iter()
+            .find(|d| d.name == name)
+            .map_or_else(|| "?".to_owned(), |d| printable(&d.value))
+    };
+    let failed = match detail("failed").as_str() {
+        "0" => String::new(),
+        n => format!(" ({n} failed)"),
+    };
+    format!(
+        "{} x{}{failed} in the minute from {} [{}]",
+        detail("operation"),
+        detail("count"),
+        detail("minute"),
+        detail("tally")
+    )
 }

@@ -3,6 +3,10 @@
 //! One TLS port carries the certificate authority, the key-management centre, its seal, and the
 //! gRPC health and reflection services. The server starts sealed unless `--dev` unseals it from
 //! local shares; the CA answers reads while sealed, everything that needs a key waits for unseal.
+//!
+//! Every service sits behind [`refusal_layer`], which audits each refused call through
+//! [`refusals`]; key operations report each use to the [`usage`] ledger. Both write through
+//! [`journal`] and write what they still count in memory when the server shuts down.
 
 mod audit_service;
 mod authz;

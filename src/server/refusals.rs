@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use govtrust_store::AuditEvent;
@@ -202,25 +202,25 @@ impl Window {
     }
 
     /// The summary records of the window: repeats of itemised refusals, and the unitemised.
-    fn summaries(&self) -> Vec<AuditEvent> {
+    fn summaries(&self, at_ms: i64) -> Vec<AuditEvent> {
         let repeats = self
             .itemised
             .iter()
             .filter(|(_, tally)| tally.count > 0)
-            .map(|(key, tally)| repeat_event(key, tally));
+            .map(|(key, tally)| repeat_event(key, tally, at_ms));
         let unitemised = self
             .unitemised
             .iter()
-            .map(|((kind, method), tally)| unitemised_event(*kind, method, tally));
+            .map(|((kind, method), tally)| unitemised_event(*kind, method, tally, at_ms));
         repeats.chain(unitemised).collect()
     }
 }
 
-fn repeat_event(key: &TallyKey, tally: &Tally) -> AuditEvent {
+fn repeat_event(key: &TallyKey, tally: &Tally, at_ms: i64) -> AuditEvent {
     let peer = key
         .ip
         .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    summary_event(key.kind.action(), &key.actor, &key.method, tally)
+    summary_event(key.kind.action(), &key.actor, &key.method, tally, at_ms)
         .with("peer", peer)
         .with("reason", &key.reason)
         .with(
@@ -229,8 +229,8 @@ fn repeat_event(key: &TallyKey, tally: &Tally) -> AuditEvent {
         )
 }
 
-fn unitemised_event(kind: Kind, method: &str, tally: &Tally) -> AuditEvent {
-    summary_event(kind.action(), "(not itemised)", method, tally).with(
+fn unitemised_event(kind: Kind, method: &str, tally: &Tally, at_ms: i64) -> AuditEvent {
+    summary_event(kind.action(), "(not itemised)", method, tally, at_ms).with(
         "reason",
         format!(
             "more than {MAX_ITEMISED} distinct refusals in this window: counted by method only"
@@ -238,8 +238,10 @@ fn unitemised_event(kind: Kind, method: &str, tally: &Tally) -> AuditEvent {
     )
 }
 
-fn summary_event(action: &str, actor: &str, method: &str, tally: &Tally) -> AuditEvent {
-    AuditEvent::new(tally.last_ms, action, actor, method)
+/// A summary is stamped when it is written, so the log's times stay in order; the span of the
+/// refusals it counts is in `first_at` and `last_at`.
+fn summary_event(action: &str, actor: &str, method: &str, tally: &Tally, at_ms: i64) -> AuditEvent {
+    AuditEvent::new(at_ms, action, actor, method)
         .with("count", tally.count.to_string())
         .with("first_at", rfc3339_ms(tally.first_ms))
         .with("last_at", rfc3339_ms(tally.last_ms))
@@ -268,11 +270,7 @@ impl Refusals {
     /// else as a count written when the window ends.
     pub async fn record(&self, refusal: Refusal) {
         let at_ms = self.journal.now_ms();
-        let first = match self.window.lock() {
-            Ok(mut window) => window.count(&refusal, at_ms),
-            // A panic while counting poisoned the table: write every refusal rather than none.
-            Err(_) => true,
-        };
+        let first = self.window().count(&refusal, at_ms);
         if !first {
             return;
         }
@@ -284,11 +282,8 @@ impl Refusals {
 
     /// Ends the window: writes the counts of repeated and unitemised refusals.
     pub async fn flush(&self) {
-        let ended = match self.window.lock() {
-            Ok(mut window) => std::mem::take(&mut *window),
-            Err(_) => return,
-        };
-        let events = ended.summaries();
+        let ended = std::mem::take(&mut *self.window());
+        let events = ended.summaries(self.journal.now_ms());
         for event in &events {
             tracing::warn!(
                 action = %event.action,
@@ -304,6 +299,12 @@ impl Refusals {
                 "cannot audit repeated refusals"
             );
         }
+    }
+
+    /// The tallies. Every update leaves them consistent, so a panic elsewhere while the lock
+    /// was held (poisoning it) does not make them unusable.
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Ends a window every [`WINDOW`], for ever.

@@ -19,7 +19,7 @@
 //! last Tuesday" is answered by the `kms.key.use` records with target K and `operation=decrypt`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use govtrust_kms::KeyId;
@@ -74,7 +74,6 @@ impl Operation {
 struct Uses {
     count: u64,
     failed: u64,
-    last_ms: i64,
     /// Whether the use the `first` record stands for failed.
     first_failed: bool,
     /// Set once the `first` record is durable.
@@ -113,13 +112,11 @@ impl Minute {
         let uses = slots[call.operation.index()].get_or_insert_with(|| Uses {
             count: 0,
             failed: 0,
-            last_ms: at_ms,
             first_failed: failed,
             first: Arc::new(OnceCell::new()),
         });
         uses.count = uses.count.saturating_add(1);
         uses.failed = uses.failed.saturating_add(u64::from(failed));
-        uses.last_ms = at_ms;
         if uses.first.initialized() {
             return None;
         }
@@ -134,8 +131,9 @@ impl Minute {
         })
     }
 
-    /// The `more` records of this minute (and the `first` ones never written).
-    fn summaries(&self) -> Vec<AuditEvent> {
+    /// The `more` records of this minute (and the `first` ones never written), stamped `at_ms`:
+    /// when they are written, so the log's times stay in order.
+    fn summaries(&self, at_ms: i64) -> Vec<AuditEvent> {
         let mut events = Vec::new();
         for (caller, keys) in &self.uses {
             for (key, slots) in keys {
@@ -147,7 +145,7 @@ impl Minute {
                         operation: *operation,
                     };
                     if let Some(rest) = rest(uses) {
-                        events.push(event(self.index, &call, &rest, uses.last_ms));
+                        events.push(event(self.index, &call, &rest, at_ms));
                     }
                 }
             }
@@ -258,19 +256,21 @@ impl Ledger {
             operation,
         };
         let at_ms = self.journal.now_ms();
-        if let Some(pending) = self.count(&call, outcome.is_err(), at_ms)? {
+        if let Some(pending) = self.count(&call, outcome.is_err(), at_ms) {
             self.make_durable(pending).await?;
         }
         outcome
     }
 
-    fn count(&self, call: &Use<'_>, failed: bool, at_ms: i64) -> Result<Option<Pending>, Status> {
-        let mut minutes = self
-            .minutes
-            .lock()
-            .map_err(|_| Status::internal("the key-usage ledger is unusable"))?;
+    fn count(&self, call: &Use<'_>, failed: bool, at_ms: i64) -> Option<Pending> {
         let minute = at_ms.div_euclid(MINUTE_MS);
-        Ok(minutes.at(minute).count(call, failed, at_ms))
+        self.minutes().at(minute).count(call, failed, at_ms)
+    }
+
+    /// The counters. Every update leaves them consistent, so a panic elsewhere while the lock
+    /// was held (poisoning it) does not make them unusable.
+    fn minutes(&self) -> std::sync::MutexGuard<'_, Minutes> {
+        self.minutes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn make_durable(&self, pending: Pending) -> Result<(), Status> {
@@ -290,26 +290,24 @@ impl Ledger {
 
     /// Writes the counts of ended minutes (all minutes with `everything`, at shutdown).
     pub async fn flush(&self, everything: bool) {
-        let now = self.journal.now_ms().div_euclid(MINUTE_MS);
-        let ended = match self.minutes.lock() {
-            Ok(mut minutes) => {
-                if everything || minutes.current.index < now {
-                    minutes.end(now);
-                }
-                std::mem::take(&mut minutes.ended)
+        let now_ms = self.journal.now_ms();
+        let now = now_ms.div_euclid(MINUTE_MS);
+        let ended = {
+            let mut minutes = self.minutes();
+            if everything || minutes.current.index < now {
+                minutes.end(now);
             }
-            Err(_) => return,
+            std::mem::take(&mut minutes.ended)
         };
-        let events: Vec<AuditEvent> = ended.iter().flat_map(Minute::summaries).collect();
+        let events: Vec<AuditEvent> = ended.iter().flat_map(|m| m.summaries(now_ms)).collect();
         if let Err(error) = self.journal.write(events).await {
             tracing::error!(
                 error = format!("{error:#}"),
                 "cannot write key-usage counts; keeping them to retry"
             );
-            if let Ok(mut minutes) = self.minutes.lock() {
-                let newer = std::mem::replace(&mut minutes.ended, ended);
-                minutes.ended.extend(newer);
-            }
+            let mut minutes = self.minutes();
+            let newer = std::mem::replace(&mut minutes.ended, ended);
+            minutes.ended.extend(newer);
         }
     }
 

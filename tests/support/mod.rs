@@ -98,6 +98,23 @@ impl Server {
         std::fs::read_to_string(self.data.with_extension(format!("{port}.log"))).unwrap_or_default()
     }
 
+    /// Stops the server with SIGTERM, as an operator would, and waits until it has exited
+    /// (it writes what it still counts in memory first).
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop within 30 s of SIGTERM; log: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
