@@ -36,18 +36,20 @@ pub enum Error {
     /// No enrollment token matches (it was never issued, or is malformed).
     #[error("unknown enrollment token")]
     TokenUnknown,
-    /// The enrollment token expired; a system administrator issues a new one.
+    /// The enrollment token expired; a system administrator issues a new one. `system` is for
+    /// the server's log and audit only: the message does not name it, since whoever holds a
+    /// token that failed should not learn which system it was for.
     #[error(
         "enrollment token expired at {}; ask a system administrator for a new one \
-         (`govtrust system token --name {system}`)",
+         (`govtrust system token --name <system>`)",
         rfc3339(*at)
     )]
     TokenExpired { at: SystemTime, system: String },
     /// A newer enrollment token was issued to the system; only the newest one enrolls.
+    /// `system` is for the server's log and audit only: the message does not name it.
     #[error(
-        "enrollment token was superseded by a newer one for system {system}; enroll with the \
-         newest token, or ask a system administrator for another \
-         (`govtrust system token --name {system}`)"
+        "enrollment token was superseded by a newer one; enroll with the newest token, or ask \
+         a system administrator for another (`govtrust system token --name <system>`)"
     )]
     TokenSuperseded { system: String },
     /// The enrollment token was already used; renew with the certificate it gave instead.

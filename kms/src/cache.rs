@@ -224,6 +224,8 @@ mod tests {
             destruction_due_ms: None,
             destroyed_at_ms: None,
             revision,
+            created_by: String::new(),
+            imported_from: None,
         };
         LoadedKey {
             record,

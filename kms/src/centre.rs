@@ -165,6 +165,11 @@ impl Kms {
         Ok(())
     }
 
+    /// This deployment's id (`d-…`): the source centre named by the bundles it exports.
+    pub(crate) fn deployment_id(&self) -> &str {
+        &self.config.deployment_id
+    }
+
     /// The unsealed state, or [`Error::Sealed`].
     pub(crate) fn unsealed(&self) -> Result<&Unsealed, Error> {
         self.unsealed.get().ok_or(Error::Sealed)

@@ -5,6 +5,10 @@
 //! was, so cancelling restores it. Destruction deletes every version's material from the store
 //! and replaces the metadata with a tombstone (state destroyed, destroyed at), in one audited
 //! batch; the cache entry is replaced by the tombstone, dropping (and zeroizing) the material.
+//! Copies imported from bundles of the key are keys of their own and are not destroyed with it:
+//! the scheduling and the destruction events list every bundle exported from the key
+//! (`bundles`: bundle id > recipient) and the copies imported into this centre (`copies`), and
+//! a bundle not yet imported can no longer be imported here (see [`crate::distribution`]).
 //!
 //! What "deleted from the store" does not mean: the material is sealed under the master key
 //! (AES-256-GCM under the record key), and a delete only unlinks it. Until the database file is
@@ -54,7 +58,7 @@ impl Kms {
             let mut batch = Batch::new();
             batch.put(record::due_key(due, id), Vec::new());
             let event = self.event("kms.key.destroy.schedule", actor, id.as_str());
-            let event = event.with("due", rfc3339(due));
+            let event = self.with_exports(&vault, id, event.with("due", rfc3339(due)))?;
             Ok(Change {
                 record,
                 batch,
@@ -207,6 +211,7 @@ impl Kms {
         let event = self
             .event("kms.key.destroy", "govtrust", old.id.as_str())
             .with("was", old.state.name());
+        let event = self.with_exports(vault, &old.id, event)?;
         Ok(Change {
             record,
             batch,

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{Algorithm, KeyId, KeyState, StateChange};
+use crate::{Algorithm, BundleId, KeyId, KeyState, StateChange};
 
 /// Why a key-management call failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,59 @@ pub enum Error {
     /// The ciphertext is not in the centre's format.
     #[error("malformed ciphertext: {reason}")]
     MalformedCiphertext { reason: String },
+    /// The bundle does not open with this centre's wrapping key.
+    #[error(
+        "bundle {bundle} does not unwrap with this centre's wrapping key: it was wrapped for \
+         another centre, or the bundle or its terms were altered"
+    )]
+    BundleUnwrap { bundle: BundleId },
+    /// Only the bundle's recipient may import it.
+    #[error("bundle {bundle} is addressed to {recipient}; {importer} may not import it")]
+    NotRecipient {
+        bundle: BundleId,
+        recipient: String,
+        importer: String,
+    },
+    /// The bundle was imported before: a bundle imports once.
+    #[error(
+        "bundle {bundle} was already imported as key {key} at {}: a bundle imports once; ask \
+         its exporter for a new one",
+        rfc3339(*at)
+    )]
+    BundleUsed {
+        bundle: BundleId,
+        key: KeyId,
+        at: SystemTime,
+    },
+    /// The bundle's import window has passed.
+    #[error("bundle {bundle} expired at {}; ask its exporter for a new one", rfc3339(*at))]
+    BundleExpired { bundle: BundleId, at: SystemTime },
+    /// The import asked for more than the bundle allows.
+    #[error(
+        "bundle {bundle} does not allow {what}: an import may narrow the bundle's policy, never widen it"
+    )]
+    BundleWidened {
+        bundle: BundleId,
+        what: &'static str,
+    },
+    /// The bundle's source key, held by this centre, may no longer be exported.
+    #[error("bundle {bundle} can no longer be imported: its source key {source_key} {reason}")]
+    BundleRevoked {
+        bundle: BundleId,
+        source_key: KeyId,
+        reason: String,
+    },
+    /// The bundle names a key of this centre that never exported it (or not with these terms).
+    #[error(
+        "bundle {bundle} claims to come from key {source_key} of this centre, which did not export it with these terms"
+    )]
+    BundleUnknown { bundle: BundleId, source_key: KeyId },
+    /// A key version made as many encryptions as random 96-bit nonces safely allow.
+    #[error(
+        "key {id} version {version} reached its encryption limit ({limit} encryptions with \
+         random nonces); rotate it"
+    )]
+    EncryptionLimit { id: KeyId, version: u32, limit: u64 },
     /// Another writer changed the key again and again; retry later.
     #[error("key {id} was changed concurrently too many times; retry")]
     Conflict { id: KeyId },

@@ -1,6 +1,6 @@
 //! Key management: creating, reading, listing, rotating keys and changing their state.
 
-use govtrust_store::Batch;
+use govtrust_store::{AuditEvent, Batch};
 use zeroize::Zeroizing;
 
 use crate::lifecycle::{self, Usage};
@@ -31,7 +31,7 @@ impl Kms {
     }
 
     /// Writes a new key with `material` as version 1, audited as `action`.
-    pub(crate) fn insert_key(
+    fn insert_key(
         &self,
         actor: &str,
         action: &str,
@@ -39,22 +39,48 @@ impl Kms {
         state: KeyState,
         material: &Zeroizing<Vec<u8>>,
     ) -> Result<KeyInfo, Error> {
+        let record = self.new_record(spec, state, actor)?;
+        let event = self.creation_event(action, actor, &record);
+        self.store_new(record, material, &event, || Ok(Batch::new()))
+    }
+
+    /// Writes the new key `record` with `material` as its first version, the audit `event`
+    /// and what `extra` adds (rebuilt on every attempt), in one batch; caches it.
+    pub(crate) fn store_new(
+        &self,
+        record: KeyRecord,
+        material: &Zeroizing<Vec<u8>>,
+        event: &AuditEvent,
+        extra: impl FnMut() -> Result<Batch, Error>,
+    ) -> Result<KeyInfo, Error> {
         let vault = self.vault()?;
-        let record = self.new_record(spec, state)?;
-        let event = self
-            .event(action, actor, record.id.as_str())
-            .with("algorithm", spec.algorithm.name())
-            .with("state", state.name())
-            .with("exportable", spec.exportable.to_string())
-            .with("internal", spec.internal.to_string())
-            .with("owner", spec.owner.clone());
         let since = self.cache.generation(&record.id);
-        vault.create(&*self.audit, &record, material, &event)?;
+        vault.create(&*self.audit, &record, material, event, extra)?;
         Ok(self.refresh(&vault, record, since)?.record.info())
     }
 
-    /// The record of a new key, version 1.
-    fn new_record(&self, spec: &KeySpec, state: KeyState) -> Result<KeyRecord, Error> {
+    /// The audit event of a new key.
+    pub(crate) fn creation_event(
+        &self,
+        action: &str,
+        actor: &str,
+        record: &KeyRecord,
+    ) -> AuditEvent {
+        self.event(action, actor, record.id.as_str())
+            .with("algorithm", record.algorithm.name())
+            .with("state", record.state.name())
+            .with("exportable", record.exportable.to_string())
+            .with("internal", record.internal.to_string())
+            .with("owner", record.owner.clone())
+    }
+
+    /// The record of a new key, version 1, made by `actor`.
+    pub(crate) fn new_record(
+        &self,
+        spec: &KeySpec,
+        state: KeyState,
+        actor: &str,
+    ) -> Result<KeyRecord, Error> {
         check_text("owner", &spec.owner)?;
         check_text("description", &spec.description)?;
         let now = unix_ms(self.clock.now());
@@ -76,6 +102,8 @@ impl Kms {
             destruction_due_ms: None,
             destroyed_at_ms: None,
             revision: 0,
+            created_by: actor.to_owned(),
+            imported_from: None,
         })
     }
 
@@ -215,7 +243,7 @@ impl Kms {
             .event("kms.key.use.retired", actor, id.as_str())
             .with("operation", operation)
             .with("state", stored.record.state.name());
-        vault.audit_use(&*self.audit, &stored, &event)
+        vault.audit_use(&*self.audit, &stored, Batch::new(), &event)
     }
 }
 

@@ -12,8 +12,10 @@
 //!   after which the material is erased from the store and from memory and a tombstone remains.
 //! - **Operations.** AES-256-GCM encrypt/decrypt with caller AAD (self-describing ciphertexts),
 //!   data keys for envelope encryption, ECDSA P-256/P-384 and Ed25519 signatures.
-//! - **Distribution (配发).** Exportable keys leave only wrapped to a recipient's X25519 public key
-//!   with HPKE (RFC 9180); [`Kms::import_key`] takes such a wrapped key.
+//! - **Distribution (配发).** Exportable keys leave only wrapped with HPKE (RFC 9180) to a
+//!   recipient's X25519 public key, as single-use bundles bound to one recipient identity, their
+//!   source and their policy; [`Kms::import_key`] takes such a bundle, once, from its recipient,
+//!   and the imported key records where it came from. See `distribution`.
 //!
 //! Every state change stages an audit event in the same durable batch (see
 //! [`govtrust_store::AuditSink`]). Authorization is not decided here: the server's policy point
@@ -45,6 +47,7 @@ mod vault;
 pub use centre::Kms;
 pub use error::Error;
 pub use types::{
-    Algorithm, Clock, DataKey, Decrypted, Encrypted, ImportSpec, KeyId, KeyInfo, KeySpec, KeyState,
-    PublicKey, SealStatus, ShareFile, Signed, StateChange, SystemClock, VersionInfo, WrappedKey,
+    Algorithm, BundleExport, BundleId, BundleImport, BundleTerms, Clock, DataKey, Decrypted,
+    Encrypted, ExportSpec, ImportSpec, KeyId, KeyInfo, KeyOrigin, KeySpec, KeyState, PublicKey,
+    SealStatus, ShareFile, Signed, StateChange, SystemClock, VersionInfo, WrappedKey,
 };

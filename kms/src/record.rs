@@ -10,6 +10,8 @@
 //! | `kms/meta/<id>` | [`KeyRecord`] JSON | `govtrust-kms-v1\|meta\|<id>` |
 //! | `kms/material/<id>/<version as 8 hex>` | key material | `govtrust-kms-v1\|material\|<id>\|<version>\|<algorithm>` |
 //! | `kms/due/<unix ms as 16 hex>/<id>` | empty: destruction index | — |
+//! | `kms/export/<id>/<bundle id>` | [`ExportRecord`] JSON: a bundle exported from key `<id>` | `govtrust-kms-v1\|export\|<id>\|<bundle id>` |
+//! | `kms/bundle/<bundle id>` | [`ImportRecord`] JSON: the bundle was imported (single use) | `govtrust-kms-v1\|bundle\|<bundle id>` |
 //!
 //! The material encoding is 32 raw bytes for AES-256-GCM and PKCS#8 DER for ECDSA and Ed25519.
 //! The AAD binds a value to its place, so a record copied or swapped onto another key, version
@@ -21,7 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Algorithm, KeyId, KeyInfo, KeyState, VersionInfo};
+use crate::{
+    Algorithm, BundleExport, BundleId, BundleImport, BundleTerms, KeyId, KeyInfo, KeyOrigin,
+    KeyState, VersionInfo,
+};
 
 pub(crate) const SEAL_KEY: &[u8] = b"kms/seal";
 pub(crate) const WRAPPING_KEY: &[u8] = b"kms/wrapping";
@@ -59,6 +64,31 @@ pub(crate) fn due_key(at: SystemTime, id: &KeyId) -> Vec<u8> {
     format!("{DUE_PREFIX}{:016x}/{id}", unix_ms(at)).into_bytes()
 }
 
+/// `kms/export/<id>/`: the bundles exported from a key.
+pub(crate) fn export_prefix(id: &KeyId) -> Vec<u8> {
+    format!("kms/export/{id}/").into_bytes()
+}
+
+/// `kms/export/<id>/<bundle id>`.
+pub(crate) fn export_key(id: &KeyId, bundle: &BundleId) -> Vec<u8> {
+    format!("kms/export/{id}/{bundle}").into_bytes()
+}
+
+/// AAD of an export record.
+pub(crate) fn export_aad(id: &KeyId, bundle: &BundleId) -> Vec<u8> {
+    format!("govtrust-kms-v1|export|{id}|{bundle}").into_bytes()
+}
+
+/// `kms/bundle/<bundle id>`: written once, when the bundle is imported.
+pub(crate) fn bundle_key(bundle: &BundleId) -> Vec<u8> {
+    format!("kms/bundle/{bundle}").into_bytes()
+}
+
+/// AAD of an import record.
+pub(crate) fn bundle_aad(bundle: &BundleId) -> Vec<u8> {
+    format!("govtrust-kms-v1|bundle|{bundle}").into_bytes()
+}
+
 /// A key's metadata as stored (sealed). Never holds material.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +115,50 @@ pub(crate) struct KeyRecord {
     pub(crate) destroyed_at_ms: Option<u64>,
     /// Incremented by every write, so the cache keeps the newest record it has seen.
     pub(crate) revision: u64,
+    /// Who generated or imported the key (absent in records written before it was kept).
+    #[serde(default)]
+    pub(crate) created_by: String,
+    /// The bundle the key was imported from; `None`: generated here.
+    #[serde(default)]
+    pub(crate) imported_from: Option<TermsRecord>,
+}
+
+/// [`BundleTerms`] as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TermsRecord {
+    #[serde(with = "text")]
+    pub(crate) id: BundleId,
+    pub(crate) source_centre: String,
+    #[serde(with = "text")]
+    pub(crate) source_key: KeyId,
+    pub(crate) source_version: u32,
+    #[serde(with = "text")]
+    pub(crate) algorithm: Algorithm,
+    pub(crate) exporter: String,
+    pub(crate) recipient: String,
+    pub(crate) exportable: bool,
+    pub(crate) exported_at_ms: u64,
+    pub(crate) expires_at_ms: u64,
+}
+
+/// A bundle exported from a key (sealed, at `kms/export/<id>/<bundle id>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExportRecord {
+    pub(crate) terms: TermsRecord,
+    /// Set when the bundle was imported into this centre.
+    pub(crate) imported: Option<ImportRecord>,
+}
+
+/// A bundle's import (sealed, at `kms/bundle/<bundle id>`): its presence makes the bundle used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportRecord {
+    #[serde(with = "text")]
+    pub(crate) key: KeyId,
+    pub(crate) by: String,
+    pub(crate) at_ms: u64,
 }
 
 /// One version's public metadata.
@@ -112,12 +186,66 @@ impl KeyRecord {
             created_at: from_unix_ms(self.created_at_ms),
             destruction_scheduled_at: self.destruction_due_ms.map(from_unix_ms),
             destroyed_at: self.destroyed_at_ms.map(from_unix_ms),
+            created_by: self.created_by.clone(),
+            origin: match &self.imported_from {
+                Some(terms) => KeyOrigin::Imported(Box::new(terms.terms())),
+                None => KeyOrigin::Generated,
+            },
         }
     }
 
     /// The newest version number.
     pub(crate) fn latest_version(&self) -> u32 {
         self.versions.iter().map(|v| v.version).max().unwrap_or(0)
+    }
+}
+
+impl TermsRecord {
+    /// The public view.
+    pub(crate) fn terms(&self) -> BundleTerms {
+        BundleTerms {
+            id: self.id.clone(),
+            source_centre: self.source_centre.clone(),
+            source_key: self.source_key.clone(),
+            source_version: self.source_version,
+            algorithm: self.algorithm,
+            exporter: self.exporter.clone(),
+            recipient: self.recipient.clone(),
+            exportable: self.exportable,
+            exported_at: from_unix_ms(self.exported_at_ms),
+            expires_at: from_unix_ms(self.expires_at_ms),
+        }
+    }
+}
+
+impl From<&BundleTerms> for TermsRecord {
+    fn from(terms: &BundleTerms) -> TermsRecord {
+        TermsRecord {
+            id: terms.id.clone(),
+            source_centre: terms.source_centre.clone(),
+            source_key: terms.source_key.clone(),
+            source_version: terms.source_version,
+            algorithm: terms.algorithm,
+            exporter: terms.exporter.clone(),
+            recipient: terms.recipient.clone(),
+            exportable: terms.exportable,
+            exported_at_ms: unix_ms(terms.exported_at),
+            expires_at_ms: unix_ms(terms.expires_at),
+        }
+    }
+}
+
+impl ExportRecord {
+    /// The public view.
+    pub(crate) fn export(&self) -> BundleExport {
+        BundleExport {
+            terms: self.terms.terms(),
+            imported: self.imported.as_ref().map(|i| BundleImport {
+                key: i.key.clone(),
+                by: i.by.clone(),
+                at: from_unix_ms(i.at_ms),
+            }),
+        }
     }
 }
 
@@ -196,10 +324,20 @@ mod tests {
             destruction_due_ms: Some(9),
             destroyed_at_ms: None,
             revision: 3,
+            created_by: "spiffe://gov/admin".into(),
+            imported_from: None,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(json.contains("\"ecdsa-p384-sha384\"") && json.contains("\"pre-active\""));
         assert_eq!(serde_json::from_str::<KeyRecord>(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn records_written_before_origin_was_kept_still_decode() {
+        let json = r#"{"id":"k-0123456789abcdef0123456789abcdef","algorithm":"aes-256-gcm","state":"active","primary_version":1,"versions":[{"version":1,"created_at_ms":5}],"exportable":false,"owner":"o","description":"","internal":false,"created_at_ms":5,"destruction_due_ms":null,"destroyed_at_ms":null,"revision":0}"#;
+        let record: KeyRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(record.created_by, "");
+        assert_eq!(record.info().origin, KeyOrigin::Generated);
     }
 
     #[test]

@@ -1,9 +1,24 @@
 //! Key transfer (配发): key material wrapped to a recipient with HPKE (RFC 9180).
 //!
-//! Suite: base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM. The info string is
-//! `govtrust-key-transfer-v1|<algorithm name>`, so material wrapped as one algorithm does not
-//! unwrap as another; the AAD is empty. The plaintext is the material encoding: 32 raw bytes for
-//! AES-256-GCM, PKCS#8 DER for ECDSA and Ed25519.
+//! Suite: base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM; the AAD is empty.
+//! The plaintext is the material encoding: 32 raw bytes for AES-256-GCM, PKCS#8 DER for ECDSA
+//! and Ed25519.
+//!
+//! The `info` binds the bundle's terms ([`BundleTerms`]), so a bundle with its recipient,
+//! source, policy or dates altered does not unwrap:
+//!
+//! ```text
+//! info  = "govtrust-key-transfer-v2" || field*        field = u32 BE byte length || UTF-8 bytes
+//! fields, in order: algorithm name, bundle id, source centre (deployment id), source key id,
+//!   source version (decimal), exporter, recipient, exportable ("true" | "false"),
+//!   exported at and expires at (Unix milliseconds, decimal)
+//! ```
+//!
+//! The terms are not secret: the bundle carries them in the clear and the recipient rebuilds the
+//! `info` from them. Base mode authenticates the terms to whoever holds the recipient's private
+//! key, not the exporting centre: anyone can wrap material they already hold with terms of their
+//! choosing. The importing centre therefore trusts a bundle's claim to come from one of its own
+//! keys only when its own export record agrees (see [`crate::distribution`]).
 //!
 //! The centre's own *import wrapping key* is an X25519 key pair created at `initialize`; its
 //! private half is sealed in the store under the record key.
@@ -14,13 +29,14 @@ use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use zeroize::Zeroizing;
 
-use crate::{Algorithm, Error};
+use crate::record::unix_ms;
+use crate::{BundleTerms, Error};
 
 type Kem = X25519HkdfSha256;
 type PrivateKey = <Kem as hpke::Kem>::PrivateKey;
 type EncappedKey = <Kem as hpke::Kem>::EncappedKey;
 
-const INFO_PREFIX: &[u8] = b"govtrust-key-transfer-v1|";
+const INFO_PREFIX: &[u8] = b"govtrust-key-transfer-v2";
 
 /// Length of an X25519 public key and of an encapsulated key.
 pub(crate) const PUBLIC_KEY_LEN: usize = 32;
@@ -62,11 +78,11 @@ impl WrappingKey {
         &self.public
     }
 
-    /// Unwraps material wrapped to this key as `algorithm`. `Error::Authentication` when it
-    /// does not open.
+    /// Unwraps material wrapped to this key under `terms`. `Error::Authentication` when it
+    /// does not open: wrapped to another key, altered, or with other terms.
     pub(crate) fn unwrap(
         &self,
-        algorithm: Algorithm,
+        terms: &BundleTerms,
         encapsulated_key: &[u8],
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
@@ -83,7 +99,7 @@ impl WrappingKey {
             &mode,
             &self.private,
             &encapped,
-            &info(algorithm),
+            &info(terms),
             ciphertext,
             b"",
         );
@@ -93,11 +109,11 @@ impl WrappingKey {
     }
 }
 
-/// Wraps `material` of `algorithm` to the X25519 `recipient` public key. Returns the
+/// Wraps `material` to the X25519 `recipient` public key under `terms`. Returns the
 /// encapsulated key and the ciphertext.
 pub(crate) fn wrap(
     recipient: &[u8],
-    algorithm: Algorithm,
+    terms: &BundleTerms,
     material: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let recipient = recipient_key(recipient)?;
@@ -105,7 +121,7 @@ pub(crate) fn wrap(
     let (encapped, ciphertext) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, Kem>(
         &mode,
         &recipient,
-        &info(algorithm),
+        &info(terms),
         material,
         b"",
     )
@@ -126,32 +142,103 @@ fn recipient_key(bytes: &[u8]) -> Result<<Kem as hpke::Kem>::PublicKey, Error> {
     })
 }
 
-/// The HPKE info string for `algorithm`.
-fn info(algorithm: Algorithm) -> Vec<u8> {
-    [INFO_PREFIX, algorithm.name().as_bytes()].concat()
+/// The HPKE info for `terms`: see the module docs.
+pub(crate) fn info(terms: &BundleTerms) -> Vec<u8> {
+    let fields = [
+        terms.algorithm.name().to_owned(),
+        terms.id.to_string(),
+        terms.source_centre.clone(),
+        terms.source_key.to_string(),
+        terms.source_version.to_string(),
+        terms.exporter.clone(),
+        terms.recipient.clone(),
+        terms.exportable.to_string(),
+        unix_ms(terms.exported_at).to_string(),
+        unix_ms(terms.expires_at).to_string(),
+    ];
+    let mut info = INFO_PREFIX.to_vec();
+    for field in &fields {
+        // Fields are bounded far below 4 GiB by the request size limits.
+        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        info.extend_from_slice(&len.to_be_bytes());
+        info.extend_from_slice(field.as_bytes());
+    }
+    info
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
+    use crate::{Algorithm, BundleId, KeyId};
+
+    fn terms() -> BundleTerms {
+        BundleTerms {
+            id: BundleId::generate().unwrap(),
+            source_centre: "d-0123".into(),
+            source_key: KeyId::generate().unwrap(),
+            source_version: 1,
+            algorithm: Algorithm::Aes256Gcm,
+            exporter: "spiffe://gov/org/a/sys/x".into(),
+            recipient: "spiffe://gov/org/b/sys/y".into(),
+            exportable: false,
+            exported_at: UNIX_EPOCH + Duration::from_millis(1_000),
+            expires_at: UNIX_EPOCH + Duration::from_millis(2_000),
+        }
+    }
 
     #[test]
     fn wrap_then_unwrap() {
         let key = WrappingKey::generate();
-        let (enc, ct) = wrap(key.public(), Algorithm::Aes256Gcm, b"material").unwrap();
-        let opened = key.unwrap(Algorithm::Aes256Gcm, &enc, &ct).unwrap();
+        let (enc, ct) = wrap(key.public(), &terms(), b"material").unwrap();
+        assert!(key.unwrap(&terms(), &enc, &ct).is_err(), "a new bundle id");
+        let terms = terms();
+        let (enc, ct) = wrap(key.public(), &terms, b"material").unwrap();
+        let opened = key.unwrap(&terms, &enc, &ct).unwrap();
         assert_eq!(opened.as_slice(), b"material");
     }
 
     #[test]
-    fn algorithm_is_bound() {
+    fn every_term_is_bound() {
         let key = WrappingKey::generate();
-        let (enc, ct) = wrap(key.public(), Algorithm::Aes256Gcm, b"material").unwrap();
-        assert!(matches!(
-            key.unwrap(Algorithm::Ed25519, &enc, &ct),
-            Err(Error::Authentication)
-        ));
+        let terms = terms();
+        let (enc, ct) = wrap(key.public(), &terms, b"material").unwrap();
+        let later = terms.expires_at + Duration::from_millis(1);
+        let altered: [&dyn Fn(&mut BundleTerms); 10] = [
+            &|t| t.id = BundleId::generate().unwrap(),
+            &|t| t.source_centre.push('x'),
+            &|t| t.source_key = KeyId::generate().unwrap(),
+            &|t| t.source_version = 2,
+            &|t| t.algorithm = Algorithm::Ed25519,
+            &|t| t.exporter.push('x'),
+            &|t| t.recipient = "spiffe://gov/org/c/sys/z".into(),
+            &|t| t.exportable = true,
+            &|t| t.exported_at = UNIX_EPOCH,
+            &|t| t.expires_at = later,
+        ];
+        for (n, alter) in altered.iter().enumerate() {
+            let mut changed = terms.clone();
+            alter(&mut changed);
+            assert!(
+                matches!(key.unwrap(&changed, &enc, &ct), Err(Error::Authentication)),
+                "field {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_cannot_slide_into_each_other() {
+        let mut a = terms();
+        let mut b = terms();
+        b.id = a.id.clone();
+        b.source_key = a.source_key.clone();
+        a.exporter = "spiffe://x".into();
+        a.recipient = "y".into();
+        b.exporter = "spiffe://".into();
+        b.recipient = "xy".into();
+        assert_ne!(info(&a), info(&b));
     }
 
     #[test]
@@ -163,7 +250,7 @@ mod tests {
 
     #[test]
     fn bad_recipients_are_invalid_arguments() {
-        let short = wrap(&[1u8; 31], Algorithm::Aes256Gcm, b"m");
+        let short = wrap(&[1u8; 31], &terms(), b"m");
         assert!(matches!(
             short,
             Err(Error::InvalidArgument {
@@ -171,7 +258,7 @@ mod tests {
                 ..
             })
         ));
-        let low_order = wrap(&[0u8; 32], Algorithm::Aes256Gcm, b"m");
+        let low_order = wrap(&[0u8; 32], &terms(), b"m");
         assert!(matches!(
             low_order,
             Err(Error::InvalidArgument {

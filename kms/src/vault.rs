@@ -8,6 +8,8 @@ use std::time::SystemTime;
 
 use govtrust_store::{AuditEvent, AuditSink, Batch, Store};
 use ring::rand::SystemRandom;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
 use crate::cache::VersionKey;
@@ -66,6 +68,44 @@ impl Vault<'_> {
             return Err(corrupt("names another key"));
         }
         Ok(record)
+    }
+
+    /// Seals `value` as JSON bound to `aad`.
+    pub(crate) fn seal_json<T: Serialize>(&self, aad: &[u8], value: &T) -> Result<Vec<u8>, Error> {
+        let json = Zeroizing::new(serde_json::to_vec(value).map_err(|_| Error::Crypto {
+            context: "encoding a record",
+        })?);
+        self.key.seal(aad, &json)
+    }
+
+    /// Unseals and decodes the JSON value `raw` found at `key`.
+    pub(crate) fn open_json<T: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        aad: &[u8],
+        raw: &[u8],
+    ) -> Result<T, Error> {
+        let corrupt = |what: &str| Error::Corrupt {
+            context: format!("record {} {what}", String::from_utf8_lossy(key)),
+        };
+        let json = self
+            .key
+            .open(aad, raw)
+            .ok_or_else(|| corrupt("does not unseal"))?;
+        serde_json::from_slice(&json).map_err(|_| corrupt("does not decode"))
+    }
+
+    /// The sealed JSON value at `key` and its raw bytes (for compare-and-swap), if any.
+    pub(crate) fn get_json<T: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        aad: &[u8],
+    ) -> Result<Option<(Vec<u8>, T)>, Error> {
+        let Some(raw) = self.store.get(key)? else {
+            return Ok(None);
+        };
+        let value = self.open_json(key, aad, &raw)?;
+        Ok(Some((raw, value)))
     }
 
     fn seal_meta(&self, record: &KeyRecord) -> Result<Vec<u8>, Error> {
@@ -129,17 +169,18 @@ impl Vault<'_> {
         Ok(())
     }
 
-    /// Writes a new key: its metadata (which must not exist yet), version 1's material and the
-    /// audit event, in one batch.
+    /// Writes a new key: its metadata (which must not exist yet), version 1's material, the
+    /// audit event and what `extra` builds (again on every attempt), in one batch.
     pub(crate) fn create(
         &self,
         audit: &dyn AuditSink,
         record: &KeyRecord,
         material: &[u8],
         event: &AuditEvent,
+        mut extra: impl FnMut() -> Result<Batch, Error>,
     ) -> Result<(), Error> {
         self.commit_retrying(&record.id, || {
-            let mut batch = Batch::new();
+            let mut batch = extra()?;
             batch.expect_absent(record::meta_key(&record.id));
             batch.put(record::meta_key(&record.id), self.seal_meta(record)?);
             self.put_material(&mut batch, record, record.primary_version, material)?;
@@ -174,15 +215,15 @@ impl Vault<'_> {
         })
     }
 
-    /// Stages `event` with a guard that `id`'s metadata is still `stored`, and commits: an
-    /// audited read-only operation (export) against the key as it was checked.
+    /// Stages `event` into `batch` with a guard that `id`'s metadata is still `stored`, and
+    /// commits: an audited operation (export) that leaves the key's record as it was checked.
     pub(crate) fn audit_use(
         &self,
         audit: &dyn AuditSink,
         stored: &Stored,
+        mut batch: Batch,
         event: &AuditEvent,
     ) -> Result<(), Error> {
-        let mut batch = Batch::new();
         batch.expect(
             record::meta_key(&stored.record.id),
             Some(stored.raw.clone()),

@@ -7,7 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{Centre, FakeClock, TestAudit, audit_actions, audit_log, field, forge, spec};
-use govtrust_kms::{Algorithm, Error, ImportSpec, KeyId, Kms, StateChange};
+use govtrust_kms::{
+    Algorithm, BundleId, BundleTerms, Error, ExportSpec, ImportSpec, KeyId, Kms, StateChange,
+};
 use govtrust_store::{Batch, MemoryStore, RedbStore, Store};
 
 fn is_sealed_error<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
@@ -41,17 +43,35 @@ fn every_key_operation_is_refused_while_sealed() {
     assert!(is_sealed_error(kms.schedule_destruction("a", &id, None)));
     assert!(is_sealed_error(kms.cancel_destruction("a", &id)));
     assert!(is_sealed_error(kms.destroy_due()));
-    assert!(is_sealed_error(
-        kms.wrap_for_recipient("a", &id, None, &[9u8; 32])
-    ));
+    let export = ExportSpec {
+        version: None,
+        recipient: "spiffe://gov.example/org/a/sys/b".into(),
+        recipient_public_key: vec![9u8; 32],
+        exportable: false,
+        valid_for: None,
+    };
+    assert!(is_sealed_error(kms.wrap_for_recipient("a", &id, export)));
     assert!(is_sealed_error(kms.wrapping_public_key()));
+    assert!(is_sealed_error(kms.exports(&id)));
+    let at = std::time::SystemTime::UNIX_EPOCH;
     let import = ImportSpec {
-        algorithm: Algorithm::Aes256Gcm,
         encapsulated_key: vec![0; 32],
         ciphertext: vec![0; 48],
+        terms: BundleTerms {
+            id: BundleId::generate().unwrap(),
+            source_centre: "d-0".into(),
+            source_key: id.clone(),
+            source_version: 1,
+            algorithm: Algorithm::Aes256Gcm,
+            exporter: "a".into(),
+            recipient: "a".into(),
+            exportable: false,
+            exported_at: at,
+            expires_at: at,
+        },
         exportable: false,
         description: String::new(),
-        owner: String::new(),
+        owner_generation: 0,
     };
     assert!(is_sealed_error(kms.import_key("a", import)));
     assert!(

@@ -3,6 +3,7 @@
 //! Binary values (ciphertexts, signatures) are printed and read as standard base64.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use base64::Engine;
@@ -125,23 +126,34 @@ pub enum KeyCommand {
     },
     /// Cancel a scheduled destruction.
     CancelDestroy(KeyArg),
-    /// Export an exportable key wrapped (HPKE) to a recipient's X25519 public key; writes a
-    /// JSON bundle that `kms key import` on the recipient's centre accepts.
+    /// Export an exportable key wrapped (HPKE) to a centre's X25519 wrapping key, as a
+    /// single-use JSON bundle that only the identity `--to` may import (`kms key import`), once,
+    /// before it expires. The recipient, source, policy and dates are bound into the bundle.
     Export {
         #[command(flatten)]
         key: KeyArg,
-        /// The recipient's X25519 public key, base64 (e.g. from `kms wrapping-key` of another
-        /// centre).
+        /// The one identity (SPIFFE URI) that may import the bundle; it will own the copy.
+        #[arg(long)]
+        to: String,
+        /// The X25519 wrapping key of the centre the bundle goes to, base64 (`kms wrapping-key`
+        /// there; this centre's own for a copy here).
         #[arg(long)]
         recipient: String,
         /// Version to export; default: the primary version.
         #[arg(long = "key-version", default_value_t = 0)]
         key_version: u32,
+        /// Let the imported copy be exported again (default: it cannot).
+        #[arg(long)]
+        allow_reexport: bool,
+        /// How long the bundle can be imported, in hours (1 to 720).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+        valid_for_hours: u32,
         /// Where to write the bundle.
         #[arg(long)]
         out: PathBuf,
     },
-    /// Import a key bundle written by `kms key export` to this centre's wrapping key.
+    /// Import a key bundle written by `kms key export`: only its recipient can, once. The copy
+    /// belongs to you and is exportable only with --exportable on a bundle that allows it.
     Import {
         /// The bundle file.
         #[arg(long = "in")]
@@ -375,10 +387,25 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
         }
         KeyCommand::Export {
             key,
+            to,
             recipient,
             key_version,
+            allow_reexport,
+            valid_for_hours,
             out,
-        } => export(key, &recipient, key_version, &out).await,
+        } => {
+            let request = pb::WrapKeyForRecipientRequest {
+                key_id: key.key_id.clone(),
+                version: key_version,
+                recipient_public_key: B64
+                    .decode(recipient.trim())
+                    .context("--recipient is not base64")?,
+                recipient: to,
+                allow_reexport,
+                valid_for_seconds: valid_for_hours.saturating_mul(3600),
+            };
+            export(&key.connection, request, &out).await
+        }
         KeyCommand::Import {
             input,
             options,
@@ -462,33 +489,29 @@ async fn verify(key: KeyArg, input: &Input, signature: &str) -> anyhow::Result<(
     Ok(())
 }
 
-async fn export(key: KeyArg, recipient: &str, version: u32, out: &Path) -> anyhow::Result<()> {
-    let request = pb::WrapKeyForRecipientRequest {
-        key_id: key.key_id,
-        version,
-        recipient_public_key: B64
-            .decode(recipient.trim())
-            .context("--recipient is not base64")?,
-    };
-    let response = client(&key.connection)
+async fn export(
+    connection: &Connection,
+    request: pb::WrapKeyForRecipientRequest,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let response = client(connection)
         .await?
         .wrap_key_for_recipient(request)
         .await;
     let wrapped = response.map_err(status_error)?.into_inner();
-    let bundle = serde_json::json!({
-        "format": BUNDLE_FORMAT,
-        "key_id": wrapped.key_id,
-        "version": wrapped.version,
-        "algorithm": algorithm_name(wrapped.algorithm()),
-        "encapsulated_key": B64.encode(&wrapped.encapsulated_key),
-        "ciphertext": B64.encode(&wrapped.ciphertext),
-    });
-    crate::init::write_public(out, &serde_json::to_string_pretty(&bundle)?)?;
+    let terms = wrapped
+        .terms
+        .context("the server returned no bundle terms")?;
+    let file = BundleFile::new(&terms, &wrapped.encapsulated_key, &wrapped.ciphertext)?;
+    crate::init::write_public(out, &serde_json::to_string_pretty(&file)?)?;
     println!(
-        "wrapped {} version {} to {}",
-        wrapped.key_id,
-        wrapped.version,
-        out.display()
+        "wrapped {} version {} to {} as bundle {}: only {} can import it, once, until {}",
+        file.key_id,
+        file.version,
+        out.display(),
+        file.bundle_id,
+        file.recipient,
+        timestamp(terms.expires_at.as_ref())
     );
     Ok(())
 }
@@ -505,36 +528,117 @@ fn text_or_file(inline: Option<String>, file: Option<&Path>, flag: &str) -> anyh
 }
 
 /// The `format` field of an export bundle.
-const BUNDLE_FORMAT: &str = "govtrust-wrapped-key-v1";
+const BUNDLE_FORMAT: &str = "govtrust-wrapped-key-v2";
+/// The format of bundles that bound no recipient, refused since.
+const UNBOUND_FORMAT: &str = "govtrust-wrapped-key-v1";
+
+/// The file `kms key export` writes and `kms key import` reads: the bundle's terms (bound into
+/// the HPKE info, so none can be changed) and the wrapped key, base64.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleFile {
+    format: String,
+    bundle_id: String,
+    source_centre: String,
+    key_id: String,
+    version: u32,
+    algorithm: String,
+    exporter: String,
+    recipient: String,
+    exportable: bool,
+    exported_at_ms: u64,
+    expires_at_ms: u64,
+    encapsulated_key: String,
+    ciphertext: String,
+}
+
+impl BundleFile {
+    fn new(
+        terms: &pb::BundleTerms,
+        encapsulated_key: &[u8],
+        ciphertext: &[u8],
+    ) -> anyhow::Result<BundleFile> {
+        Ok(BundleFile {
+            format: BUNDLE_FORMAT.to_owned(),
+            bundle_id: terms.bundle_id.clone(),
+            source_centre: terms.source_centre.clone(),
+            key_id: terms.source_key_id.clone(),
+            version: terms.source_version,
+            algorithm: algorithm_name(terms.algorithm()).to_owned(),
+            exporter: terms.exporter.clone(),
+            recipient: terms.recipient.clone(),
+            exportable: terms.exportable,
+            exported_at_ms: unix_ms(terms.exported_at.as_ref())?,
+            expires_at_ms: unix_ms(terms.expires_at.as_ref())?,
+            encapsulated_key: B64.encode(encapsulated_key),
+            ciphertext: B64.encode(ciphertext),
+        })
+    }
+
+    /// Reads a bundle file, refusing other formats by name.
+    fn read(input: &Path) -> anyhow::Result<BundleFile> {
+        let text = std::fs::read_to_string(input)
+            .with_context(|| format!("cannot read {}", input.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).context("the bundle is not JSON")?;
+        match value["format"].as_str() {
+            Some(BUNDLE_FORMAT) => {}
+            Some(UNBOUND_FORMAT) => anyhow::bail!(
+                "{} is a {UNBOUND_FORMAT} bundle, which names no recipient and could be imported \
+                 by anyone, any number of times: it is refused; ask its exporter to export the \
+                 key again (`kms key export --to <your identity>`)",
+                input.display()
+            ),
+            _ => anyhow::bail!("{} is not a {BUNDLE_FORMAT} bundle", input.display()),
+        }
+        serde_json::from_value(value).context("the bundle's fields are not as expected")
+    }
+
+    fn terms(&self) -> anyhow::Result<pb::BundleTerms> {
+        let algorithm = pb::KeyAlgorithm::from_str_name(&algorithm_enum_name(&self.algorithm))
+            .with_context(|| format!("unknown algorithm {:?} in the bundle", self.algorithm))?;
+        Ok(pb::BundleTerms {
+            bundle_id: self.bundle_id.clone(),
+            source_centre: self.source_centre.clone(),
+            source_key_id: self.key_id.clone(),
+            source_version: self.version,
+            algorithm: algorithm as i32,
+            exporter: self.exporter.clone(),
+            recipient: self.recipient.clone(),
+            exportable: self.exportable,
+            exported_at: Some(from_unix_ms(self.exported_at_ms)),
+            expires_at: Some(from_unix_ms(self.expires_at_ms)),
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch of a timestamp the server sent.
+fn unix_ms(at: Option<&prost_types::Timestamp>) -> anyhow::Result<u64> {
+    let at = at.context("the server returned a bundle without its dates")?;
+    let at = SystemTime::try_from(*at).context("the server returned an invalid date")?;
+    let ms = at.duration_since(SystemTime::UNIX_EPOCH)?.as_millis();
+    Ok(u64::try_from(ms)?)
+}
+
+fn from_unix_ms(ms: u64) -> prost_types::Timestamp {
+    (SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)).into()
+}
 
 fn import_request(input: &Path, options: KeyOptions) -> anyhow::Result<pb::ImportKeyRequest> {
-    let text = std::fs::read_to_string(input)
-        .with_context(|| format!("cannot read {}", input.display()))?;
-    let bundle: serde_json::Value =
-        serde_json::from_str(&text).context("the bundle is not JSON")?;
-    anyhow::ensure!(
-        bundle["format"] == BUNDLE_FORMAT,
-        "not a {BUNDLE_FORMAT} bundle"
-    );
-    let field = |name: &str| -> anyhow::Result<Vec<u8>> {
-        let text = bundle[name]
-            .as_str()
-            .with_context(|| format!("the bundle has no {name}"))?;
+    let bundle = BundleFile::read(input)?;
+    let field = |name: &str, text: &str| -> anyhow::Result<Vec<u8>> {
         B64.decode(text)
             .with_context(|| format!("the bundle's {name} is not base64"))
     };
-    let algorithm = bundle["algorithm"]
-        .as_str()
-        .context("the bundle has no algorithm")?;
-    let algorithm = pb::KeyAlgorithm::from_str_name(&algorithm_enum_name(algorithm))
-        .with_context(|| format!("unknown algorithm {algorithm:?} in the bundle"))?;
+    let terms = bundle.terms()?;
     Ok(pb::ImportKeyRequest {
-        algorithm: algorithm as i32,
-        encapsulated_key: field("encapsulated_key")?,
-        ciphertext: field("ciphertext")?,
+        algorithm: terms.algorithm,
+        encapsulated_key: field("encapsulated_key", &bundle.encapsulated_key)?,
+        ciphertext: field("ciphertext", &bundle.ciphertext)?,
         exportable: options.exportable,
         description: options.description,
         owner: options.owner.unwrap_or_default(),
+        terms: Some(terms),
     })
 }
 
@@ -596,8 +700,36 @@ fn write_output(out: Option<PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+fn terms_json(terms: &pb::BundleTerms) -> serde_json::Value {
+    serde_json::json!({
+        "bundle_id": terms.bundle_id,
+        "source_centre": terms.source_centre,
+        "source_key_id": terms.source_key_id,
+        "source_version": terms.source_version,
+        "algorithm": algorithm_name(terms.algorithm()),
+        "exporter": terms.exporter,
+        "recipient": terms.recipient,
+        "exportable": terms.exportable,
+        "exported_at": timestamp(terms.exported_at.as_ref()),
+        "expires_at": timestamp(terms.expires_at.as_ref()),
+    })
+}
+
+fn export_json(export: &pb::KeyExport) -> serde_json::Value {
+    serde_json::json!({
+        "terms": export.terms.as_ref().map(terms_json),
+        "imported_as": export.imported_as,
+        "imported_by": export.imported_by,
+        "imported_at": timestamp(export.imported_at.as_ref()),
+    })
+}
+
 fn key_json(key: &pb::Key) -> serde_json::Value {
     serde_json::json!({
+        "created_by": key.created_by,
+        "origin": if key.imported_from.is_some() { "imported" } else { "generated" },
+        "imported_from": key.imported_from.as_ref().map(terms_json),
+        "exports": key.exports.iter().map(export_json).collect::<Vec<_>>(),
         "key_id": key.key_id,
         "algorithm": algorithm_name(key.algorithm()),
         "state": state_name(key.state()),
@@ -629,6 +761,24 @@ fn show_key(connection: &Connection, key: Option<pb::Key>) -> anyhow::Result<()>
     );
     println!("exportable: {}", key.exportable);
     println!("owner:      {}", key.owner);
+    if !key.created_by.is_empty() {
+        println!("created by: {}", key.created_by);
+    }
+    match &key.imported_from {
+        Some(terms) => println!(
+            "origin:     imported from key {} version {} of centre {} (bundle {}, exported by {} at {})",
+            terms.source_key_id,
+            terms.source_version,
+            terms.source_centre,
+            terms.bundle_id,
+            terms.exporter,
+            timestamp(terms.exported_at.as_ref())
+        ),
+        None => println!("origin:     generated"),
+    }
+    for export in &key.exports {
+        show_export(export);
+    }
     if key.destruction_scheduled_at.is_some() {
         println!(
             "destroy at: {}",
@@ -639,6 +789,29 @@ fn show_key(connection: &Connection, key: Option<pb::Key>) -> anyhow::Result<()>
         println!("destroyed:  {}", timestamp(key.destroyed_at.as_ref()));
     }
     Ok(())
+}
+
+fn show_export(export: &pb::KeyExport) {
+    let Some(terms) = &export.terms else {
+        return;
+    };
+    let fate = match export.imported_as.as_str() {
+        "" => format!(
+            "not imported here; expires {}",
+            timestamp(terms.expires_at.as_ref())
+        ),
+        copy => format!(
+            "imported as {copy} at {}",
+            timestamp(export.imported_at.as_ref())
+        ),
+    };
+    println!(
+        "exported:   bundle {} (version {}) to {} at {}: {fate}",
+        terms.bundle_id,
+        terms.source_version,
+        terms.recipient,
+        timestamp(terms.exported_at.as_ref())
+    );
 }
 
 fn algorithm_message(algorithm: AlgorithmArg) -> pb::KeyAlgorithm {

@@ -166,6 +166,8 @@ mod tests {
             created_at: SystemTime::now(),
             destruction_scheduled_at: None,
             destroyed_at: None,
+            created_by: String::new(),
+            origin: govtrust_kms::KeyOrigin::Generated,
         }
     }
 

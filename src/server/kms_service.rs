@@ -2,13 +2,16 @@
 //! key-management centre, answer.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use govtrust_approval::{Kind, Operation as Act};
-use govtrust_kms::{Algorithm, ImportSpec, KeyId, KeyInfo, KeySpec, KeyState, Kms, StateChange};
+use govtrust_kms::{
+    Algorithm, BundleExport, BundleId, BundleTerms, ExportSpec, ImportSpec, KeyId, KeyInfo,
+    KeyOrigin, KeySpec, KeyState, Kms, StateChange,
+};
 use govtrust_proto::kms as pb;
 use pb::key_management_server::KeyManagement;
 use pb::seal_server::Seal;
-use std::time::SystemTime;
 use tonic::{Request, Response, Status};
 
 use super::authz::{Action, KeyOperation, authorize};
@@ -117,11 +120,12 @@ impl KeyManagement for KeyService {
 
     async fn get_key(&self, request: Request<pb::GetKeyRequest>) -> Reply<pb::GetKeyResponse> {
         let principal = self.principal(&request)?;
-        let (_, key) =
+        let (id, key) =
             self.authorized_key(&principal, &request.get_ref().key_id, KeyOperation::Read)?;
-        Ok(Response::new(pb::GetKeyResponse {
-            key: Some(key_message(&key)),
-        }))
+        let mut message = key_message(&key);
+        let exports = self.kms.exports(&id).map_err(status::kms)?;
+        message.exports = exports.iter().map(export_message).collect();
+        Ok(Response::new(pb::GetKeyResponse { key: Some(message) }))
     }
 
     async fn list_keys(
@@ -414,24 +418,21 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Export)?;
-        let version = Some(request.version).filter(|v| *v != 0);
+        let spec = export_spec(request)?;
         let kms = self.kms.clone();
         let wrapped = blocking(move || {
-            kms.wrap_for_recipient(
-                &principal.spiffe_id,
-                &id,
-                version,
-                &request.recipient_public_key,
-            )
-            .map_err(status::kms)
+            kms.wrap_for_recipient(&principal.spiffe_id, &id, spec)
+                .map_err(status::kms)
         })
         .await?;
+        let terms = &wrapped.terms;
         Ok(Response::new(pb::WrapKeyForRecipientResponse {
+            algorithm: algorithm_message(terms.algorithm) as i32,
+            key_id: terms.source_key.to_string(),
+            version: terms.source_version,
+            terms: Some(terms_message(terms)),
             encapsulated_key: wrapped.encapsulated_key,
             ciphertext: wrapped.ciphertext,
-            algorithm: algorithm_message(wrapped.algorithm) as i32,
-            key_id: wrapped.key_id.to_string(),
-            version: wrapped.version,
         }))
     }
 
@@ -451,15 +452,7 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::ImportKeyResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::ImportKey)?;
-        let request = request.into_inner();
-        let spec = ImportSpec {
-            algorithm: algorithm(request.algorithm)?,
-            encapsulated_key: request.encapsulated_key,
-            ciphertext: request.ciphertext,
-            exportable: request.exportable,
-            description: request.description,
-            owner: owner(&request.owner, &principal, &self.identity_prefix)?,
-        };
+        let spec = import_spec(request.into_inner(), &principal)?;
         let kms = self.kms.clone();
         let key = blocking(move || {
             kms.import_key(&principal.spiffe_id, spec)
@@ -578,6 +571,102 @@ fn key_spec(
     })
 }
 
+/// What WrapKeyForRecipient asks for.
+fn export_spec(request: pb::WrapKeyForRecipientRequest) -> Result<ExportSpec, Status> {
+    if request.recipient.is_empty() {
+        return Err(Status::invalid_argument(
+            "recipient: name the one identity (SPIFFE URI) that may import the bundle",
+        ));
+    }
+    Ok(ExportSpec {
+        version: Some(request.version).filter(|v| *v != 0),
+        recipient: request.recipient,
+        recipient_public_key: request.recipient_public_key,
+        exportable: request.allow_reexport,
+        valid_for: Some(request.valid_for_seconds)
+            .filter(|s| *s != 0)
+            .map(|s| Duration::from_secs(u64::from(s))),
+    })
+}
+
+/// What ImportKey asks for. The new key belongs to the caller, whom the kms checks is the
+/// bundle's recipient; the request may not name another owner or another algorithm.
+fn import_spec(request: pb::ImportKeyRequest, principal: &Principal) -> Result<ImportSpec, Status> {
+    let terms = request.terms.ok_or_else(|| {
+        Status::invalid_argument(
+            "terms: missing; a bundle without bound terms (format govtrust-wrapped-key-v1) is \
+             refused: ask its exporter to export the key again",
+        )
+    })?;
+    let terms = bundle_terms(terms)?;
+    if request.algorithm != 0 && algorithm(request.algorithm)? != terms.algorithm {
+        return Err(Status::invalid_argument(format!(
+            "algorithm: the bundle holds an {} key",
+            terms.algorithm
+        )));
+    }
+    if !request.owner.is_empty() && request.owner != principal.spiffe_id {
+        return Err(Status::invalid_argument(format!(
+            "owner: an imported key belongs to the bundle's recipient, who imports it; {:?} \
+             cannot be named",
+            request.owner
+        )));
+    }
+    Ok(ImportSpec {
+        encapsulated_key: request.encapsulated_key,
+        ciphertext: request.ciphertext,
+        terms,
+        exportable: request.exportable,
+        description: request.description,
+        owner_generation: principal.standing.map_or(0, |s| s.certificate_generation),
+    })
+}
+
+/// Parses bundle terms from the wire.
+fn bundle_terms(terms: pb::BundleTerms) -> Result<BundleTerms, Status> {
+    let time = |at: Option<prost_types::Timestamp>, field: &str| {
+        at.and_then(|at| SystemTime::try_from(at).ok())
+            .ok_or_else(|| Status::invalid_argument(format!("terms.{field}: missing or invalid")))
+    };
+    Ok(BundleTerms {
+        id: BundleId::parse(&terms.bundle_id).map_err(status::kms)?,
+        source_key: KeyId::parse(&terms.source_key_id).map_err(status::kms)?,
+        algorithm: algorithm(terms.algorithm)?,
+        exported_at: time(terms.exported_at, "exported_at")?,
+        expires_at: time(terms.expires_at, "expires_at")?,
+        source_centre: terms.source_centre,
+        source_version: terms.source_version,
+        exporter: terms.exporter,
+        recipient: terms.recipient,
+        exportable: terms.exportable,
+    })
+}
+
+fn terms_message(terms: &BundleTerms) -> pb::BundleTerms {
+    pb::BundleTerms {
+        bundle_id: terms.id.to_string(),
+        source_centre: terms.source_centre.clone(),
+        source_key_id: terms.source_key.to_string(),
+        source_version: terms.source_version,
+        algorithm: algorithm_message(terms.algorithm) as i32,
+        exporter: terms.exporter.clone(),
+        recipient: terms.recipient.clone(),
+        exportable: terms.exportable,
+        exported_at: Some(terms.exported_at.into()),
+        expires_at: Some(terms.expires_at.into()),
+    }
+}
+
+fn export_message(export: &BundleExport) -> pb::KeyExport {
+    let imported = export.imported.as_ref();
+    pb::KeyExport {
+        terms: Some(terms_message(&export.terms)),
+        imported_as: imported.map(|i| i.key.to_string()).unwrap_or_default(),
+        imported_by: imported.map(|i| i.by.clone()).unwrap_or_default(),
+        imported_at: imported.map(|i| i.at.into()),
+    }
+}
+
 /// The owner of a new key: the caller, unless the security administrator names another
 /// identity of this trust domain.
 fn owner(requested: &str, principal: &Principal, identity_prefix: &str) -> Result<String, Status> {
@@ -686,6 +775,12 @@ fn key_message(key: &KeyInfo) -> pb::Key {
         owner_generation: key.owner_generation,
         destruction_scheduled_at: key.destruction_scheduled_at.map(Into::into),
         destroyed_at: key.destroyed_at.map(Into::into),
+        created_by: key.created_by.clone(),
+        imported_from: match &key.origin {
+            KeyOrigin::Imported(terms) => Some(terms_message(terms)),
+            KeyOrigin::Generated => None,
+        },
+        exports: Vec::new(),
     }
 }
 

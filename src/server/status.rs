@@ -26,9 +26,16 @@ pub fn kms(error: KmsError) -> Status {
         E::WrongAlgorithm { .. } | E::InvalidArgument { .. } | E::Authentication => {
             Status::invalid_argument(message)
         }
-        E::MalformedCiphertext { .. } => Status::invalid_argument(message),
+        E::MalformedCiphertext { .. } | E::BundleUnwrap { .. } => Status::invalid_argument(message),
         E::KeyNotFound { .. } | E::UnknownVersion { .. } => Status::not_found(message),
         E::NotExportable { .. } => Status::permission_denied(message),
+        E::NotRecipient { .. } | E::BundleWidened { .. } | E::BundleUnknown { .. } => {
+            Status::permission_denied(message)
+        }
+        E::BundleUsed { .. } => Status::already_exists(message),
+        E::BundleExpired { .. } | E::BundleRevoked { .. } | E::EncryptionLimit { .. } => {
+            Status::failed_precondition(message)
+        }
         E::Conflict { .. } => Status::aborted(message),
         other => internal(&other),
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,16 +12,40 @@ use govtrust_store::{AuditEvent, AuditSink, Batch, MemoryStore, Store};
 
 pub const AUDIT_PREFIX: &[u8] = b"audit/";
 
-/// Appends `action|actor|target` to the batch, so only committed events are seen.
+/// Appends `action|actor|target` and a `|name=value` per detail to the batch, so only
+/// committed events are seen.
 #[derive(Default)]
 pub struct TestAudit;
 
 impl AuditSink for TestAudit {
     fn stage(&self, batch: &mut Batch, event: &AuditEvent) -> Result<(), govtrust_store::Error> {
-        let line = format!("{}|{}|{}", event.action, event.actor, event.target);
+        let mut line = format!("{}|{}|{}", event.action, event.actor, event.target);
+        for (name, value) in &event.details {
+            line.push_str(&format!("|{name}={value}"));
+        }
         batch.append(AUDIT_PREFIX, line);
         Ok(())
     }
+}
+
+/// The actor, target and details of every committed event of `action`.
+pub fn audit_events(store: &dyn Store, action: &str) -> Vec<BTreeMap<String, String>> {
+    let of_action = audit_log(store)
+        .into_iter()
+        .filter(|line| line.split('|').next() == Some(action));
+    of_action
+        .map(|line| {
+            let mut parts = line.split('|').skip(1);
+            let mut event = BTreeMap::new();
+            event.insert("actor".to_owned(), parts.next().unwrap().to_owned());
+            event.insert("target".to_owned(), parts.next().unwrap().to_owned());
+            for detail in parts {
+                let (name, value) = detail.split_once('=').unwrap();
+                event.insert(name.to_owned(), value.to_owned());
+            }
+            event
+        })
+        .collect()
 }
 
 /// Every committed audit event, as `action|actor|target`.
@@ -46,6 +71,10 @@ pub struct FakeClock(Mutex<SystemTime>);
 impl FakeClock {
     pub fn new() -> FakeClock {
         FakeClock(Mutex::new(UNIX_EPOCH + Duration::from_secs(1_750_000_000)))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
     }
 
     pub fn advance_days(&self, days: u64) {
