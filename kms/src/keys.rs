@@ -186,7 +186,7 @@ fn page_token_id(token: &str) -> Result<KeyId, Error> {
 
 /// Bounds free text that goes into records and audit events, and refuses control characters
 /// (line breaks, terminal escapes), which could forge lines in a human view of the audit log.
-fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
+pub(crate) fn check_text(field: &'static str, text: &str) -> Result<(), Error> {
     let invalid = |reason: String| Error::InvalidArgument { field, reason };
     if text.len() > MAX_TEXT_LEN {
         return Err(invalid(format!("longer than {MAX_TEXT_LEN} bytes")));
