@@ -30,6 +30,8 @@ pub enum Action<'a> {
     ListKeys,
     ImportKey,
     ReadWrappingKey,
+    /// Seal the running key-management centre (an emergency stop).
+    Seal,
     /// An operation on one key.
     Key(KeyOperation, &'a KeyInfo),
 }
@@ -79,6 +81,7 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
             A::ListKeys | A::Key(KeyOperation::Read, _),
         ) => true,
         (Role::SecurityAdministrator, A::CreateKey | A::ImportKey | A::ReadWrappingKey) => true,
+        (Role::SecurityAdministrator, A::Seal) => true,
         (Role::SecurityAdministrator, A::Key(KeyOperation::Manage, key)) => !key.internal,
         (Role::SecurityAdministrator, A::Key(_, key)) => owns(principal, key),
         _ => false,
@@ -93,6 +96,7 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
         A::RegisterSystem | A::IssueToken | A::ReadCertificates | A::ListKeys | A::ReadAudit => {
             false
         }
+        A::Seal => false,
     }
 }
 
@@ -112,6 +116,7 @@ fn describe(action: Action<'_>) -> String {
         Action::ListKeys => "list keys".to_owned(),
         Action::ImportKey => "import keys".to_owned(),
         Action::ReadWrappingKey => "read the import wrapping key".to_owned(),
+        Action::Seal => "seal the key-management centre".to_owned(),
         Action::Key(KeyOperation::Read, key) => format!("read key {}", key.id),
         Action::Key(KeyOperation::Use, key) => format!("use key {}", key.id),
         Action::Key(KeyOperation::Manage, key) => format!("manage key {}", key.id),
@@ -231,6 +236,23 @@ mod tests {
         for principal in [&sys, &sec, &aud] {
             assert!(authorize(principal, Action::ReadCertificates).is_ok());
             assert!(authorize(principal, Action::Renew).is_err());
+        }
+    }
+
+    #[test]
+    fn only_the_security_administrator_seals() {
+        let sec = admin(Role::SecurityAdministrator);
+        assert!(authorize(&sec, Action::Seal).is_ok());
+        let stranger = Principal::for_test("spiffe://gov.example/person/nobody", Kind::Unknown);
+        for principal in [
+            admin(Role::SystemAdministrator),
+            admin(Role::AuditAdministrator),
+            system(TAX),
+            stranger,
+        ] {
+            let denied = authorize(&principal, Action::Seal).unwrap_err();
+            assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+            assert!(denied.message().contains("seal"), "{}", denied.message());
         }
     }
 
