@@ -2,8 +2,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use govtrust_ca::Role;
 
 use crate::client;
 
@@ -34,6 +36,15 @@ pub enum Command {
     },
     /// Show whether the server is sealed and how far unsealing has come.
     Status {
+        #[command(flatten)]
+        connection: client::Connection,
+    },
+    /// Seal the running server at once (security administrator): every key leaves its memory
+    /// and every key operation fails until the custodians unseal it again.
+    Seal {
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
         #[command(flatten)]
         connection: client::Connection,
     },
@@ -77,6 +88,33 @@ pub struct ServeArgs {
     #[arg(long, requires = "dev", value_name = "DAYS",
           value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub dev_clock_offset_days: Option<u32>,
+    /// How long an unseal attempt lasts after its first share; then its shares are forgotten
+    /// and the custodians start again. Seconds, or with a unit: 90s, 10m, 1h (1 s to 24 h).
+    #[arg(long, env = "GOVTRUST_UNSEAL_TIMEOUT", default_value = "10m",
+          value_parser = parse_unseal_timeout)]
+    pub unseal_timeout: Duration,
+}
+
+/// Longest unseal timeout accepted.
+const MAX_UNSEAL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration of `N`, `Ns`, `Nm` or `Nh`, from 1 s to 24 h.
+fn parse_unseal_timeout(text: &str) -> Result<Duration, String> {
+    let units = [('h', 3600), ('m', 60), ('s', 1)];
+    let (number, unit) = units
+        .iter()
+        .find_map(|&(suffix, unit)| text.strip_suffix(suffix).map(|number| (number, unit)))
+        .unwrap_or((text, 1));
+    let seconds = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{text:?} is not a duration such as 600, 90s, 10m or 1h"))?;
+    let timeout = Duration::from_secs(seconds);
+    if timeout.is_zero() || timeout > MAX_UNSEAL_TIMEOUT {
+        return Err(format!("{text:?}: the unseal timeout is 1 s to 24 h"));
+    }
+    Ok(timeout)
 }
 
 /// `govtrust init`.
@@ -104,6 +142,43 @@ pub struct InitArgs {
     /// IP addresses of the server certificate.
     #[arg(long = "server-ip", default_value = "127.0.0.1")]
     pub server_ips: Vec<IpAddr>,
+    /// Where to write what the administrators receive (empty or absent, outside --data and
+    /// --shares-out): per role a directory with a new key, its certificate and the root, or
+    /// for a role given --admin-csr its certificate and the root. Hand each directory to its
+    /// administrator, then delete this one. Needed unless every role brings a CSR.
+    #[arg(long, value_name = "DIR")]
+    pub admin_out: Option<PathBuf>,
+    /// Issue ROLE's certificate for the key of the CSR in FILE (PEM or DER), made by the
+    /// administrator, who keeps the key. ROLE: system-admin, security-admin, audit-admin.
+    /// Repeatable; the roles without one get a key generated into --admin-out.
+    #[arg(long = "admin-csr", value_name = "ROLE=FILE", value_parser = parse_admin_csr)]
+    pub admin_csrs: Vec<AdminCsr>,
+    /// Set by `serve --dev` alone: shares and administrator keys stay in the data directory.
+    #[arg(skip)]
+    pub dev: bool,
+}
+
+/// One `--admin-csr ROLE=FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminCsr {
+    pub role: Role,
+    pub file: PathBuf,
+}
+
+fn parse_admin_csr(text: &str) -> Result<AdminCsr, String> {
+    let (role, file) = text
+        .split_once('=')
+        .filter(|(_, file)| !file.is_empty())
+        .ok_or_else(|| format!("{text:?} is not ROLE=FILE"))?;
+    let role = role.parse::<Role>().map_err(|_| {
+        format!(
+            "{role:?} is not an administrator role: system-admin, security-admin or audit-admin"
+        )
+    })?;
+    Ok(AdminCsr {
+        role,
+        file: file.into(),
+    })
 }
 
 /// Runs the parsed command.
@@ -113,6 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => crate::init::run(&args).map(|_| ()),
         Command::Unseal { share, connection } => client::seal::unseal(&connection, &share).await,
         Command::Status { connection } => client::seal::status(&connection).await,
+        Command::Seal { reason, connection } => client::seal::seal(&connection, &reason).await,
         Command::System(command) => client::system::run(command).await,
         Command::Enroll(args) => client::enrollment::enroll(args).await,
         Command::Renew(args) => client::enrollment::renew(args).await,
@@ -124,11 +200,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use clap::CommandFactory;
+
+    use std::time::Duration;
+
+    use super::*;
 
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unseal_timeouts() {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(parse_unseal_timeout("10m"), Ok(minutes(10)));
+        assert_eq!(parse_unseal_timeout("600"), Ok(minutes(10)));
+        assert_eq!(parse_unseal_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_unseal_timeout("24h"), Ok(minutes(24 * 60)));
+        for bad in [
+            "0",
+            "25h",
+            "",
+            "m",
+            "-5m",
+            "10 m",
+            "1d",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_unseal_timeout(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn admin_csr_arguments() {
+        let parsed = parse_admin_csr("audit-admin=/tmp/a=b.csr");
+        assert_eq!(
+            parsed,
+            Ok(AdminCsr {
+                role: Role::AuditAdministrator,
+                file: "/tmp/a=b.csr".into()
+            })
+        );
+        assert!(
+            parse_admin_csr("root=x.csr")
+                .unwrap_err()
+                .contains("not an administrator role")
+        );
+        assert!(parse_admin_csr("audit-admin=").is_err());
+        assert!(parse_admin_csr("audit-admin").is_err());
     }
 }

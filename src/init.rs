@@ -4,21 +4,30 @@
 //! unseals in memory with the first M shares to create the CA hierarchy in the key-management
 //! centre, and writes the public CA files, the server's TLS credential and one credential per
 //! administrator role.
+//!
+//! Nothing secret that belongs to a person is written into the data directory, which the
+//! service account reads and every backup copies: the shares go to `--shares-out`, the
+//! administrators' credentials to `--admin-out` (each role's key generated here), or a role
+//! brings a certificate signing request (`--admin-csr ROLE=FILE`) and gets only its
+//! certificate. Only `serve --dev` keeps both inside the data directory, and says so.
 
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use govtrust_audit::AuditLog;
-use govtrust_ca::{Ca, Credential, InitArtifacts, InitParams};
+use govtrust_ca::{Ca, Credential, InitArtifacts, InitParams, Role};
 use govtrust_kms::{Kms, ShareFile, SystemClock};
 use govtrust_store::{RedbStore, Store};
 
-use crate::cli::InitArgs;
+use crate::cli::{AdminCsr, InitArgs};
 use crate::layout::Layout;
+
+/// Largest certificate signing request file read.
+const MAX_CSR_FILE: u64 = 64 * 1024;
 
 /// Creates the deployment described by `args`; returns the shares it wrote.
 ///
@@ -35,43 +44,108 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
         args.shares_out.display(),
         args.threshold
     );
-    print_credentials(&layout);
+    println!("CA bundle:        {}", layout.ca_bundle().display());
+    println!("Root certificate: {}", layout.root_certificate().display());
+    print_handover(&Handover::new(&layout, args));
     Ok(shares)
 }
 
-/// Creates the deployment and writes its shares to `args.shares_out`; marks the deployment
-/// complete last. Both directories must be empty or absent and apart from each other. On
-/// failure removes what it wrote, and nothing else: a directory that existed stays.
+/// Creates the deployment and writes its shares to `args.shares_out` and the administrators'
+/// credentials where [`Handover`] says; marks the deployment complete last. The directories
+/// written must be empty or absent and apart from each other. On failure removes what it
+/// wrote, and nothing else: a directory that existed stays.
 pub fn create_complete(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
-    // Dev mode alone keeps its shares inside the data directory, and says so loudly.
-    if args.shares_out != layout.dev_unseal() {
-        ensure_apart(layout.root(), &args.shares_out)?;
+    check_admins(args)?;
+    let csrs = read_csrs(&args.admin_csrs)?;
+    ensure_all_apart(layout, args)?;
+    let handover = Handover::new(layout, args);
+    let mut claims = Claims::default();
+    claims.claim(layout.root())?;
+    claims.claim(&args.shares_out)?;
+    if let Some(out) = handover.out.filter(|_| !args.dev) {
+        claims.claim(out)?;
     }
-    let data = Claimed::new(layout.root())?;
-    let shares_dir = Claimed::new(&args.shares_out).inspect_err(|_| data.undo())?;
-    create(layout, args)
+    create(layout, args, csrs, &handover)
         .and_then(|shares| write_shares(&args.shares_out, &shares).map(|()| shares))
         .and_then(|shares| {
             write_public(&layout.complete_marker(), "initialised\n").map(|()| shares)
         })
-        .inspect_err(|_| {
-            data.undo();
-            shares_dir.undo();
-        })
+        .inspect_err(|_| claims.undo())
 }
 
-/// The shares must not be written into the data directory (every backup of it would carry the
-/// master key), nor the other way round.
-fn ensure_apart(data: &Path, shares: &Path) -> anyhow::Result<()> {
-    let (data_abs, shares_abs) = (std::path::absolute(data)?, std::path::absolute(shares)?);
-    if data_abs.starts_with(&shares_abs) || shares_abs.starts_with(&data_abs) {
+/// Dev mode alone keeps shares and administrator keys inside the data directory; otherwise
+/// the data directory, the shares and the administrators' credentials are three apart places.
+fn ensure_all_apart(layout: &Layout, args: &InitArgs) -> anyhow::Result<()> {
+    if args.dev {
+        return Ok(());
+    }
+    let data = ("--data", layout.root());
+    let shares = ("--shares-out", args.shares_out.as_path());
+    ensure_apart(
+        shares,
+        data,
+        "keep the custodians' shares out of the data directory",
+    )?;
+    if let Some(out) = &args.admin_out {
+        let admins = ("--admin-out", out.as_path());
+        ensure_apart(
+            admins,
+            data,
+            "keep administrator keys out of the data directory",
+        )?;
+        ensure_apart(
+            admins,
+            shares,
+            "keep administrator keys apart from the shares",
+        )?;
+    }
+    Ok(())
+}
+
+/// `first` and `second` must not be one inside the other (every backup of the data directory
+/// would carry what is inside it). Symbolic links in the part of each path that exists are
+/// resolved first.
+fn ensure_apart(first: (&str, &Path), second: (&str, &Path), why: &str) -> anyhow::Result<()> {
+    let (a, b) = (resolved(first.1)?, resolved(second.1)?);
+    if a.starts_with(&b) || b.starts_with(&a) {
         bail!(
-            "--shares-out {} and --data {} overlap: keep the custodians' shares out of the data directory",
-            shares.display(),
-            data.display()
+            "{} {} and {} {} overlap: {why}",
+            first.0,
+            first.1.display(),
+            second.0,
+            second.1.display()
         );
     }
     Ok(())
+}
+
+/// `path` made absolute, with its longest existing ancestor canonicalized.
+fn resolved(path: &Path) -> anyhow::Result<PathBuf> {
+    let absolute = std::path::absolute(path)?;
+    let existing = absolute.ancestors().find(|a| a.exists());
+    let Some(existing) = existing else {
+        return Ok(absolute);
+    };
+    let rest = absolute.strip_prefix(existing).unwrap_or(Path::new(""));
+    Ok(fs::canonicalize(existing)?.join(rest))
+}
+
+/// The directories this command claimed, undone together.
+#[derive(Default)]
+struct Claims<'a>(Vec<Claimed<'a>>);
+
+impl<'a> Claims<'a> {
+    /// Claims `dir`; on failure undoes every earlier claim.
+    fn claim(&mut self, dir: &'a Path) -> anyhow::Result<()> {
+        let claimed = Claimed::new(dir).inspect_err(|_| self.undo())?;
+        self.0.push(claimed);
+        Ok(())
+    }
+
+    /// Undoes every claim, the last first.
+    fn undo(&self) {
+        self.0.iter().rev().for_each(Claimed::undo);
+    }
 }
 
 /// An empty directory this command writes into, and whether it existed before.
@@ -109,6 +183,39 @@ impl<'a> Claimed<'a> {
     }
 }
 
+/// Where each administrator role's credential is written.
+struct Handover<'a> {
+    layout: &'a Layout,
+    /// `--admin-out`; `None` in dev mode or when every role brought a CSR.
+    out: Option<&'a Path>,
+    csr_roles: Vec<Role>,
+    dev: bool,
+}
+
+impl<'a> Handover<'a> {
+    fn new(layout: &'a Layout, args: &'a InitArgs) -> Self {
+        Self {
+            layout,
+            out: args.admin_out.as_deref(),
+            csr_roles: args.admin_csrs.iter().map(|csr| csr.role).collect(),
+            dev: args.dev,
+        }
+    }
+
+    /// The directory of `role`'s credential: in `--admin-out`, or (dev mode, or a CSR role
+    /// without `--admin-out`: certificate only) in the data directory.
+    fn dir(&self, role: Role) -> PathBuf {
+        match self.out.filter(|_| !self.dev) {
+            Some(out) => out.join(role.as_str()),
+            None => self.layout.admin(role.as_str()),
+        }
+    }
+
+    fn brought_csr(&self, role: Role) -> bool {
+        self.csr_roles.contains(&role)
+    }
+}
+
 /// Refuses impossible settings before anything touches the disk.
 fn check(args: &InitArgs) -> anyhow::Result<()> {
     if !(2..=16).contains(&args.shares) || !(2..=args.shares).contains(&args.threshold) {
@@ -124,9 +231,69 @@ fn check(args: &InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every role is covered by a CSR or by `--admin-out`, and has at most one CSR.
+fn check_admins(args: &InitArgs) -> anyhow::Result<()> {
+    for (at, csr) in args.admin_csrs.iter().enumerate() {
+        if args
+            .admin_csrs
+            .iter()
+            .skip(at + 1)
+            .any(|c| c.role == csr.role)
+        {
+            bail!("--admin-csr is given twice for {}", csr.role);
+        }
+    }
+    if args.dev || args.admin_out.is_some() {
+        return Ok(());
+    }
+    let uncovered: Vec<&str> = Role::ALL
+        .into_iter()
+        .filter(|role| args.admin_csrs.iter().all(|csr| csr.role != *role))
+        .map(Role::as_str)
+        .collect();
+    if !uncovered.is_empty() {
+        bail!(
+            "give --admin-out DIR (outside --data) for the administrators' new keys, or \
+             --admin-csr ROLE=FILE for {}: init never writes administrator keys into the data \
+             directory",
+            uncovered.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The CSR files, read (at most 64 KiB each). The CA checks their contents.
+fn read_csrs(csrs: &[AdminCsr]) -> anyhow::Result<Vec<(Role, Vec<u8>)>> {
+    csrs.iter().map(read_csr).collect()
+}
+
+fn read_csr(csr: &AdminCsr) -> anyhow::Result<(Role, Vec<u8>)> {
+    let context = || {
+        format!(
+            "cannot read the --admin-csr of {}, {}",
+            csr.role,
+            csr.file.display()
+        )
+    };
+    let size = fs::metadata(&csr.file).with_context(context)?.len();
+    if size > MAX_CSR_FILE {
+        bail!(
+            "--admin-csr {}: {} is {size} bytes; a certificate signing request is at most 64 KiB",
+            csr.role,
+            csr.file.display()
+        );
+    }
+    Ok((csr.role, fs::read(&csr.file).with_context(context)?))
+}
+
 /// Creates the deployment in `layout` (a claimed, empty directory) and returns the shares
 /// without writing them.
-fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
+fn create(
+    layout: &Layout,
+    args: &InitArgs,
+    admin_csrs: Vec<(Role, Vec<u8>)>,
+    handover: &Handover<'_>,
+) -> anyhow::Result<Vec<ShareFile>> {
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&layout.database())?);
     fs::set_permissions(layout.database(), fs::Permissions::from_mode(0o600))?;
     let audit = Arc::new(AuditLog::new(store.clone()));
@@ -146,9 +313,10 @@ fn create(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
         trust_domain: args.trust_domain.clone(),
         server_dns_names: args.server_names.clone(),
         server_ips: args.server_ips.clone(),
+        admin_csrs,
     };
     let (_, artifacts) = Ca::initialize(store, kms, audit, clock, &params)?;
-    write_artifacts(layout, &artifacts)?;
+    write_artifacts(layout, handover, &artifacts)?;
     Ok(shares)
 }
 
@@ -193,7 +361,11 @@ fn ensure_empty(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_artifacts(layout: &Layout, artifacts: &InitArtifacts) -> anyhow::Result<()> {
+fn write_artifacts(
+    layout: &Layout,
+    handover: &Handover<'_>,
+    artifacts: &InitArtifacts,
+) -> anyhow::Result<()> {
     let chain = &artifacts.chain;
     write_public(&layout.root_certificate(), &chain.root_pem)?;
     let bundle = format!(
@@ -205,21 +377,22 @@ fn write_artifacts(layout: &Layout, artifacts: &InitArtifacts) -> anyhow::Result
         &layout.server_certificate(),
         &artifacts.server.certificate_pem,
     )?;
-    write_secret(&layout.server_key(), &artifacts.server.private_key_pem)?;
+    let server_key = artifacts.server.private_key_pem.as_ref();
+    let server_key = server_key.context("the CA returned no key for the server")?;
+    write_secret(&layout.server_key(), server_key)?;
     for (role, credential) in &artifacts.admins {
-        write_credential(
-            &layout.admin(&role.to_string()),
-            credential,
-            &chain.root_pem,
-        )?;
+        write_credential(&handover.dir(*role), credential, &chain.root_pem)?;
     }
     Ok(())
 }
 
-/// Writes a credential directory: `cert.pem` (leaf and issuing CA), `key.pem`, `ca.pem`.
+/// Writes a credential directory: `cert.pem` (leaf and issuing CA), `ca.pem`, and `key.pem`
+/// when the credential has its key.
 pub fn write_credential(dir: &Path, credential: &Credential, root_pem: &str) -> anyhow::Result<()> {
     write_public(&dir.join("cert.pem"), &credential.certificate_pem)?;
-    write_secret(&dir.join("key.pem"), &credential.private_key_pem)?;
+    if let Some(key) = &credential.private_key_pem {
+        write_secret(&dir.join("key.pem"), key)?;
+    }
     write_public(&dir.join("ca.pem"), root_pem)
 }
 
@@ -232,11 +405,41 @@ pub fn write_shares(dir: &Path, shares: &[ShareFile]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_credentials(layout: &Layout) {
-    println!("CA bundle:        {}", layout.ca_bundle().display());
-    println!("Root certificate: {}", layout.root_certificate().display());
-    for role in ["system-admin", "security-admin", "audit-admin"] {
-        println!("{role:<17} {}", layout.admin(role).display());
+/// Says who must receive what, and what to delete.
+fn print_handover(handover: &Handover<'_>) {
+    println!("Administrator credentials (三员分立: each goes to its own administrator only):");
+    for role in Role::ALL {
+        let (name, whom) = (role.as_str(), title(role));
+        let dir = handover.dir(role);
+        if handover.brought_csr(role) {
+            println!(
+                "  {name:<15} {}: cert.pem and ca.pem for the {whom}, who holds the CSR's key \
+                 (use it as key.pem beside them)",
+                dir.display()
+            );
+        } else {
+            println!(
+                "  {name:<15} {}: cert.pem, key.pem and ca.pem for the {whom} only; the key \
+                 exists nowhere else",
+                dir.display()
+            );
+        }
+    }
+    if let Some(out) = handover.out.filter(|_| !handover.dev) {
+        println!(
+            "Hand each directory over, then delete {} here: nobody but its administrator may \
+             keep a copy of a key.",
+            out.display()
+        );
+    }
+}
+
+/// Who holds `role`, in words.
+fn title(role: Role) -> &'static str {
+    match role {
+        Role::SystemAdministrator => "system administrator",
+        Role::SecurityAdministrator => "security administrator",
+        Role::AuditAdministrator => "audit administrator",
     }
 }
 

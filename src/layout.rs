@@ -43,7 +43,9 @@ impl Layout {
         self.root.join("ca").join("bundle.pem")
     }
 
-    /// The credential directory of one administrator role.
+    /// The credential directory of one administrator role inside the data directory: dev mode
+    /// only (production `init` writes administrator keys to `--admin-out`; here it puts at most
+    /// the certificate of a role that brought a CSR, when there is no `--admin-out`).
     pub fn admin(&self, role: &str) -> PathBuf {
         self.root.join("admin").join(role)
     }

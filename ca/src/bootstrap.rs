@@ -1,9 +1,12 @@
 //! Initialization: the CA hierarchy, the govtrust server's TLS certificate and one client
 //! certificate per administrator role, stored and audited in one batch.
 //!
-//! The server and administrator keys are generated here (ECDSA P-256) and handed to the caller:
-//! the server must present TLS while the kms is sealed, so its key cannot live in the kms; the
-//! caller writes it to a 0600 file. The CA keys never leave the kms.
+//! The server's key is generated here (ECDSA P-256) and handed to the caller: the server must
+//! present TLS while the kms is sealed, so its key cannot live in the kms; the caller writes it
+//! to a 0600 file. An administrator role either brings a certificate signing request (its key
+//! never comes here; the request is checked like a system's: key policy and proof of
+//! possession, see [`crate::csr`]) or gets a P-256 key generated here and handed back once.
+//! The CA keys never leave the kms.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -12,11 +15,12 @@ use std::time::{Duration, SystemTime};
 
 use govtrust_kms::{Clock, Kms};
 use govtrust_store::{AuditEvent, AuditSink, Batch, Error as StoreError, Store};
-use rcgen::KeyPair;
+use rcgen::{KeyPair, PublicKeyData};
 use ring::rand::SystemRandom;
 use zeroize::Zeroizing;
 
 use crate::certificates;
+use crate::csr;
 use crate::hierarchy::{CaChain, Hierarchy};
 use crate::identity::{Network, Role, SERVER_IDENTITY, TrustDomain};
 use crate::issuance::{self, LeafSpec, Purpose};
@@ -41,6 +45,9 @@ pub struct InitParams {
     pub server_dns_names: Vec<String>,
     /// IP addresses of the govtrust server, for its TLS certificate.
     pub server_ips: Vec<IpAddr>,
+    /// Certificate signing requests (DER or PEM) the administrators brought, at most one per
+    /// role; the roles without one get a key generated.
+    pub admin_csrs: Vec<(Role, Vec<u8>)>,
 }
 
 /// What `initialize` hands back, once: the chain and the keys that exist nowhere else.
@@ -50,7 +57,8 @@ pub struct InitArtifacts {
     pub chain: CaChain,
     /// The server's TLS credential (serverAuth, from the intranet CA).
     pub server: Credential,
-    /// One client credential per administrator role (clientAuth, from the intranet CA).
+    /// One client credential per administrator role (clientAuth, from the intranet CA), in
+    /// [`Role::ALL`] order; without a private key for the roles that brought a CSR.
     pub admins: Vec<(Role, Credential)>,
 }
 
@@ -58,8 +66,9 @@ pub struct InitArtifacts {
 pub struct Credential {
     /// The certificate, then its issuing CA, PEM.
     pub certificate_pem: String,
-    /// The private key, PKCS#8 PEM.
-    pub private_key_pem: Zeroizing<String>,
+    /// The private key, PKCS#8 PEM; `None` when the certificate was issued for the holder's
+    /// own key (a CSR), which never came here.
+    pub private_key_pem: Option<Zeroizing<String>>,
     /// The identity in the certificate's URI SAN.
     pub spiffe_id: String,
     /// Lowercase hex.
@@ -92,6 +101,7 @@ pub(crate) fn initialize(
 ) -> Result<(Ca, InitArtifacts), Error> {
     let trust_domain = TrustDomain::parse(&params.trust_domain)?;
     let dns_names = server_names(params)?;
+    check_admin_csrs(&params.admin_csrs)?;
     if services.store.get(records::HIERARCHY)?.is_some() {
         return Err(Error::AlreadyInitialized);
     }
@@ -105,7 +115,7 @@ pub(crate) fn initialize(
         .expect_absent(records::HIERARCHY)
         .put(records::HIERARCHY, hierarchy);
     let server = server_credential(&ca, &dns_names, &params.server_ips, now, &mut batch)?;
-    let admins = admin_credentials(&ca, now, &mut batch)?;
+    let admins = admin_credentials(&ca, &params.admin_csrs, now, &mut batch)?;
     ca.audit
         .stage(&mut batch, &init_event(&ca, &server, &admins, now))?;
     commit(ca.store.as_ref(), batch)?;
@@ -186,20 +196,42 @@ fn server_credential(
     credential(ca, &spec, SERVER_IDENTITY, now, batch)
 }
 
+/// At most one CSR per role.
+fn check_admin_csrs(csrs: &[(Role, Vec<u8>)]) -> Result<(), Error> {
+    for (at, (role, _)) in csrs.iter().enumerate() {
+        if csrs.iter().skip(at + 1).any(|(other, _)| other == role) {
+            return Err(Error::invalid(
+                "admin_csrs",
+                format!("two certificate signing requests for {role}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn admin_credentials(
     ca: &Ca,
+    csrs: &[(Role, Vec<u8>)],
     now: SystemTime,
     batch: &mut Batch,
 ) -> Result<Vec<(Role, Credential)>, Error> {
+    let csr = |role: Role| {
+        csrs.iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, csr)| csr.as_slice())
+    };
     let admins = Role::ALL
         .into_iter()
-        .map(|role| admin_credential(ca, role, now, batch));
+        .map(|role| admin_credential(ca, role, csr(role), now, batch));
     admins.collect()
 }
 
+/// The credential of `role`: certified for the key of `csr` when there is one, else for a key
+/// generated here.
 fn admin_credential(
     ca: &Ca,
     role: Role,
+    csr: Option<&[u8]>,
     now: SystemTime,
     batch: &mut Batch,
 ) -> Result<(Role, Credential), Error> {
@@ -214,7 +246,10 @@ fn admin_credential(
         key_encipherment: false,
         validity: ADMIN_VALIDITY,
     };
-    let credential = credential(ca, &spec, role.as_str(), now, batch)?;
+    let credential = match csr {
+        Some(csr) => requested_credential(ca, role, spec, csr, now, batch)?,
+        None => credential(ca, &spec, role.as_str(), now, batch)?,
+    };
     let person = PersonRecord {
         role: role.to_string(),
         spiffe_id,
@@ -227,6 +262,29 @@ fn admin_credential(
     Ok((role, credential))
 }
 
+/// Checks `role`'s CSR and certifies its key; the credential has no private key.
+fn requested_credential(
+    ca: &Ca,
+    role: Role,
+    spec: LeafSpec<'_>,
+    csr: &[u8],
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Credential, Error> {
+    let checked =
+        csr::check_administrator(csr, role.as_str(), spec.spiffe_id).map_err(|source| {
+            Error::AdminCsr {
+                role: role.to_string(),
+                source: Box::new(source),
+            }
+        })?;
+    let spec = LeafSpec {
+        key_encipherment: checked.key.enciphers(),
+        ..spec
+    };
+    certify(ca, &spec, &checked.public_key, role.as_str(), now, batch)
+}
+
 /// Generates a P-256 key, certifies it from the intranet CA and stages the record.
 fn credential(
     ca: &Ca,
@@ -236,13 +294,27 @@ fn credential(
     batch: &mut Batch,
 ) -> Result<Credential, Error> {
     let key = KeyPair::generate().map_err(Error::certificate("generate a P-256 key"))?;
+    let mut credential = certify(ca, spec, &key, holder, now, batch)?;
+    credential.private_key_pem = Some(Zeroizing::new(key.serialize_pem()));
+    Ok(credential)
+}
+
+/// Certifies `key` from the intranet CA and stages the record; the credential has no key.
+fn certify(
+    ca: &Ca,
+    spec: &LeafSpec<'_>,
+    key: &impl PublicKeyData,
+    holder: &str,
+    now: SystemTime,
+    batch: &mut Batch,
+) -> Result<Credential, Error> {
     let issuer = ca.hierarchy.issuing(Network::Intranet);
-    let leaf = issuance::issue(issuer, spec, &key, now, &ca.rng)?;
+    let leaf = issuance::issue(issuer, spec, key, now, &ca.rng)?;
     let record = certificates::from_leaf(leaf, holder, spec.spiffe_id, Network::Intranet, issuer);
     certificates::stage(batch, &record)?;
     Ok(Credential {
         certificate_pem: format!("{}{}", record.pem, ca.hierarchy.chain().intranet_pem),
-        private_key_pem: Zeroizing::new(key.serialize_pem()),
+        private_key_pem: None,
         spiffe_id: record.spiffe_id,
         serial: record.serial,
     })
@@ -266,7 +338,13 @@ fn init_event(
     .with("intranet_key", hierarchy.intranet.key_id)
     .with("server_serial", server.serial.as_str());
     admins.iter().fold(event, |event, (role, credential)| {
-        event.with(format!("{role}_serial"), credential.serial.as_str())
+        let key = match credential.private_key_pem {
+            Some(_) => "generated",
+            None => "csr",
+        };
+        event
+            .with(format!("{role}_serial"), credential.serial.as_str())
+            .with(format!("{role}_key"), key)
     })
 }
 

@@ -11,6 +11,10 @@
 //!    registered DNS names or its own SPIFFE id ([`Error::NameNotAllowed`]).
 //!
 //! Nothing else is taken from the request: the CA sets subject, extensions and validity.
+//!
+//! An administrator's request ([`check_administrator`], `govtrust init --admin-csr`) passes
+//! steps 1 to 3 the same way; in step 4 its common name, if any, must be the role's name and
+//! the only name it may request is the role's own SPIFFE id ([`Error::InvalidCsr`]).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -89,6 +93,76 @@ pub(crate) fn check(csr: &[u8], system: &SystemRecord) -> Result<CheckedCsr, Err
         public_key,
         dns_names,
     })
+}
+
+/// An administrator's request: its key, checked as a system's is.
+#[derive(Debug)]
+pub(crate) struct CheckedAdminCsr {
+    pub key: KeyKind,
+    pub public_key: SubjectPublicKeyInfo,
+}
+
+/// Checks `csr` (DER or PEM) as the request of the administrator `role` (`system-admin`, ...)
+/// whose identity is `spiffe_id`.
+pub(crate) fn check_administrator(
+    csr: &[u8],
+    role: &str,
+    spiffe_id: &str,
+) -> Result<CheckedAdminCsr, Error> {
+    let der = der(csr)?;
+    let request = decode(&der)?;
+    let spki = &request.certification_request_info.subject_pki;
+    let key = key_kind(spki)?;
+    prove_possession(&request)?;
+    check_administrator_names(&request, role, spiffe_id)?;
+    let public_key = SubjectPublicKeyInfo::from_der(spki.raw)
+        .map_err(|e| Error::key(format!("{key} keys are not supported here ({e})")))?;
+    Ok(CheckedAdminCsr { key, public_key })
+}
+
+/// An administrator's request may name only its role (common name) and its SPIFFE id.
+fn check_administrator_names(
+    request: &X509CertificationRequest<'_>,
+    role: &str,
+    spiffe_id: &str,
+) -> Result<(), Error> {
+    let refuse = |name: &str| {
+        Error::csr(format!(
+            "it asks for the name {name:?}; an administrator's request may name only {role} \
+             (common name) and {spiffe_id}"
+        ))
+    };
+    for attribute in request
+        .certification_request_info
+        .subject
+        .iter_common_name()
+    {
+        let name = attribute
+            .as_str()
+            .map_err(|_| Error::csr("the common name is not a text string"))?;
+        if name != role {
+            return Err(refuse(name));
+        }
+    }
+    for extension in request.requested_extensions().into_iter().flatten() {
+        match extension {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for name in &san.general_names {
+                    match name {
+                        GeneralName::URI(uri) if *uri == spiffe_id => {}
+                        other => return Err(refuse(&other.to_string())),
+                    }
+                }
+            }
+            ParsedExtension::ParseError { error } => {
+                return Err(Error::csr(format!(
+                    "a requested extension cannot be decoded: {error}"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The DER of `csr`, decoding PEM if it is PEM.

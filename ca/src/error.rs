@@ -33,6 +33,13 @@ pub enum Error {
     /// The CSR asks for a name the system may not hold.
     #[error("name {name:?} is not allowed for system {system}")]
     NameNotAllowed { name: String, system: String },
+    /// `initialize` refused the certificate signing request brought for an administrator role.
+    #[error("the CSR for {role} was refused")]
+    AdminCsr {
+        role: String,
+        #[source]
+        source: Box<Error>,
+    },
     /// No enrollment token matches (it was never issued, or is malformed).
     #[error("unknown enrollment token")]
     TokenUnknown,

@@ -82,7 +82,7 @@ fn server_credential_verifies_with_openssl_and_webpki() {
     assert!(names.contains(&GeneralName::IPAddress(&[10, 0, 0, 1])));
     let eku = cert.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth && !eku.client_auth);
-    let key = rcgen::KeyPair::from_pem(&server.private_key_pem).unwrap();
+    let key = rcgen::KeyPair::from_pem(server.private_key_pem.as_ref().unwrap()).unwrap();
     assert_eq!(
         key.public_key_raw(),
         cert.public_key().subject_public_key.data.as_ref()
@@ -305,4 +305,108 @@ fn credential_debug_redacts_the_key() {
 fn ca_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Ca>();
+}
+
+/// Initializes a CA on a fresh kms with `csrs`.
+fn initialize_with(
+    csrs: Vec<(Role, Vec<u8>)>,
+) -> (
+    Arc<govtrust_store::MemoryStore>,
+    Result<(Ca, govtrust_ca::InitArtifacts), Error>,
+) {
+    let (store, kms, clock) = common::kms();
+    let params = govtrust_ca::InitParams {
+        admin_csrs: csrs,
+        ..init_params()
+    };
+    let result = Ca::initialize(store.clone(), kms, Arc::new(RecordingAudit), clock, &params);
+    (store, result)
+}
+
+#[test]
+fn an_administrator_csr_is_certified_without_its_key_coming_here() {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let spiffe_id = format!("spiffe://{TRUST_DOMAIN}/person/security-admin");
+    let request = common::csr_with_key(&key, "security-admin", &[San::Uri(&spiffe_id)]);
+    let (store, result) = initialize_with(vec![(Role::SecurityAdministrator, request)]);
+    let (ca, artifacts) = result.unwrap();
+    for (role, credential) in &artifacts.admins {
+        let der = pem_der(&credential.certificate_pem);
+        let cert = parse(&der);
+        if *role == Role::SecurityAdministrator {
+            assert!(credential.private_key_pem.is_none());
+            assert_eq!(
+                cert.public_key().subject_public_key.data.as_ref(),
+                key.public_key_raw()
+            );
+            assert_eq!(credential.spiffe_id, spiffe_id);
+            assert_eq!(
+                ca.role(&spiffe_id).unwrap(),
+                Some(Role::SecurityAdministrator)
+            );
+            let eku = cert.extended_key_usage().unwrap().unwrap().value;
+            assert!(eku.client_auth && !eku.server_auth);
+        } else {
+            let generated = credential.private_key_pem.as_ref().unwrap();
+            assert!(generated.contains("PRIVATE KEY"));
+        }
+    }
+    let events = store
+        .scan(common::AUDIT_PREFIX.as_bytes(), None, usize::MAX)
+        .unwrap();
+    let init = events
+        .iter()
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .find(|line| line.starts_with("ca.init|"))
+        .unwrap();
+    assert!(init.contains("security-admin_key=csr"), "{init}");
+    assert!(init.contains("audit-admin_key=generated"), "{init}");
+}
+
+#[test]
+fn a_bad_administrator_csr_fails_the_whole_initialization() {
+    let mut tampered = csr("audit-admin", &[]);
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    let dir = tempfile::tempdir().unwrap();
+    let weak = common::openssl_csr(dir.path(), "rsa:1024", "audit-admin");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (tampered, "does not prove possession"),
+        (weak, "RSA-1024 keys are not allowed"),
+        (csr("system-admin", &[]), "may name only audit-admin"),
+        (
+            csr(
+                "audit-admin",
+                &[San::Uri("spiffe://gov.example/person/security-admin")],
+            ),
+            "may name only audit-admin (common name) and spiffe://gov.example/person/audit-admin",
+        ),
+        (
+            csr("audit-admin", &[San::Dns("ca.gov.example")]),
+            "may name only",
+        ),
+        (b"not a request".to_vec(), "not a PKCS#10 request"),
+    ];
+    for (request, expected) in cases {
+        let (store, result) = initialize_with(vec![(Role::AuditAdministrator, request)]);
+        let Err(error) = result else {
+            panic!("a bad CSR was certified ({expected})");
+        };
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(matches!(error, Error::AdminCsr { ref role, .. } if role == "audit-admin"));
+        assert!(chain.contains(expected), "{chain}");
+        assert!(store.get(b"ca/hierarchy").unwrap().is_none(), "{chain}");
+    }
+    let twice = vec![
+        (Role::SystemAdministrator, csr("system-admin", &[])),
+        (Role::SystemAdministrator, csr("system-admin", &[])),
+    ];
+    let (_, result) = initialize_with(twice);
+    assert!(matches!(
+        result,
+        Err(Error::InvalidArgument {
+            field: "admin_csrs",
+            ..
+        })
+    ));
 }

@@ -161,6 +161,17 @@ impl KeyCache {
         }
     }
 
+    /// Drops every entry (their material is zeroized when the last user lets go, see
+    /// [`crate::material`] for ring's part) and moves every shard's generation, so no load that
+    /// began before keeps a key cached: for [`crate::Kms::seal`].
+    pub(crate) fn clear(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.write().unwrap_or_else(PoisonError::into_inner);
+            shard.keys.clear();
+            shard.advance();
+        }
+    }
+
     /// The shard holding `id`.
     fn shard(&self, id: &KeyId) -> Option<&RwLock<Shard>> {
         // Key ids end in random hex, so their last bytes spread evenly.
@@ -316,6 +327,24 @@ mod tests {
 
         cache.insert(loaded(&k, 2, KeyState::Suspended), cache.generation(&k));
         assert_eq!(cached_revision(&cache, &k), Some(2));
+    }
+
+    #[test]
+    fn clear_empties_every_shard_and_refuses_loads_begun_before() {
+        let cache = KeyCache::new();
+        let (a, b) = (id(1), id(2));
+        cache.insert(loaded(&a, 1, KeyState::Active), cache.generation(&a));
+        let before = cache.generation(&b);
+        cache.clear();
+        assert_eq!(cached_revision(&cache, &a), None);
+        cache.insert(loaded(&b, 1, KeyState::Active), before);
+        assert_eq!(
+            cached_revision(&cache, &b),
+            None,
+            "a load begun before was cached"
+        );
+        cache.insert(loaded(&b, 1, KeyState::Active), cache.generation(&b));
+        assert_eq!(cached_revision(&cache, &b), Some(1));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! [`Kms`]: the key-management centre's handle, its initialization and its seal.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use govtrust_store::{AuditEvent, AuditSink, Batch, Store};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -12,20 +13,31 @@ use crate::record::{self, KeyRecord, unix_ms};
 use crate::seal::{Progress, SealConfig, Unsealed};
 use crate::shares;
 use crate::transfer::WrappingKey;
-use crate::vault::{Change, Vault};
+use crate::vault::{Change, RecordKey, Vault};
 use crate::{Clock, Error, KeyId, SealStatus, ShareFile};
+
+/// How long an unseal attempt lasts after its first share, unless
+/// [`Kms::with_unseal_timeout`] says otherwise.
+pub const DEFAULT_UNSEAL_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The actor of unseal attempts: whoever holds a share (the share is the credential).
+const CUSTODIAN: &str = "custodian";
 
 /// The key-management centre. `Send + Sync`; share it as `Arc<Kms>`.
 ///
 /// It starts sealed ([`Kms::open`]); [`Kms::unseal`] takes custodian shares until the master key
-/// is reconstructed. While sealed, every key operation returns [`Error::Sealed`].
+/// is reconstructed, [`Kms::seal`] drops it again. While sealed, every key operation returns
+/// [`Error::Sealed`].
 pub struct Kms {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) clock: Arc<dyn Clock>,
     config: SealConfig,
-    unsealed: OnceLock<Unsealed>,
+    /// What the unsealed centre holds; `None` while sealed. Every operation takes the read lock
+    /// once (uncontended but for a seal or an unseal); a cached key is found under it.
+    unsealed: RwLock<Option<Arc<Unsealed>>>,
+    /// The unseal attempt; also serializes unseal and seal.
     progress: Mutex<Progress>,
+    unseal_timeout: Duration,
     pub(crate) cache: KeyCache,
     pub(crate) rng: SystemRandom,
 }
@@ -91,29 +103,38 @@ impl Kms {
             store,
             audit,
             clock,
-            unsealed: OnceLock::new(),
+            unsealed: RwLock::new(None),
             progress: Mutex::new(Progress::default()),
+            unseal_timeout: DEFAULT_UNSEAL_TIMEOUT,
             cache: KeyCache::new(),
             rng: SystemRandom::new(),
         })
     }
 
-    /// Where the seal stands.
+    /// Sets how long an unseal attempt lasts after its first share (default
+    /// [`DEFAULT_UNSEAL_TIMEOUT`]): when it runs out, the shares given are forgotten.
+    pub fn with_unseal_timeout(mut self, timeout: Duration) -> Kms {
+        self.unseal_timeout = timeout;
+        self
+    }
+
+    /// Where the seal stands. Reports an expired attempt as progress 0 and `progress_reset`.
     pub fn seal_status(&self) -> SealStatus {
-        let progress = self
-            .progress
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
-        self.config.status(self.is_sealed(), progress)
+        self.status_of(&self.progress())
     }
 
-    /// True until enough shares have reconstructed the master key.
+    /// True until enough shares have reconstructed the master key, and again after a seal.
     pub fn is_sealed(&self) -> bool {
-        self.unsealed.get().is_none()
+        self.read_unsealed().is_none()
     }
 
-    /// Takes one custodian's share file.
+    /// Takes one custodian's share file, from an unnamed place (`init`, dev mode); see
+    /// [`Kms::unseal_from`].
+    pub fn unseal(&self, share: &[u8]) -> Result<SealStatus, Error> {
+        self.unseal_from(share, "local")
+    }
+
+    /// Takes one custodian's share file, sent from `peer` (an address, for the audit log).
     ///
     /// Rejects with [`Error::InvalidShare`] a damaged file (checksum), a share of another
     /// deployment, a share that is not the one issued for its index at initialization (its
@@ -122,32 +143,149 @@ impl Kms {
     /// When `threshold` distinct shares are in, reconstructs the master key and checks it
     /// against the stored check value: on mismatch [`Error::UnsealFailed`] and the attempt
     /// starts over (with the commitments this means the seal configuration was altered; the
-    /// check stays as defence in depth); on success the centre is unsealed and `kms.unseal`
-    /// audited. When already unsealed, returns the status.
+    /// check stays as defence in depth); on success the centre is unsealed. When already
+    /// unsealed, returns the status.
+    ///
+    /// An attempt expires [`Kms::with_unseal_timeout`] after its first share: its shares are
+    /// forgotten (`kms.unseal.expired`) and the next answer has `progress_reset`.
+    ///
+    /// Every attempt is audited, actor `custodian`, with the share's index and `peer`:
+    /// `kms.unseal.share` (accepted, or ignored when already unsealed), `kms.unseal.rejected`
+    /// (with the reason), `kms.unseal` (unsealed) or `kms.unseal.failed`. An accepted share
+    /// whose event cannot be written is taken back, and the store's error returned.
     ///
     /// `share` is secret: the caller should hold it in a zeroizing buffer. It is not copied
-    /// here except into zeroizing buffers, and no error message echoes it.
-    pub fn unseal(&self, share: &[u8]) -> Result<SealStatus, Error> {
-        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+    /// here except into zeroizing buffers, and no error message or event echoes it.
+    pub fn unseal_from(&self, share: &[u8], peer: &str) -> Result<SealStatus, Error> {
+        let mut progress = self.progress();
+        self.expire(&mut progress)?;
         if !self.is_sealed() {
-            return Ok(self.config.status(false, 0));
+            let index = shares::claimed_index(share);
+            self.audit_attempt("kms.unseal.share", index, peer, "ignored: already unsealed")?;
+            return Ok(self.answer(&mut progress));
         }
-        progress.add(shares::parse(share, &self.config)?)?;
+        let index = match self.take_share(&mut progress, share) {
+            Ok(index) => index,
+            Err(error) => return self.reject(share, peer, error),
+        };
         if progress.len() >= usize::from(self.config.threshold) {
             let master = progress.combine(self.config.threshold);
-            self.finish_unseal(master)?;
+            self.finish_unseal(master, index, peer)?;
+        } else {
+            let accepted = format!("accepted ({}/{})", progress.len(), self.config.threshold);
+            self.audit_attempt("kms.unseal.share", Some(index), peer, &accepted)
+                .inspect_err(|_| progress.remove(index))?;
         }
-        Ok(self.config.status(self.is_sealed(), progress.len()))
+        Ok(self.answer(&mut progress))
     }
 
-    /// Checks a reconstructed master key and, when right, unseals with it.
-    fn finish_unseal(&self, master: Option<MasterKey>) -> Result<(), Error> {
+    /// Seals the centre at once: drops the record key, the import wrapping key and every cached
+    /// key from memory (their buffers are zeroized; see [`crate::material`] for ring's key
+    /// objects) and forgets an unseal attempt in progress. From now on every key operation is
+    /// [`Error::Sealed`] until `threshold` shares unseal it again. Operations that began before
+    /// finish with the keys they hold, which are dropped when the last of them ends.
+    ///
+    /// Audits `kms.seal` with `actor`, `peer` and `reason`. The centre is sealed even when
+    /// the event cannot be written (sealing is the safe direction); the store's error is
+    /// returned then, so the caller learns the event is missing. Sealing a sealed centre is
+    /// allowed and audited too.
+    pub fn seal(&self, actor: &str, peer: &str, reason: &str) -> Result<SealStatus, Error> {
+        crate::keys::check_text("reason", reason)?;
+        let mut progress = self.progress();
+        let was_sealed = self.drop_unsealed().is_none();
+        progress.clear();
+        let event = self
+            .event("kms.seal", actor, &self.config.deployment_id)
+            .with("peer", peer)
+            .with("reason", reason)
+            .with("was", if was_sealed { "sealed" } else { "unsealed" });
+        self.commit_event(&event)?;
+        tracing::warn!(%actor, %peer, "key-management centre sealed");
+        Ok(self.answer(&mut progress))
+    }
+
+    /// Forgets the shares of an unseal attempt that has expired, audited `kms.unseal.expired`;
+    /// true when there was one. The server calls this periodically, so expired shares do not
+    /// stay in memory until the next unseal call.
+    pub fn expire_unseal_attempt(&self) -> Result<bool, Error> {
+        self.expire(&mut self.progress())
+    }
+
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_unsealed(&self) -> std::sync::RwLockReadGuard<'_, Option<Arc<Unsealed>>> {
+        self.unsealed.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The status with `progress` as it stands now.
+    fn status_of(&self, progress: &Progress) -> SealStatus {
+        let expired = progress.is_expired(self.clock.now(), self.unseal_timeout);
+        let shares = if expired { 0 } else { progress.len() };
+        let mut status = self.config.status(self.is_sealed(), shares);
+        status.progress_reset = expired || progress.was_expired();
+        status.attempt_expires_at = progress
+            .expires_at(self.unseal_timeout)
+            .filter(|_| !expired);
+        status
+    }
+
+    /// The answer to an unseal or seal: the status, reporting (once) an attempt that expired.
+    fn answer(&self, progress: &mut Progress) -> SealStatus {
+        let reset = progress.take_expired();
+        let mut status = self.status_of(progress);
+        status.progress_reset = reset;
+        status
+    }
+
+    /// Drops the shares of an expired attempt and audits it; true when there was one.
+    fn expire(&self, progress: &mut Progress) -> Result<bool, Error> {
+        let dropped = progress.expire(self.clock.now(), self.unseal_timeout);
+        if dropped == 0 {
+            return Ok(false);
+        }
+        let timeout = self.unseal_timeout.as_secs().to_string();
+        let event = self
+            .event("kms.unseal.expired", "govtrust", &self.config.deployment_id)
+            .with("shares", dropped.to_string())
+            .with("timeout_seconds", timeout);
+        self.commit_event(&event)?;
+        tracing::warn!(
+            shares = dropped,
+            "unseal attempt expired: its shares were forgotten"
+        );
+        Ok(true)
+    }
+
+    /// Parses `share` and adds it to the attempt; returns its index.
+    fn take_share(&self, progress: &mut Progress, share: &[u8]) -> Result<u8, Error> {
+        let share = shares::parse(share, &self.config)?;
+        let index = share.index;
+        progress.add(share, self.clock.now())?;
+        Ok(index)
+    }
+
+    /// Audits a rejected share and returns `error`.
+    fn reject<T>(&self, share: &[u8], peer: &str, error: Error) -> Result<T, Error> {
+        let index = shares::claimed_index(share);
+        let event = self
+            .attempt_event("kms.unseal.rejected", index, peer, "rejected")
+            .with("reason", error.to_string());
+        self.commit_event(&event)?;
+        tracing::warn!(%peer, %error, "unseal share rejected");
+        Err(error)
+    }
+
+    /// Checks a reconstructed master key and, when right, unseals with it; `index` is the
+    /// share that completed the attempt.
+    fn finish_unseal(&self, master: Option<MasterKey>, index: u8, peer: &str) -> Result<(), Error> {
         let right = match &master {
             Some(master) => self.config.accepts(master)?,
             None => false,
         };
         let Some(master) = master.filter(|_| right) else {
-            self.audit_now("kms.unseal.failed", "custodian", &self.config.deployment_id)?;
+            self.audit_attempt("kms.unseal.failed", Some(index), peer, "failed")?;
             return Err(Error::UnsealFailed {
                 reason: "the shares do not reconstruct this deployment's master key".into(),
             });
@@ -155,12 +293,15 @@ impl Kms {
         let records = master.record_key(&self.config.deployment_id)?;
         let wrapping = Vault {
             store: &*self.store,
-            key: &records,
+            key: RecordKey::Borrowed(&records),
         }
         .wrapping()?;
-        self.audit_now("kms.unseal", "custodian", &self.config.deployment_id)?;
-        // Cannot fail: `unseal` holds the progress lock and saw the centre sealed.
-        let _ = self.unsealed.set(Unsealed { records, wrapping });
+        self.audit_attempt("kms.unseal", Some(index), peer, "unsealed")?;
+        let unsealed = Arc::new(Unsealed { records, wrapping });
+        *self
+            .unsealed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(unsealed);
         tracing::info!(deployment = %self.config.deployment_id, "key-management centre unsealed");
         Ok(())
     }
@@ -170,16 +311,54 @@ impl Kms {
         &self.config.deployment_id
     }
 
-    /// The unsealed state, or [`Error::Sealed`].
-    pub(crate) fn unsealed(&self) -> Result<&Unsealed, Error> {
-        self.unsealed.get().ok_or(Error::Sealed)
+    /// Takes the unsealed state out and empties the cache, under the write lock: no operation
+    /// finds a cached key afterwards. Returns what was taken (dropped by the caller).
+    fn drop_unsealed(&self) -> Option<Arc<Unsealed>> {
+        let mut unsealed = self
+            .unsealed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let taken = unsealed.take();
+        self.cache.clear();
+        taken
+    }
+
+    /// An unseal attempt's event: actor `custodian`, the share's index and the peer.
+    fn attempt_event(
+        &self,
+        action: &str,
+        index: Option<u8>,
+        peer: &str,
+        outcome: &str,
+    ) -> AuditEvent {
+        let index = index.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
+        self.event(action, CUSTODIAN, &self.config.deployment_id)
+            .with("share", index)
+            .with("peer", peer)
+            .with("outcome", outcome)
+    }
+
+    /// Commits an unseal attempt's event on its own.
+    fn audit_attempt(
+        &self,
+        action: &str,
+        index: Option<u8>,
+        peer: &str,
+        outcome: &str,
+    ) -> Result<(), Error> {
+        self.commit_event(&self.attempt_event(action, index, peer, outcome))
+    }
+
+    /// The unsealed state, or [`Error::Sealed`]. Held by an operation until it ends.
+    pub(crate) fn unsealed(&self) -> Result<Arc<Unsealed>, Error> {
+        self.read_unsealed().clone().ok_or(Error::Sealed)
     }
 
     /// The store through the record key, or [`Error::Sealed`].
     pub(crate) fn vault(&self) -> Result<Vault<'_>, Error> {
         Ok(Vault {
             store: &*self.store,
-            key: &self.unsealed()?.records,
+            key: RecordKey::Unsealed(self.unsealed()?),
         })
     }
 
@@ -188,25 +367,34 @@ impl Kms {
         event(&*self.clock, action, actor, target)
     }
 
-    /// Commits an audit event on its own.
-    fn audit_now(&self, action: &str, actor: &str, target: &str) -> Result<(), Error> {
+    /// Commits an audit event on its own: a batch holding only the event.
+    fn commit_event(&self, event: &AuditEvent) -> Result<(), Error> {
         let mut batch = Batch::new();
-        self.audit
-            .stage(&mut batch, &self.event(action, actor, target))?;
+        self.audit.stage(&mut batch, event)?;
         self.store.commit(batch)?;
         Ok(())
     }
 
     /// The key `id`, from the cache or loaded into it.
     pub(crate) fn loaded(&self, id: &KeyId) -> Result<Arc<LoadedKey>, Error> {
-        let vault = self.vault()?;
-        if let Some(key) = self.cache.get(id) {
+        if let Some(key) = self.cached(id)? {
             return Ok(key);
         }
+        let vault = self.vault()?;
         // Taken before the store is read: see `cache`.
         let since = self.cache.generation(id);
         let record = vault.stored(id)?.record;
         self.refresh(&vault, record, since)
+    }
+
+    /// The cached key `id`, looked up under the read lock; [`Error::Sealed`] while sealed.
+    /// The hot path: one read lock, one map lookup.
+    fn cached(&self, id: &KeyId) -> Result<Option<Arc<LoadedKey>>, Error> {
+        let unsealed = self.read_unsealed();
+        if unsealed.is_none() {
+            return Err(Error::Sealed);
+        }
+        Ok(self.cache.get(id))
     }
 
     /// Changes the key `id` with [`Vault::update`] and caches the record written.
@@ -245,7 +433,24 @@ impl Kms {
         let versions = self
             .versions(vault, &record)
             .inspect_err(|_| self.cache.invalidate(&record.id))?;
-        Ok(self.cache.insert(LoadedKey { record, versions }, since))
+        let id = record.id.clone();
+        let key = self.cache.insert(LoadedKey { record, versions }, since);
+        if !self.is_current(vault) {
+            // A seal came between opening `vault` and the insert: keep nothing cached.
+            self.cache.invalidate(&id);
+        }
+        Ok(key)
+    }
+
+    /// True when `vault` was opened on the unsealed state the centre holds now. A seal
+    /// empties the cache after taking that state out, so an insert made afterwards by an
+    /// operation that began before it is found here and undone.
+    fn is_current(&self, vault: &Vault<'_>) -> bool {
+        let current = self.read_unsealed();
+        match (vault.unsealed(), current.as_ref()) {
+            (Some(mine), Some(current)) => Arc::ptr_eq(mine, current),
+            _ => false,
+        }
     }
 
     /// `record`'s versions ready for use, reusing those already cached; none when destroyed.
@@ -285,7 +490,7 @@ fn init_batch(
     batch.put(record::SEAL_KEY, config.encode()?);
     Vault {
         store,
-        key: &records,
+        key: RecordKey::Borrowed(&records),
     }
     .put_wrapping(&mut batch, &WrappingKey::generate())?;
     let event = event(clock, "kms.init", "govtrust", &config.deployment_id)
@@ -313,12 +518,97 @@ fn deployment_id() -> Result<String, Error> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::Kms;
+    use std::sync::Weak;
+
+    use govtrust_store::MemoryStore;
+
+    use super::*;
+    use crate::{Algorithm, KeySpec, SystemClock};
 
     #[test]
     fn kms_is_send_and_sync() {
         fn shareable<T: Send + Sync + 'static>() {}
         shareable::<Kms>();
+    }
+
+    /// Drops events: these tests look at memory, not the log.
+    struct NoAudit;
+
+    impl AuditSink for NoAudit {
+        fn stage(&self, _: &mut Batch, _: &AuditEvent) -> Result<(), govtrust_store::Error> {
+            Ok(())
+        }
+    }
+
+    /// An unsealed 2-of-2 centre with one cached AES key.
+    fn unsealed_with_key() -> (Kms, Vec<ShareFile>, KeyId) {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let shares = Kms::initialize(&*store, &NoAudit, &SystemClock, 2, 2).unwrap();
+        let kms = Kms::open(store, Arc::new(NoAudit), Arc::new(SystemClock)).unwrap();
+        for share in &shares {
+            kms.unseal(share.contents.as_bytes()).unwrap();
+        }
+        let spec = KeySpec {
+            algorithm: Algorithm::Aes256Gcm,
+            exportable: false,
+            owner: "spiffe://gov.example/person/x".into(),
+            owner_generation: 0,
+            description: String::new(),
+            pre_active: false,
+            internal: false,
+        };
+        let id = kms.create_key("test", spec).unwrap().id;
+        kms.encrypt(&id, b"p", b"").unwrap();
+        (kms, shares, id)
+    }
+
+    #[test]
+    fn seal_drops_the_unsealed_state_and_every_cached_key() {
+        let (kms, shares, id) = unsealed_with_key();
+        let unsealed: Weak<Unsealed> = Arc::downgrade(&kms.unsealed().unwrap());
+        let cached: Weak<LoadedKey> = Arc::downgrade(&kms.cache.get(&id).unwrap());
+        kms.seal("test", "local", "").unwrap();
+        assert!(
+            unsealed.upgrade().is_none(),
+            "the record key is still in memory"
+        );
+        assert!(
+            cached.upgrade().is_none(),
+            "a cached key is still in memory"
+        );
+        assert!(matches!(kms.encrypt(&id, b"p", b""), Err(Error::Sealed)));
+        for share in &shares {
+            kms.unseal(share.contents.as_bytes()).unwrap();
+        }
+        kms.encrypt(&id, b"p", b"").unwrap();
+    }
+
+    #[test]
+    fn a_load_begun_before_a_seal_caches_nothing_after_it() {
+        let (kms, _, id) = unsealed_with_key();
+        kms.cache.invalidate(&id);
+        // A reader opened the vault and read the record before the seal...
+        let vault = kms.vault().unwrap();
+        let since = kms.cache.generation(&id);
+        let record = vault.stored(&id).unwrap().record;
+        kms.seal("test", "local", "").unwrap();
+        // ...and offers it after: it is served, not cached.
+        let served = kms.refresh(&vault, record, since).unwrap();
+        assert_eq!(served.record.id, id);
+        drop(served);
+        assert!(
+            kms.cache.get(&id).is_none(),
+            "a key was cached while sealed"
+        );
+        // A writer's fresh generation after the seal is refused too.
+        let record = vault.stored(&id).unwrap().record;
+        let since = kms.cache.generation(&id);
+        kms.refresh(&vault, record, since).unwrap();
+        assert!(
+            kms.cache.get(&id).is_none(),
+            "a key was cached while sealed"
+        );
     }
 }

@@ -11,6 +11,8 @@
 //! value that is not hex or a commitment list that does not have exactly one 32-byte commitment
 //! per share all make the configuration [`Error::Corrupt`].
 
+use std::time::{Duration, SystemTime};
+
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -139,6 +141,8 @@ impl SealConfig {
             shares_total: self.shares,
             progress: u8::try_from(progress).unwrap_or(u8::MAX),
             deployment_id: self.deployment_id.clone(),
+            progress_reset: false,
+            attempt_expires_at: None,
         }
     }
 }
@@ -178,15 +182,23 @@ fn corrupt(what: impl std::fmt::Display) -> Error {
     }
 }
 
-/// The shares of the unseal attempt in progress.
+/// The shares of the unseal attempt in progress, and when it started.
+///
+/// An attempt expires a fixed time after its first share (see [`crate::Kms::with_unseal_timeout`]):
+/// its shares are then dropped (zeroized) and the next answer says so, so shares given days ago
+/// by custodians who went home cannot be completed by whoever brings the last ones later.
 #[derive(Default)]
 pub(crate) struct Progress {
     shares: Vec<Share>,
+    /// When the first share of this attempt was taken.
+    started: Option<SystemTime>,
+    /// An attempt expired since the last unseal answer: the next one reports the reset.
+    expired: bool,
 }
 
 impl Progress {
     /// Adds a share; rejects a second share of the same index.
-    pub(crate) fn add(&mut self, share: Share) -> Result<(), Error> {
+    pub(crate) fn add(&mut self, share: Share, now: SystemTime) -> Result<(), Error> {
         if self.shares.iter().any(|s| s.index == share.index) {
             return Err(Error::InvalidShare {
                 reason: format!(
@@ -195,18 +207,69 @@ impl Progress {
                 ),
             });
         }
+        self.started.get_or_insert(now);
         self.shares.push(share);
         Ok(())
+    }
+
+    /// Takes back the share of `index` (its acceptance could not be audited).
+    pub(crate) fn remove(&mut self, index: u8) {
+        self.shares.retain(|share| share.index != index);
+        if self.shares.is_empty() {
+            self.started = None;
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.shares.len()
     }
 
+    /// When this attempt expires, if one is in progress.
+    pub(crate) fn expires_at(&self, timeout: Duration) -> Option<SystemTime> {
+        self.started.map(|started| {
+            started
+                .checked_add(timeout)
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        })
+    }
+
+    /// True when the attempt in progress has expired at `now`.
+    pub(crate) fn is_expired(&self, now: SystemTime, timeout: Duration) -> bool {
+        self.expires_at(timeout).is_some_and(|at| at <= now)
+    }
+
+    /// Drops every share of an attempt that expired at `now`; returns how many were dropped.
+    pub(crate) fn expire(&mut self, now: SystemTime, timeout: Duration) -> usize {
+        if !self.is_expired(now, timeout) {
+            return 0;
+        }
+        let dropped = self.shares.len();
+        self.clear();
+        self.expired = true;
+        dropped
+    }
+
+    /// Drops every share: the attempt starts over.
+    pub(crate) fn clear(&mut self) {
+        self.shares.clear();
+        self.started = None;
+    }
+
+    /// Whether an attempt expired since the last call; clears the flag.
+    pub(crate) fn take_expired(&mut self) -> bool {
+        std::mem::take(&mut self.expired)
+    }
+
+    /// Whether an attempt expired and no answer reported it yet.
+    pub(crate) fn was_expired(&self) -> bool {
+        self.expired
+    }
+
     /// Takes every share out (the attempt starts over) and reconstructs the master key from
     /// them; `None` when they do not interpolate to a key.
     pub(crate) fn combine(&mut self, threshold: u8) -> Option<MasterKey> {
         let shares = std::mem::take(&mut self.shares);
+        self.started = None;
         shares::combine(&shares, threshold)
     }
 }

@@ -194,6 +194,17 @@ pub(crate) fn parse(file: &[u8], config: &SealConfig) -> Result<Share, Error> {
     Ok(share)
 }
 
+/// The index a share file claims on its `index:` line, unchecked: for the audit record of an
+/// attempt, even a rejected one. Reads only that line; the share value is never looked at.
+pub(crate) fn claimed_index(file: &[u8]) -> Option<u8> {
+    let file = file.get(..MAX_FILE_LEN.min(file.len()))?;
+    file.split(|&b| b == b'\n').find_map(|line| {
+        let value = line.strip_prefix(b"index: ")?;
+        let value = value.strip_suffix(b"\r").unwrap_or(value);
+        std::str::from_utf8(value).ok()?.parse().ok()
+    })
+}
+
 /// The file as text with CRLF line ends turned into LF, in a buffer allocated once. Every other
 /// byte counts, so damage anywhere shows.
 fn normalized(file: &[u8]) -> Result<Zeroizing<String>, Error> {
@@ -360,6 +371,17 @@ mod tests {
         );
         let files = render_all(&config, &shares);
         (master, config, files)
+    }
+
+    #[test]
+    fn claimed_index_reads_only_the_index_line() {
+        let (_, _, files) = dealt();
+        assert_eq!(claimed_index(files[3].contents.as_bytes()), Some(4));
+        let crlf = files[1].contents.replace('\n', "\r\n");
+        assert_eq!(claimed_index(crlf.as_bytes()), Some(2));
+        assert_eq!(claimed_index(b"index: 300\n"), None);
+        assert_eq!(claimed_index(b"garbage"), None);
+        assert_eq!(claimed_index(b""), None);
     }
 
     fn reason(result: Result<Share, Error>) -> String {

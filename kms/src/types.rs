@@ -523,6 +523,11 @@ pub struct SealStatus {
     /// Valid shares received so far in the current unseal attempt.
     pub progress: u8,
     pub deployment_id: String,
+    /// An earlier unseal attempt expired (its shares were forgotten) since the last unseal
+    /// answer: the custodians must give their shares again.
+    pub progress_reset: bool,
+    /// When the unseal attempt in progress expires, if there is one.
+    pub attempt_expires_at: Option<SystemTime>,
 }
 
 /// One custodian's share, as the text of the file handed to them. Redacted in `Debug`.

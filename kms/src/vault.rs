@@ -4,6 +4,7 @@
 //! are compare-and-swap on the sealed metadata bytes read before the change, and are rebuilt and
 //! retried a few times when another writer got there first.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use govtrust_store::{AuditEvent, AuditSink, Batch, Store};
@@ -15,6 +16,7 @@ use zeroize::Zeroizing;
 use crate::cache::VersionKey;
 use crate::material::Operator;
 use crate::record::{self, KeyRecord};
+use crate::seal::Unsealed;
 use crate::sealed::SealingKey;
 use crate::transfer::WrappingKey;
 use crate::{Algorithm, Error, KeyId};
@@ -39,7 +41,38 @@ pub(crate) struct Change {
 /// The store seen through the record key.
 pub(crate) struct Vault<'a> {
     pub(crate) store: &'a dyn Store,
-    pub(crate) key: &'a SealingKey,
+    pub(crate) key: RecordKey<'a>,
+}
+
+/// The record key a vault seals and opens with.
+pub(crate) enum RecordKey<'a> {
+    /// A key the caller holds (initialization, unsealing).
+    Borrowed(&'a SealingKey),
+    /// The unsealed centre's, held for as long as the vault lives: a concurrent
+    /// [`crate::Kms::seal`] cannot drop it from under an operation, it is dropped when the
+    /// last operation that began before the seal ends.
+    Unsealed(Arc<Unsealed>),
+}
+
+impl std::ops::Deref for RecordKey<'_> {
+    type Target = SealingKey;
+
+    fn deref(&self) -> &SealingKey {
+        match self {
+            Self::Borrowed(key) => key,
+            Self::Unsealed(unsealed) => &unsealed.records,
+        }
+    }
+}
+
+impl Vault<'_> {
+    /// The unsealed state this vault was opened on; `None` for a borrowed key.
+    pub(crate) fn unsealed(&self) -> Option<&Arc<Unsealed>> {
+        match &self.key {
+            RecordKey::Borrowed(_) => None,
+            RecordKey::Unsealed(unsealed) => Some(unsealed),
+        }
+    }
 }
 
 impl Vault<'_> {

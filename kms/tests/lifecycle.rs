@@ -513,10 +513,10 @@ fn audit_failure_fails_closed() {
         centre.clock.clone(),
     )
     .unwrap();
-    audit.fail(true);
     for share in &centre.shares[..2] {
         kms.unseal(share.contents.as_bytes()).unwrap();
     }
+    audit.fail(true);
     assert!(matches!(
         kms.unseal(centre.shares[2].contents.as_bytes()),
         Err(Error::Store(_))

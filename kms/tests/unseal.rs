@@ -4,13 +4,17 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use common::{Centre, FakeClock, TestAudit, audit_actions, audit_log, field, forge, spec};
-use govtrust_kms::{
-    Algorithm, BundleId, BundleTerms, Error, ExportSpec, ImportSpec, KeyId, Kms, StateChange,
+use common::{
+    Centre, FakeClock, SwitchAudit, TestAudit, audit_actions, audit_log, field, forge, spec,
 };
-use govtrust_store::{Batch, MemoryStore, RedbStore, Store};
+use govtrust_kms::{
+    Algorithm, BundleId, BundleTerms, Clock, DEFAULT_UNSEAL_TIMEOUT, Error, ExportSpec, ImportSpec,
+    KeyId, Kms, StateChange,
+};
+use govtrust_store::{AuditEvent, AuditSink, Batch, MemoryStore, RedbStore, Store};
 
 fn is_sealed_error<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
     matches!(result, Err(Error::Sealed))
@@ -121,8 +125,17 @@ fn three_of_five_unseal() {
     // Already unsealed: the status, unchanged, whatever is given.
     assert!(!kms.unseal(b"anything").unwrap().sealed);
     assert_eq!(kms.wrapping_public_key().unwrap().len(), 32);
-    assert_eq!(audit_actions(&*centre.store), ["kms.init", "kms.unseal"]);
-    assert!(audit_log(&*centre.store)[1].starts_with("kms.unseal|custodian|d-"));
+    assert_eq!(
+        audit_actions(&*centre.store),
+        [
+            "kms.init",
+            "kms.unseal.share",
+            "kms.unseal.share",
+            "kms.unseal",
+            "kms.unseal.share"
+        ]
+    );
+    assert!(audit_log(&*centre.store)[3].starts_with("kms.unseal|custodian|d-"));
 }
 
 #[test]
@@ -182,7 +195,16 @@ fn forged_share_is_refused_and_does_not_take_its_slot() {
     assert_eq!((status.sealed, status.progress), (true, 2));
     kms.unseal(centre.shares[2].contents.as_bytes()).unwrap();
     assert!(!kms.is_sealed());
-    assert_eq!(audit_actions(&*centre.store), ["kms.init", "kms.unseal"]);
+    assert_eq!(
+        audit_actions(&*centre.store),
+        [
+            "kms.init",
+            "kms.unseal.share",
+            "kms.unseal.rejected",
+            "kms.unseal.share",
+            "kms.unseal"
+        ]
+    );
 }
 
 #[test]
@@ -198,7 +220,16 @@ fn forged_share_at_the_threshold_keeps_progress() {
 
     kms.unseal(centre.shares[2].contents.as_bytes()).unwrap();
     assert!(!kms.is_sealed());
-    assert_eq!(audit_actions(&*centre.store), ["kms.init", "kms.unseal"]);
+    assert_eq!(
+        audit_actions(&*centre.store),
+        [
+            "kms.init",
+            "kms.unseal.share",
+            "kms.unseal.share",
+            "kms.unseal.rejected",
+            "kms.unseal"
+        ]
+    );
 }
 
 #[test]
@@ -253,7 +284,12 @@ fn wrong_check_value_fails_the_unseal_and_resets_progress() {
     assert!(kms.is_sealed());
     assert_eq!(
         audit_actions(&*centre.store),
-        ["kms.init", "kms.unseal.failed"]
+        [
+            "kms.init",
+            "kms.unseal.share",
+            "kms.unseal.share",
+            "kms.unseal.failed"
+        ]
     );
 }
 
@@ -479,4 +515,298 @@ fn material_moved_to_another_version_fails_to_unseal() {
         kms.encrypt(&id, b"p", b""),
         Err(Error::Corrupt { .. })
     ));
+}
+
+/// Appends `action|actor|target|name=value;...` to the batch: events with their details.
+struct DetailAudit;
+
+impl AuditSink for DetailAudit {
+    fn stage(&self, batch: &mut Batch, event: &AuditEvent) -> Result<(), govtrust_store::Error> {
+        let details: Vec<String> = event
+            .details
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let line = format!(
+            "{}|{}|{}|{}",
+            event.action,
+            event.actor,
+            event.target,
+            details.join(";")
+        );
+        batch.append(common::AUDIT_PREFIX, line);
+        Ok(())
+    }
+}
+
+/// A clock moved by seconds.
+struct StepClock(Mutex<SystemTime>);
+
+impl StepClock {
+    fn new() -> Arc<StepClock> {
+        Arc::new(StepClock(Mutex::new(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+        )))
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+}
+
+impl Clock for StepClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// `centre`'s store opened again with `sink` and `clock`: sealed, no attempt in progress.
+fn reopen_with(centre: &Centre, sink: Arc<dyn AuditSink>, clock: Arc<dyn Clock>) -> Kms {
+    Kms::open(Arc::clone(&centre.store), sink, clock).unwrap()
+}
+
+/// The committed events of `action`, with their details.
+fn events(store: &dyn Store, action: &str) -> Vec<String> {
+    let prefix = format!("{action}|");
+    audit_log(store)
+        .into_iter()
+        .filter(|line| line.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn unseal_progress_expires_and_the_next_answer_says_so() {
+    let centre = Centre::sealed();
+    let clock = StepClock::new();
+    let kms = reopen_with(&centre, Arc::new(DetailAudit), clock.clone());
+    let share = |n: usize| centre.shares[n - 1].contents.as_bytes();
+
+    let first = kms.unseal(share(1)).unwrap();
+    assert_eq!(first.progress, 1);
+    assert!(!first.progress_reset);
+    let deadline = clock.now() + DEFAULT_UNSEAL_TIMEOUT;
+    assert_eq!(first.attempt_expires_at, Some(deadline));
+    clock.advance(Duration::from_secs(9 * 60));
+    assert_eq!(kms.unseal(share(2)).unwrap().progress, 2);
+
+    // Ten minutes after the first share, the attempt is gone: the third share does not unseal.
+    clock.advance(Duration::from_secs(60));
+    let status = kms.seal_status();
+    assert_eq!((status.progress, status.progress_reset), (0, true));
+    assert_eq!(status.attempt_expires_at, None);
+    let late = kms.unseal(share(3)).unwrap();
+    assert!(late.sealed, "shares older than the timeout were used");
+    assert_eq!((late.progress, late.progress_reset), (1, true));
+    // Reported once; the new attempt runs from its own first share.
+    let next = kms.unseal(share(4)).unwrap();
+    assert_eq!((next.progress, next.progress_reset), (2, false));
+    assert_eq!(
+        next.attempt_expires_at,
+        Some(clock.now() + DEFAULT_UNSEAL_TIMEOUT)
+    );
+    assert!(!kms.unseal(share(1)).unwrap().sealed);
+
+    let expired = events(&*centre.store, "kms.unseal.expired");
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert!(
+        expired[0].contains("shares=2;timeout_seconds=600"),
+        "{expired:?}"
+    );
+}
+
+#[test]
+fn the_unseal_timeout_is_configurable_and_swept() {
+    let centre = Centre::sealed();
+    let clock = StepClock::new();
+    let kms = reopen_with(&centre, Arc::new(DetailAudit), clock.clone())
+        .with_unseal_timeout(Duration::from_secs(30));
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+    clock.advance(Duration::from_secs(29));
+    assert!(!kms.expire_unseal_attempt().unwrap());
+    assert_eq!(kms.seal_status().progress, 1);
+    clock.advance(Duration::from_secs(1));
+    assert!(kms.expire_unseal_attempt().unwrap());
+    assert!(!kms.expire_unseal_attempt().unwrap());
+    let answer = kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    assert_eq!((answer.progress, answer.progress_reset), (1, true));
+}
+
+#[test]
+fn every_unseal_attempt_is_audited_with_index_peer_and_outcome() {
+    let centre = Centre::sealed();
+    let kms = reopen_with(&centre, Arc::new(DetailAudit), Arc::new(FakeClock::new()));
+    let share = |n: usize| centre.shares[n - 1].contents.as_str();
+    let peer = "192.0.2.7:50123";
+
+    kms.unseal_from(share(2).as_bytes(), peer).unwrap();
+    let mut corrupted = share(4).as_bytes().to_vec();
+    corrupted[60] ^= 0x04;
+    invalid_share(kms.unseal_from(&corrupted, peer));
+    invalid_share(kms.unseal_from(share(2).as_bytes(), peer));
+    invalid_share(kms.unseal_from(b"not a share", peer));
+    kms.unseal_from(share(5).as_bytes(), peer).unwrap();
+    kms.unseal_from(share(1).as_bytes(), "198.51.100.1:443")
+        .unwrap();
+    kms.unseal_from(share(3).as_bytes(), peer).unwrap();
+
+    let log = audit_log(&*centre.store);
+    let attempts: Vec<&str> = log.iter().skip(1).map(String::as_str).collect();
+    let deployment = field(share(1), "deployment");
+    let expected = [
+        format!(
+            "kms.unseal.share|custodian|{deployment}|share=2;peer={peer};outcome=accepted (1/3)"
+        ),
+        format!(
+            "kms.unseal.rejected|custodian|{deployment}|share=4;peer={peer};outcome=rejected;reason=invalid unseal share: the checksum does not match"
+        ),
+        format!(
+            "kms.unseal.rejected|custodian|{deployment}|share=2;peer={peer};outcome=rejected;reason=invalid unseal share: share 2 was already given in this unseal attempt"
+        ),
+        format!(
+            "kms.unseal.rejected|custodian|{deployment}|share=unknown;peer={peer};outcome=rejected;reason=invalid unseal share: the first line is not govtrust-unseal-share-v1: is this a share file?"
+        ),
+        format!(
+            "kms.unseal.share|custodian|{deployment}|share=5;peer={peer};outcome=accepted (2/3)"
+        ),
+        format!("kms.unseal|custodian|{deployment}|share=1;peer=198.51.100.1:443;outcome=unsealed"),
+        format!(
+            "kms.unseal.share|custodian|{deployment}|share=3;peer={peer};outcome=ignored: already unsealed"
+        ),
+    ];
+    assert_eq!(attempts.len(), expected.len(), "{attempts:#?}");
+    for (got, want) in attempts.iter().zip(&expected) {
+        assert!(got.starts_with(want.as_str()), "{got}\n  expected {want}");
+    }
+    // No event carries share material.
+    for share in &centre.shares {
+        let value = field(&share.contents, "share");
+        assert!(log.iter().all(|line| !line.contains(value)));
+    }
+}
+
+#[test]
+fn an_accepted_share_that_cannot_be_audited_is_taken_back() {
+    let centre = Centre::sealed();
+    let audit = Arc::new(SwitchAudit::default());
+    let kms = reopen_with(&centre, audit.clone(), Arc::new(FakeClock::new()));
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+    audit.fail(true);
+    assert!(kms.unseal(centre.shares[1].contents.as_bytes()).is_err());
+    assert!(kms.unseal(b"garbage").is_err());
+    assert_eq!(kms.seal_status().progress, 1);
+    assert!(kms.unseal(centre.shares[2].contents.as_bytes()).is_err());
+    assert!(kms.is_sealed(), "unsealed without an audit event");
+    audit.fail(false);
+    kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    kms.unseal(centre.shares[2].contents.as_bytes()).unwrap();
+    assert!(!kms.is_sealed());
+}
+
+/// Asserts every key operation on `id` is refused as sealed.
+fn assert_sealed(kms: &Kms, id: &KeyId, ciphertext: &[u8]) {
+    assert!(kms.is_sealed());
+    assert!(is_sealed_error(kms.key(id)));
+    assert!(is_sealed_error(kms.encrypt(id, b"p", b"")));
+    assert!(is_sealed_error(kms.decrypt(ciphertext, b"", None)));
+    assert!(is_sealed_error(kms.generate_data_key(id, b"")));
+    assert!(is_sealed_error(kms.list_keys(10, None)));
+    assert!(is_sealed_error(kms.rotate_key("a", id)));
+    assert!(is_sealed_error(kms.wrapping_public_key()));
+    assert!(is_sealed_error(
+        kms.create_key("a", spec(Algorithm::Aes256Gcm))
+    ));
+}
+
+#[test]
+fn seal_drops_a_running_centre_until_threshold_shares_unseal_it_again() {
+    let centre = Centre::sealed();
+    let kms = reopen_with(&centre, Arc::new(DetailAudit), Arc::new(FakeClock::new()));
+    centre.unseal(&kms);
+    let id = kms
+        .create_key(
+            "spiffe://gov.example/person/security-admin",
+            spec(Algorithm::Aes256Gcm),
+        )
+        .unwrap()
+        .id;
+    let ciphertext = kms.encrypt(&id, b"before", b"").unwrap().ciphertext;
+
+    let admin = "spiffe://gov.example/person/security-admin";
+    let status = kms
+        .seal(admin, "203.0.113.9:4000", "suspected intrusion")
+        .unwrap();
+    assert!(status.sealed);
+    assert_eq!(status.progress, 0);
+    assert_sealed(&kms, &id, &ciphertext);
+    let sealed = events(&*centre.store, "kms.seal");
+    assert_eq!(sealed.len(), 1);
+    assert!(
+        sealed[0].starts_with(&format!(
+            "kms.seal|{admin}|{}|peer=203.0.113.9:4000;reason=suspected intrusion;was=unsealed",
+            field(&centre.shares[0].contents, "deployment")
+        )),
+        "{sealed:?}"
+    );
+
+    // Two shares are not enough; three are, and the key works again.
+    kms.unseal(centre.shares[3].contents.as_bytes()).unwrap();
+    kms.unseal(centre.shares[4].contents.as_bytes()).unwrap();
+    assert_sealed(&kms, &id, &ciphertext);
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+    assert_eq!(
+        kms.decrypt(&ciphertext, b"", None)
+            .unwrap()
+            .plaintext
+            .as_slice(),
+        b"before"
+    );
+}
+
+#[test]
+fn seal_discards_an_unseal_attempt_and_seals_even_when_the_audit_log_fails() {
+    let centre = Centre::sealed();
+    let audit = Arc::new(SwitchAudit::default());
+    let kms = reopen_with(&centre, audit.clone(), Arc::new(FakeClock::new()));
+    kms.unseal(centre.shares[0].contents.as_bytes()).unwrap();
+    kms.unseal(centre.shares[1].contents.as_bytes()).unwrap();
+    let status = kms.seal("admin", "local", "").unwrap();
+    assert_eq!((status.sealed, status.progress), (true, 0));
+    // The attempt is gone: one more share does not unseal.
+    assert_eq!(
+        kms.unseal(centre.shares[2].contents.as_bytes())
+            .unwrap()
+            .progress,
+        1
+    );
+    kms.unseal(centre.shares[3].contents.as_bytes()).unwrap();
+    kms.unseal(centre.shares[4].contents.as_bytes()).unwrap();
+    assert!(!kms.is_sealed());
+
+    audit.fail(true);
+    assert!(kms.seal("admin", "local", "").is_err());
+    assert!(
+        kms.is_sealed(),
+        "a failing audit log kept the centre unsealed"
+    );
+
+    let refused = kms.seal("admin", "local", "line\nbreak");
+    assert!(matches!(
+        refused,
+        Err(Error::InvalidArgument {
+            field: "reason",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn seal_status_debug_and_errors_do_not_leak_shares() {
+    let centre = Centre::sealed();
+    centre
+        .kms
+        .unseal(centre.shares[0].contents.as_bytes())
+        .unwrap();
+    let debug = format!("{:?}", centre.kms);
+    let value = field(&centre.shares[0].contents, "share");
+    assert!(!debug.contains(value), "{debug}");
 }

@@ -34,6 +34,8 @@ pub enum Action<'a> {
     ReadApprovals,
     /// Approve or reject an approval request (the approval crate checks the role it names).
     DecideApproval,
+    /// Seal the running key-management centre (an emergency stop).
+    Seal,
     /// An operation on one key.
     Key(KeyOperation, &'a KeyInfo),
 }
@@ -83,6 +85,7 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
             A::ListKeys | A::Key(KeyOperation::Read, _),
         ) => true,
         (Role::SecurityAdministrator, A::CreateKey | A::ImportKey | A::ReadWrappingKey) => true,
+        (Role::SecurityAdministrator, A::Seal) => true,
         (Role::SecurityAdministrator, A::Key(KeyOperation::Manage, key)) => !key.internal,
         (Role::SecurityAdministrator, A::Key(_, key)) => owns(principal, key),
         _ => false,
@@ -101,7 +104,8 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
         | A::ReadCertificates
         | A::ListKeys
         | A::ReadAudit
-        | A::ReadApprovals => false,
+        | A::ReadApprovals
+        | A::Seal => false,
     }
 }
 
@@ -131,6 +135,7 @@ fn describe(action: Action<'_>) -> String {
         Action::ReadWrappingKey => "read the import wrapping key".to_owned(),
         Action::ReadApprovals => "read approval requests".to_owned(),
         Action::DecideApproval => "decide approval requests".to_owned(),
+        Action::Seal => "seal the key-management centre".to_owned(),
         Action::Key(KeyOperation::Read, key) => format!("read key {}", key.id),
         Action::Key(KeyOperation::Use, key) => format!("use key {}", key.id),
         Action::Key(KeyOperation::Manage, key) => format!("manage key {}", key.id),
@@ -274,6 +279,23 @@ mod tests {
         assert!(authorize(&system(TAX).with_standing(1, lineage(2, 0)), use_key).is_err());
         // Carried over by the approved re-enrollment: reached.
         assert!(authorize(&system(TAX).with_standing(2, lineage(2, 0)), use_key).is_ok());
+    }
+
+    #[test]
+    fn only_the_security_administrator_seals() {
+        let sec = admin(Role::SecurityAdministrator);
+        assert!(authorize(&sec, Action::Seal).is_ok());
+        let stranger = Principal::for_test("spiffe://gov.example/person/nobody", Kind::Unknown);
+        for principal in [
+            admin(Role::SystemAdministrator),
+            admin(Role::AuditAdministrator),
+            system(TAX),
+            stranger,
+        ] {
+            let denied = authorize(&principal, Action::Seal).unwrap_err();
+            assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+            assert!(denied.message().contains("seal"), "{}", denied.message());
+        }
     }
 
     #[test]

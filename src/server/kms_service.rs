@@ -465,32 +465,68 @@ impl KeyManagement for KeyService {
     }
 }
 
-/// The seal service: reachable without a client certificate, a share is its own credential.
+/// The seal service. Unseal and Status are reachable without a client certificate (a share is
+/// its own credential); Seal needs the security administrator's. Only callers with a valid
+/// client certificate learn the deployment id.
 pub struct SealService {
     kms: Arc<Kms>,
+    auth: Arc<Authenticator>,
 }
 
 impl SealService {
-    pub fn new(kms: Arc<Kms>) -> Self {
-        Self { kms }
+    pub fn new(kms: Arc<Kms>, auth: Arc<Authenticator>) -> Self {
+        Self { kms, auth }
+    }
+
+    /// True when the call presents a valid client certificate. A call without one is not an
+    /// authentication failure here: custodians and monitoring call without.
+    fn authenticated<T>(&self, request: &Request<T>) -> bool {
+        let certs = request.peer_certs();
+        let chain = certs
+            .as_deref()
+            .map(Vec::as_slice)
+            .filter(|c| !c.is_empty());
+        chain.is_some_and(|chain| self.auth.principal(Some(chain)).is_ok())
     }
 }
 
 #[tonic::async_trait]
 impl Seal for SealService {
     async fn unseal(&self, request: Request<pb::UnsealRequest>) -> Reply<pb::UnsealResponse> {
+        let (peer, authenticated) = (peer(&request), self.authenticated(&request));
         let share = zeroize::Zeroizing::new(request.into_inner().share);
         let kms = self.kms.clone();
-        let status = blocking(move || kms.unseal(&share).map_err(status::kms)).await?;
+        let status = blocking(move || kms.unseal_from(&share, &peer).map_err(status::kms)).await?;
         Ok(Response::new(pb::UnsealResponse {
-            status: Some(seal_message(&status)),
+            status: Some(seal_message(&status, authenticated)),
         }))
     }
 
-    async fn status(&self, _: Request<pb::SealStatusRequest>) -> Reply<pb::SealStatusResponse> {
+    async fn status(
+        &self,
+        request: Request<pb::SealStatusRequest>,
+    ) -> Reply<pb::SealStatusResponse> {
         let status = self.kms.seal_status();
         Ok(Response::new(pb::SealStatusResponse {
-            status: Some(seal_message(&status)),
+            status: Some(seal_message(&status, self.authenticated(&request))),
+        }))
+    }
+
+    async fn seal(&self, request: Request<pb::SealRequest>) -> Reply<pb::SealResponse> {
+        let principal = self
+            .auth
+            .principal(request.peer_certs().as_deref().map(Vec::as_slice))?;
+        authorize(&principal, Action::Seal)?;
+        let peer = peer(&request);
+        let reason = request.into_inner().reason;
+        let kms = self.kms.clone();
+        let status = blocking(move || {
+            kms.seal(&principal.spiffe_id, &peer, &reason)
+                .map_err(status::kms)
+        })
+        .await?;
+        Ok(Response::new(pb::SealResponse {
+            status: Some(seal_message(&status, true)),
         }))
     }
 }
@@ -545,13 +581,27 @@ fn retired(kms: &Kms, id: &KeyId) -> bool {
         .is_ok_and(|key| matches!(key.state, KeyState::Deactivated | KeyState::Compromised))
 }
 
-fn seal_message(status: &govtrust_kms::SealStatus) -> pb::SealStatus {
+/// The caller's address, for the audit log.
+fn peer<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "unknown".to_owned(), |address| address.to_string())
+}
+
+/// The status as sent; the deployment id only to `authenticated` callers.
+fn seal_message(status: &govtrust_kms::SealStatus, authenticated: bool) -> pb::SealStatus {
     pb::SealStatus {
         sealed: status.sealed,
         threshold: u32::from(status.threshold),
         shares_total: u32::from(status.shares_total),
         progress: u32::from(status.progress),
-        deployment_id: status.deployment_id.clone(),
+        deployment_id: if authenticated {
+            status.deployment_id.clone()
+        } else {
+            String::new()
+        },
+        progress_reset: status.progress_reset,
+        attempt_expires_at: status.attempt_expires_at.map(Into::into),
     }
 }
 

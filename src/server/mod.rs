@@ -57,7 +57,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         prepare_dev(&layout)?;
     }
-    let domains = open(&layout, clock(&args))?;
+    let domains = open(&layout, clock(&args), args.unseal_timeout)?;
     if args.dev {
         dev_unseal(&layout, &domains.kms)?;
     }
@@ -67,6 +67,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     announce(&layout, &args, &domains.kms);
     tokio::spawn(sweep_destructions(domains.kms.clone()));
+    tokio::spawn(sweep_unseal_attempts(domains.kms.clone()));
     let recorders = Recorders::new(&domains);
     let router = router(domains, &recorders).await?;
     let served = router
@@ -148,7 +149,11 @@ struct Domains {
     clock: Arc<dyn Clock>,
 }
 
-fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
+fn open(
+    layout: &Layout,
+    clock: Arc<dyn Clock>,
+    unseal_timeout: Duration,
+) -> anyhow::Result<Domains> {
     let database = layout.database();
     if !database.exists() {
         anyhow::bail!(
@@ -168,7 +173,8 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>) -> anyhow::Result<Domains> {
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&database)?);
     let audit = AuditLog::new(store.clone());
     let sink = Arc::new(audit.clone());
-    let kms = Arc::new(Kms::open(store.clone(), sink.clone(), clock.clone())?);
+    let kms = Kms::open(store.clone(), sink.clone(), clock.clone())?;
+    let kms = Arc::new(kms.with_unseal_timeout(unseal_timeout));
     let approvals = Approvals::new(store.clone(), sink.clone());
     let ca = Arc::new(Ca::open(store.clone(), kms.clone(), sink, clock.clone())?);
     Ok(Domains {
@@ -223,7 +229,7 @@ async fn router(domains: Domains, recorders: &Recorders) -> anyhow::Result<Route
         .add_service(health_service)
         .add_service(reflection)
         .add_service(kms_pb::seal_server::SealServer::new(
-            kms_service::SealService::new(kms.clone()),
+            kms_service::SealService::new(kms.clone(), auth.clone()),
         ))
         .add_service(kms_pb::key_management_server::KeyManagementServer::new(
             kms_service::KeyService::new(
@@ -259,8 +265,13 @@ fn announce(layout: &Layout, args: &ServeArgs, kms: &Kms) {
     println!("govtrust listening on {} ({sealed})", args.listen);
     println!("CA bundle:  {}", layout.ca_bundle().display());
     println!("Root CA:    {}", layout.root_certificate().display());
-    for role in ["system-admin", "security-admin", "audit-admin"] {
-        println!("{role:<15} credentials in {}", layout.admin(role).display());
+    if args.dev {
+        for role in ["system-admin", "security-admin", "audit-admin"] {
+            println!(
+                "{role:<15} credentials in {} (dev mode: keys on local disk)",
+                layout.admin(role).display()
+            );
+        }
     }
 }
 
@@ -286,6 +297,9 @@ fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
         trust_domain: "gov.example".to_owned(),
         server_names: vec!["localhost".to_owned()],
         server_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+        admin_out: None,
+        admin_csrs: Vec::new(),
+        dev: true,
     };
     crate::init::create_complete(layout, &args)?;
     println!(
@@ -300,8 +314,11 @@ fn warn_dev(layout: &Layout) {
     eprintln!("{line}");
     eprintln!("WARNING: DEVELOPMENT MODE. The master-key shares are kept on local disk in");
     eprintln!("  {}", layout.dev_unseal().display());
-    eprintln!("and the server unseals itself from them. Anyone who can read that directory");
-    eprintln!("holds every key. Never use --dev for real keys or certificates.");
+    eprintln!("and the server unseals itself from them, and the administrators' private keys");
+    eprintln!("are kept unencrypted in");
+    eprintln!("  {}", layout.root().join("admin").display());
+    eprintln!("Anyone who can read these directories holds every key and every role.");
+    eprintln!("Never use --dev for real keys or certificates.");
     eprintln!("{line}");
 }
 
@@ -342,6 +359,24 @@ async fn sweep_destructions(kms: Arc<Kms>) {
             }
             Ok(Err(error)) => tracing::error!(%error, "key destruction sweep failed"),
             _ => {}
+        }
+    }
+}
+
+/// How often an expired unseal attempt's shares are looked for and forgotten.
+const UNSEAL_SWEEP: Duration = Duration::from_secs(5);
+
+/// Forgets the shares of expired unseal attempts, so they do not wait in memory for the next
+/// unseal call.
+async fn sweep_unseal_attempts(kms: Arc<Kms>) {
+    let mut interval = tokio::time::interval(UNSEAL_SWEEP);
+    loop {
+        interval.tick().await;
+        let kms = kms.clone();
+        if let Ok(Err(error)) =
+            tokio::task::spawn_blocking(move || kms.expire_unseal_attempt()).await
+        {
+            tracing::error!(%error, "unseal attempt expiry failed");
         }
     }
 }

@@ -22,6 +22,8 @@ pub fn govtrust(args: &[&str]) -> Output {
 pub struct Server {
     pub data: PathBuf,
     pub url: String,
+    /// Where the administrators' credential directories are: `data/admin` in dev mode.
+    admins: PathBuf,
     child: Child,
 }
 
@@ -67,6 +69,7 @@ impl Server {
         Server {
             data: data.to_path_buf(),
             url: format!("https://localhost:{port}"),
+            admins: data.join("admin"),
             child,
         }
     }
@@ -125,8 +128,15 @@ impl Server {
         self.data.join("ca/root.pem")
     }
 
+    /// The credential directory of an administrator role.
     pub fn admin(&self, role: &str) -> PathBuf {
-        self.data.join("admin").join(role)
+        self.admins.join(role)
+    }
+
+    /// Looks for the administrators' credentials in `dir` (a production `--admin-out`).
+    pub fn with_admins(mut self, dir: &Path) -> Server {
+        self.admins = dir.to_path_buf();
+        self
     }
 
     /// Runs a client subcommand against this server.
@@ -180,6 +190,52 @@ impl Server {
         args.extend_from_slice(extra);
         let out = ok(self.gt_as(&self.admin("system-admin"), &args));
         json(&out)["enrollment_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A production deployment made by `govtrust init` in a directory of its own: the data
+/// directory, the custodians' shares and the administrators' credentials (`--admin-out`) are
+/// three directories side by side.
+pub struct Deployment {
+    pub data: PathBuf,
+    pub shares: PathBuf,
+    pub admins: PathBuf,
+    /// What `init` printed.
+    pub output: String,
+}
+
+impl Deployment {
+    /// Runs `govtrust init` in `dir` with `extra` arguments, asserting success.
+    pub fn init(dir: &Path, extra: &[&str]) -> Deployment {
+        let (data, shares, admins) = (dir.join("data"), dir.join("shares"), dir.join("admins"));
+        let mut args = vec!["init", "--data", data.to_str().unwrap()];
+        args.extend(["--shares-out", shares.to_str().unwrap()]);
+        args.extend(["--admin-out", admins.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let output = ok(govtrust(&args));
+        Deployment {
+            data,
+            shares,
+            admins,
+            output,
+        }
+    }
+
+    /// Share file `n` (1-based).
+    pub fn share(&self, n: u32) -> PathBuf {
+        self.shares.join(format!("share-{n}.txt"))
+    }
+
+    /// Starts `serve` (sealed) on this deployment with `extra` arguments.
+    pub fn serve(&self, extra: &[&str]) -> Server {
+        Server::start_with(&self.data, false, extra).with_admins(&self.admins)
+    }
+
+    /// Gives `server` shares 1 to 3.
+    pub fn unseal(&self, server: &Server) {
+        for n in 1..=3 {
+            ok(server.gt(&["unseal", "--share", self.share(n).to_str().unwrap()]));
+        }
     }
 }
 

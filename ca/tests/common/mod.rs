@@ -90,6 +90,7 @@ pub fn init_params() -> InitParams {
         trust_domain: TRUST_DOMAIN.to_owned(),
         server_dns_names: vec!["govtrust.gov.example".to_owned()],
         server_ips: vec!["10.0.0.1".parse().unwrap()],
+        admin_csrs: Vec::new(),
     }
 }
 
