@@ -52,6 +52,19 @@ impl KeyService {
         }
     }
 
+    /// Counts `principal`'s use of key `id` in the ledger, then passes `outcome` on.
+    async fn used<T>(
+        &self,
+        principal: &Principal,
+        id: &KeyId,
+        operation: Operation,
+        outcome: Result<T, govtrust_kms::Error>,
+    ) -> Result<T, Status> {
+        let outcome = outcome.map_err(status::kms);
+        let caller = &principal.spiffe_id;
+        self.usage.record(caller, id, operation, outcome).await
+    }
+
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         self.auth
             .principal(request.peer_certs().as_deref().map(Vec::as_slice))
@@ -170,14 +183,7 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let out = self.kms.encrypt(&id, &request.plaintext, &request.aad);
-        let out = (self.usage)
-            .record(
-                &principal.spiffe_id,
-                &id,
-                Operation::Encrypt,
-                out.map_err(status::kms),
-            )
-            .await?;
+        let out = self.used(&principal, &id, Operation::Encrypt, out).await?;
         Ok(Response::new(pb::EncryptResponse {
             ciphertext: out.ciphertext.into(),
             key_id: out.key_id.to_string(),
@@ -200,14 +206,7 @@ impl KeyManagement for KeyService {
         let out = self
             .kms
             .decrypt(&request.ciphertext, &request.aad, Some(&id));
-        let out = (self.usage)
-            .record(
-                &principal.spiffe_id,
-                &id,
-                Operation::Decrypt,
-                out.map_err(status::kms),
-            )
-            .await?;
+        let out = self.used(&principal, &id, Operation::Decrypt, out).await?;
         if retired(&self.kms, &id) {
             self.account_retired_use(&principal, &id, "decrypt").await?;
         }
@@ -227,13 +226,8 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let data_key = self.kms.generate_data_key(&id, &request.aad);
-        let data_key = (self.usage)
-            .record(
-                &principal.spiffe_id,
-                &id,
-                Operation::GenerateDataKey,
-                data_key.map_err(status::kms),
-            )
+        let data_key = self
+            .used(&principal, &id, Operation::GenerateDataKey, data_key)
             .await?;
         Ok(Response::new(pb::GenerateDataKeyResponse {
             // Declassified: handing the data key to its authorized owner is the point of the call.
@@ -248,10 +242,8 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let signed = self.kms.sign(&id, &request.message).map_err(status::kms);
-        let signed = (self.usage)
-            .record(&principal.spiffe_id, &id, Operation::Sign, signed)
-            .await?;
+        let signed = self.kms.sign(&id, &request.message);
+        let signed = self.used(&principal, &id, Operation::Sign, signed).await?;
         Ok(Response::new(pb::SignResponse {
             signature: signed.signature,
             key_id: signed.key_id.to_string(),
@@ -264,12 +256,10 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
-        let valid = (self.kms)
-            .verify(&id, version, &request.message, &request.signature)
-            .map_err(status::kms);
-        let valid = (self.usage)
-            .record(&principal.spiffe_id, &id, Operation::Verify, valid)
-            .await?;
+        let valid = self
+            .kms
+            .verify(&id, version, &request.message, &request.signature);
+        let valid = self.used(&principal, &id, Operation::Verify, valid).await?;
         if retired(&self.kms, &id) {
             self.account_retired_use(&principal, &id, "verify").await?;
         }
@@ -284,9 +274,9 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
-        let public = self.kms.public_key(&id, version).map_err(status::kms);
-        let public = (self.usage)
-            .record(&principal.spiffe_id, &id, Operation::PublicKey, public)
+        let public = self.kms.public_key(&id, version);
+        let public = self
+            .used(&principal, &id, Operation::PublicKey, public)
             .await?;
         Ok(Response::new(pb::GetPublicKeyResponse {
             public_key_pem: pem("PUBLIC KEY", &public.spki_der),

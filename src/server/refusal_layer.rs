@@ -111,46 +111,54 @@ impl Call {
         // Answers that carry a body put grpc-status in the trailers: no lookup beyond this one.
         response.headers().get("grpc-status")?;
         let status = Status::from_header_map(response.headers())?;
+        let kind = kind(status.code())?;
         let method = self.uri.path();
-        let kind = match status.code() {
-            Code::Unauthenticated => Kind::Authentication,
-            Code::PermissionDenied => Kind::Authorization,
-            _ => return None,
-        };
         if method == ENROLL {
             return None;
         }
-        let certs = self.certificates();
-        let fingerprint = certs
-            .first()
-            .map(|leaf| format!("sha256:{}", hex::encode(fingerprint(leaf))));
-        let actor = match (kind, &fingerprint) {
-            (Kind::Authorization, _) => auth
-                .principal(Some(certs.as_slice()))
-                .map(|p| p.spiffe_id)
-                .ok()
-                .or(fingerprint.clone()),
-            _ => fingerprint.clone(),
+        let fingerprint = self.fingerprint();
+        let verified = match kind {
+            Kind::Authorization => self.verified(auth),
+            _ => None,
         };
-        let actor = actor.unwrap_or_else(|| "anonymous".to_owned());
+        let actor = verified
+            .or_else(|| fingerprint.clone())
+            .unwrap_or_else(|| "anonymous".to_owned());
         let mut refusal = Refusal::new(kind, actor, self.peer(), method, &status);
-        if let Some(fingerprint) = fingerprint {
-            refusal
-                .details
-                .push(("certificate".to_owned(), fingerprint));
-        }
+        let certificate = fingerprint.map(|f| ("certificate".to_owned(), f));
+        refusal.details.extend(certificate);
         Some(refusal)
+    }
+
+    /// The caller's verified SPIFFE id (cached by the authenticator from the call itself).
+    fn verified(&self, auth: &Authenticator) -> Option<String> {
+        let certs = self.certificates()?;
+        auth.principal(Some(certs.as_slice()))
+            .ok()
+            .map(|p| p.spiffe_id)
+    }
+
+    /// `sha256:<hex>` of the leaf certificate the caller presented, if any.
+    fn fingerprint(&self) -> Option<String> {
+        let certs = self.certificates()?;
+        let leaf = certs.first()?;
+        Some(format!("sha256:{}", hex::encode(fingerprint(leaf))))
     }
 
     fn peer(&self) -> Option<SocketAddr> {
         self.connection.as_ref()?.get_ref().remote_addr()
     }
 
-    fn certificates(&self) -> Vec<CertificateDer<'static>> {
-        self.connection
-            .as_ref()
-            .and_then(TlsConnectInfo::peer_certs)
-            .map(|certs| certs.as_ref().clone())
-            .unwrap_or_default()
+    fn certificates(&self) -> Option<Arc<Vec<CertificateDer<'static>>>> {
+        self.connection.as_ref()?.peer_certs()
+    }
+}
+
+/// The refusals the layer records, by status code.
+fn kind(code: Code) -> Option<Kind> {
+    match code {
+        Code::Unauthenticated => Some(Kind::Authentication),
+        Code::PermissionDenied => Some(Kind::Authorization),
+        _ => None,
     }
 }
