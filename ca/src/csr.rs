@@ -2,7 +2,8 @@
 //! name policy.
 //!
 //! Checks run in this order, and the first failure is the error:
-//! 1. the bytes are a PKCS#10 request, DER or PEM ([`Error::InvalidCsr`]);
+//! 1. the bytes are a PKCS#10 request, DER (strictly: the unsigned outer tags too) or PEM
+//!    ([`Error::InvalidCsr`]);
 //! 2. the key is ECDSA P-256/P-384, Ed25519 or RSA of 2048 to 8192 bits
 //!    ([`Error::KeyNotAllowed`]) — before the signature, so a refused key is named as such;
 //! 3. the signature algorithm is allowed (no SHA-1) and the signature verifies: proof of
@@ -20,6 +21,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use rcgen::SubjectPublicKeyInfo;
+use x509_parser::asn1_rs::{Any, Class, Tag};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry::{
@@ -187,11 +189,66 @@ fn der(csr: &[u8]) -> Result<Cow<'_, [u8]>, Error> {
 }
 
 fn decode(der: &[u8]) -> Result<X509CertificationRequest<'_>, Error> {
+    check_outer_tags(der)?;
     match X509CertificationRequest::from_der(der) {
         Ok(([], request)) => Ok(request),
         Ok(_) => Err(Error::csr("trailing bytes after the request")),
         Err(e) => Err(Error::csr(format!("not a PKCS#10 request: {e}"))),
     }
+}
+
+/// Checks the tags of the parts the signature does not cover, which x509-parser reads by tag
+/// number alone: `SEQUENCE { info SEQUENCE, SEQUENCE { OBJECT IDENTIFIER, .. }, BIT STRING }`,
+/// each universal and constructed exactly when a SEQUENCE, and a signature of whole bytes.
+/// Without this a request whose signature algorithm is an OCTET STRING, whose outer SEQUENCE is
+/// context-tagged or whose signature claims unused bits passes: not DER, and one signed request
+/// would have many encodings.
+fn check_outer_tags(der: &[u8]) -> Result<(), Error> {
+    let request = element(der, Tag::Sequence, "the request")?;
+    let (rest, info) = Any::from_der(request).map_err(|_| not_der("the request info"))?;
+    expect(&info, Tag::Sequence, "the request info")?;
+    let (rest, algorithm) = Any::from_der(rest).map_err(|_| not_der("the signature algorithm"))?;
+    expect(&algorithm, Tag::Sequence, "the signature algorithm")?;
+    element(
+        algorithm.data,
+        Tag::Oid,
+        "the signature algorithm's identifier",
+    )?;
+    let (_, signature) = Any::from_der(rest).map_err(|_| not_der("the signature"))?;
+    expect(&signature, Tag::BitString, "the signature")?;
+    match signature.data.first() {
+        Some(0) => Ok(()),
+        _ => Err(Error::csr(
+            "the signature BIT STRING does not hold whole bytes (unused bits must be 0)",
+        )),
+    }
+}
+
+/// The contents of the first element of `der`, which must be a `tag`.
+fn element<'a>(der: &'a [u8], tag: Tag, what: &str) -> Result<&'a [u8], Error> {
+    let (_, any) = Any::from_der(der).map_err(|_| not_der(what))?;
+    expect(&any, tag, what)?;
+    Ok(any.data)
+}
+
+fn expect(any: &Any<'_>, tag: Tag, what: &str) -> Result<(), Error> {
+    let header = &any.header;
+    let constructed = tag == Tag::Sequence;
+    if header.class() == Class::Universal
+        && header.tag() == tag
+        && header.is_constructed() == constructed
+    {
+        return Ok(());
+    }
+    Err(Error::csr(format!(
+        "{what} is not a DER {tag} (found {:?} tag {})",
+        header.class(),
+        header.tag()
+    )))
+}
+
+fn not_der(what: &str) -> Error {
+    Error::csr(format!("not a PKCS#10 request: {what} is not DER"))
 }
 
 /// The key's kind, if this CA certifies it.
@@ -347,6 +404,7 @@ fn not_allowed(name: &str, system: &SystemRecord) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -369,6 +427,63 @@ mod tests {
                 der(input).and_then(|d| decode(&d).map(|_| ())),
                 Err(Error::InvalidCsr { .. })
             ));
+        }
+    }
+
+    /// A request from rcgen, DER.
+    fn request() -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ledger");
+        params.serialize_request(&key).unwrap().der().to_vec()
+    }
+
+    /// Offsets of the outer tag, the signature algorithm's tag, its identifier's tag, the
+    /// signature's tag and the signature's unused-bits byte.
+    fn outer_offsets(der: &[u8]) -> [usize; 5] {
+        // Where a suffix of `der` starts.
+        let offset = |rest: &[u8]| der.len() - rest.len();
+        let (_, request) = Any::from_der(der).unwrap();
+        let (rest, _info) = Any::from_der(request.data).unwrap();
+        let algorithm_at = offset(rest);
+        let (after_algorithm, algorithm) = Any::from_der(rest).unwrap();
+        let algorithm_header = rest.len() - after_algorithm.len() - algorithm.data.len();
+        let (_, signature) = Any::from_der(after_algorithm).unwrap();
+        [
+            0,
+            algorithm_at,
+            algorithm_at + algorithm_header,
+            offset(after_algorithm),
+            offset(signature.data),
+        ]
+    }
+
+    /// x509-parser reads the unsigned outer parts by tag number alone; found by the proptest
+    /// probe: each of these requests passed before `check_outer_tags`.
+    #[test]
+    fn non_der_outer_encodings_are_refused() {
+        let der = request();
+        assert!(decode(&der).is_ok());
+        let [outer, algorithm, oid, signature, unused_bits] = outer_offsets(&der);
+        for (position, xor, names) in [
+            (outer, 0x20, "the request"),
+            (outer, 0x40, "the request"),
+            (algorithm, 0x80, "the signature algorithm"),
+            (oid, 0x02, "identifier"),
+            (oid, 0x80, "identifier"),
+            (signature, 0x40, "the signature"),
+            (unused_bits, 0x01, "unused bits"),
+        ] {
+            let mut mutated = der.clone();
+            mutated[position] ^= xor;
+            match decode(&mutated) {
+                Err(Error::InvalidCsr { reason }) => assert!(reason.contains(names), "{reason}"),
+                Err(other) => panic!("byte {position} ^ {xor:#x}: {other}"),
+                Ok(_) => panic!("byte {position} ^ {xor:#x} was accepted"),
+            }
         }
     }
 }

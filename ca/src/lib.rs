@@ -31,6 +31,8 @@ mod certificates;
 mod csr;
 mod enrollment;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hierarchy;
 mod identity;
 mod issuance;

@@ -132,6 +132,7 @@ fn malformed(reason: &str) -> Error {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use proptest::prelude::*;
     use ring::aead::{AES_256_GCM, UnboundKey};
 
     use super::*;
@@ -204,5 +205,64 @@ mod tests {
             parse(b"garbage garbage garbage garbage garbage garbage garbage garbage"),
             Err(Error::MalformedCiphertext { .. })
         ));
+    }
+
+    fn flips() -> impl Strategy<Value = Vec<(usize, u8)>> {
+        prop::collection::vec((any::<usize>(), 1..=255u8), 1..4)
+    }
+
+    fn parse_and_open(ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let header = parse(ciphertext)?;
+        open(&key(1), &header, ciphertext, aad)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn seal_then_open_round_trips(
+            plaintext in prop::collection::vec(any::<u8>(), 0..256),
+            aad in prop::collection::vec(any::<u8>(), 0..64),
+            version in any::<u32>(),
+            id in any::<[u8; 16]>(),
+        ) {
+            let id = KeyId::parse(&format!("k-{}", hex::encode(id))).unwrap();
+            let ct = seal(&key(1), &id, version, &plaintext, &aad).unwrap();
+            let header = parse(&ct).unwrap();
+            prop_assert_eq!((&header.key_id, header.version), (&id, version));
+            let opened = open(&key(1), &header, &ct, &aad).unwrap();
+            prop_assert_eq!(opened.as_slice(), plaintext.as_slice());
+        }
+
+        /// Header, nonce, body or tag: any changed byte is malformed or fails to open.
+        #[test]
+        fn mutated_ciphertexts_are_refused(
+            plaintext in prop::collection::vec(any::<u8>(), 0..64),
+            flips in flips(),
+        ) {
+            let ct = seal(&key(1), &id(), 1, &plaintext, b"aad").unwrap();
+            let mut mutated = ct.clone();
+            for (position, xor) in &flips {
+                let position = position % mutated.len();
+                mutated[position] ^= xor;
+            }
+            prop_assume!(mutated != ct);
+            let refused = parse_and_open(&mutated, b"aad");
+            let kind = matches!(
+                refused,
+                Err(Error::MalformedCiphertext { .. } | Error::Authentication)
+            );
+            prop_assert!(kind, "{:?}", refused.map(|plaintext| plaintext.len()));
+        }
+
+        #[test]
+        fn truncated_or_extended_ciphertexts_are_refused(
+            cut in any::<usize>(),
+            tail in prop::collection::vec(any::<u8>(), 1..16),
+        ) {
+            let ct = seal(&key(1), &id(), 1, b"some plaintext", b"").unwrap();
+            prop_assert!(parse_and_open(&ct[..cut % ct.len()], b"").is_err());
+            prop_assert!(parse_and_open(&[ct.as_slice(), &tail].concat(), b"").is_err());
+        }
     }
 }

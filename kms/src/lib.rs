@@ -33,6 +33,8 @@ mod cipher;
 mod destruction;
 mod distribution;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod keys;
 mod lifecycle;
 mod master;

@@ -273,12 +273,7 @@ fn fields<'a>(lines: &[&'a str]) -> Result<Fields<'a>, Error> {
 
 /// Checks the SHA-256 over every line before the checksum line.
 fn verify_checksum(lines: &[&str], checksum: &str) -> Result<(), Error> {
-    let mut context = digest::Context::new(&digest::SHA256);
-    for line in lines.iter().take(FIELDS.len()) {
-        context.update(line.as_bytes());
-        context.update(b"\n");
-    }
-    let expected = hex::encode(context.finish());
+    let expected = self::checksum(lines);
     if bool::from(expected.as_bytes().ct_eq(checksum.as_bytes())) {
         Ok(())
     } else {
@@ -286,6 +281,16 @@ fn verify_checksum(lines: &[&str], checksum: &str) -> Result<(), Error> {
             "the checksum does not match: the file is damaged or was edited",
         ))
     }
+}
+
+/// The hex SHA-256 over the lines before the checksum line, each ending in "\n".
+pub(crate) fn checksum(lines: &[&str]) -> String {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for line in lines.iter().take(FIELDS.len()) {
+        context.update(line.as_bytes());
+        context.update(b"\n");
+    }
+    hex::encode(context.finish())
 }
 
 /// Checks the deployment id, threshold and share count against the seal configuration.
@@ -355,6 +360,8 @@ fn invalid(reason: impl Into<String>) -> Error {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const DEPLOYMENT: &str = "d-00112233445566778899aabbccddeeff";
@@ -538,5 +545,77 @@ mod tests {
         let printed = format!("{:?}", files[0]);
         assert!(!printed.contains(share_hex(&files[0])));
         assert!(!printed.contains("share: "));
+    }
+
+    /// `bytes` with each `(position, xor)` applied, positions taken modulo the length.
+    fn mutate(bytes: &[u8], flips: &[(usize, u8)]) -> Vec<u8> {
+        let mut mutated = bytes.to_vec();
+        for (position, xor) in flips {
+            let position = position % mutated.len();
+            mutated[position] ^= xor;
+        }
+        mutated
+    }
+
+    /// M of N with 2 <= M <= N <= 16.
+    fn split() -> impl Strategy<Value = (u8, u8)> {
+        (2u8..=seal::MAX_SHARES).prop_flat_map(|shares| (2..=shares, Just(shares)))
+    }
+
+    fn flips() -> impl Strategy<Value = Vec<(usize, u8)>> {
+        prop::collection::vec((any::<usize>(), 1..=255u8), 1..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn render_then_parse_round_trips(key in any::<[u8; 32]>(), (threshold, count) in split()) {
+            let master = MasterKey::from_bytes(&key).unwrap();
+            let shares = deal(&master, threshold, count).unwrap();
+            let config = SealConfig::new(
+                DEPLOYMENT.into(),
+                threshold,
+                Vec::new(),
+                commitments(DEPLOYMENT, &shares),
+            );
+            let parsed: Vec<Share> = render_all(&config, &shares)
+                .iter()
+                .map(|file| parse(file.contents.as_bytes(), &config).unwrap())
+                .collect();
+            let indexes: Vec<u8> = parsed.iter().map(|share| share.index).collect();
+            prop_assert_eq!(indexes, (1..=count).collect::<Vec<_>>());
+            let last = &parsed[usize::from(count - threshold)..];
+            let combined = combine(last, threshold).unwrap();
+            prop_assert_eq!(combined.expose(), master.expose());
+        }
+
+        #[test]
+        fn mutated_share_files_are_refused(flips in flips()) {
+            let (_, config, files) = dealt();
+            let original = files[0].contents.as_bytes();
+            let mutated = mutate(original, &flips);
+            prop_assume!(mutated != original);
+            let result = parse(&mutated, &config).map(|share| share.index);
+            prop_assert!(matches!(result, Err(Error::InvalidShare { .. })), "{:?}", result);
+        }
+
+        /// With the checksum recomputed (as a forger would), an edited file is still refused,
+        /// unless the edit leaves the very share issued (`A` for `a` in the hex, `+3` for `3`).
+        #[test]
+        fn resealed_mutations_yield_the_issued_share_or_nothing(flips in flips()) {
+            let (_, config, files) = dealt();
+            let original = parse(files[1].contents.as_bytes(), &config).unwrap();
+            let mutated = crate::fuzzing::reseal(&mutate(files[1].contents.as_bytes(), &flips));
+            match parse(&mutated, &config) {
+                Ok(share) => {
+                    prop_assert_eq!(share.index, original.index);
+                    prop_assert_eq!(&share.bytes[..], &original.bytes[..]);
+                }
+                Err(error) => {
+                    prop_assert!(matches!(error, Error::InvalidShare { .. }), "{}", error);
+                }
+            }
+        }
     }
 }
