@@ -98,6 +98,11 @@ impl Server {
         std::fs::read_to_string(self.data.with_extension(format!("{port}.log"))).unwrap_or_default()
     }
 
+    /// The server's process id (for /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
