@@ -17,13 +17,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     // The payloads of the hot encryption calls are `bytes::Bytes`: sliced from the receive
-    // buffer instead of copied, and a request clone is a reference count.
+    // buffer instead of copied, and a request clone is a reference count. The server answers
+    // plaintexts (Decrypt, GenerateDataKey) in `Bytes` that own a buffer wiped on drop.
     let mut config = tonic_prost_build::configure();
     for message in [
         "EncryptRequest",
         "EncryptResponse",
         "DecryptRequest",
         "DecryptResponse",
+        "GenerateDataKeyResponse",
     ] {
         config = config.bytes(format!(".govtrust.kms.v1.{message}"));
     }

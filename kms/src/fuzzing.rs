@@ -16,7 +16,7 @@ use crate::master::MasterKey;
 use crate::material::{self, Operator};
 use crate::seal::SealConfig;
 use crate::transfer::{self, PUBLIC_KEY_LEN, WrappingKey};
-use crate::{Algorithm, Error, KeyId, cipher, shares};
+use crate::{Algorithm, BundleId, BundleTerms, Error, KeyId, cipher, shares};
 
 /// The fixture deployment: 3 of 5 shares.
 const DEPLOYMENT: &str = "d-f0220000000000000000000000000000";
@@ -69,9 +69,10 @@ pub fn wrapped_key(bytes: &[u8]) -> Result<Algorithm, Error> {
     let (encapsulated_key, ciphertext) = rest
         .split_at_checked(usize::from(enc_len))
         .ok_or_else(|| short("the encapsulated key"))?;
-    let material = fixture()?
-        .wrapping
-        .unwrap(algorithm, encapsulated_key, ciphertext)?;
+    let material =
+        fixture()?
+            .wrapping
+            .unwrap(&fixture_terms(algorithm)?, encapsulated_key, ciphertext)?;
     key_material(algorithm, &material)
 }
 
@@ -98,7 +99,8 @@ pub fn seeds() -> Result<Vec<Seed>, Error> {
     let rng = SystemRandom::new();
     for (position, algorithm) in (0u8..).zip(Algorithm::ALL) {
         let key = material::generate(algorithm, &rng)?;
-        let (enc, ct) = transfer::wrap(fixture.wrapping.public(), algorithm, &key)?;
+        let (enc, ct) =
+            transfer::wrap(fixture.wrapping.public(), &fixture_terms(algorithm)?, &key)?;
         let bundle = [&[position, ENC_LEN][..], &enc, &ct].concat();
         seeds.push(seed("wrapped_key", algorithm.name().into(), bundle));
         let material = [&[position][..], &key].concat();
@@ -125,7 +127,11 @@ pub fn seal_ciphertext(plaintext: &[u8]) -> Result<Vec<u8>, Error> {
 
 /// An AES-256-GCM key wrapped to the fixture wrapping key, in [`wrapped_key`]'s layout.
 pub fn wrap_aes_key(key: &[u8]) -> Result<Vec<u8>, Error> {
-    let (enc, ct) = transfer::wrap(fixture()?.wrapping.public(), Algorithm::Aes256Gcm, key)?;
+    let (enc, ct) = transfer::wrap(
+        fixture()?.wrapping.public(),
+        &fixture_terms(Algorithm::Aes256Gcm)?,
+        key,
+    )?;
     Ok([&[0, ENC_LEN][..], &enc, &ct].concat())
 }
 
@@ -169,6 +175,24 @@ fn broken() -> Error {
 
 fn fixture_key_id() -> Result<KeyId, Error> {
     KeyId::parse(KEY_ID)
+}
+
+/// The fixed bundle terms every fuzzed bundle is wrapped under: the target fuzzes the HPKE
+/// envelope and the material, the terms are bound into its `info`.
+fn fixture_terms(algorithm: Algorithm) -> Result<BundleTerms, Error> {
+    let at = std::time::SystemTime::UNIX_EPOCH;
+    Ok(BundleTerms {
+        id: BundleId::parse("b-0123456789abcdef0123456789abcdef")?,
+        source_centre: "d-fuzz".into(),
+        source_key: fixture_key_id()?,
+        source_version: 1,
+        algorithm,
+        exporter: "spiffe://gov.example/person/security-admin".into(),
+        recipient: "spiffe://gov.example/org/fuzz/sys/recipient".into(),
+        exportable: false,
+        exported_at: at,
+        expires_at: at,
+    })
 }
 
 /// The file with its seventh line replaced by the checksum of the six before it; unchanged if

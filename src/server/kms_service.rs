@@ -1,5 +1,12 @@
 //! gRPC `govtrust.kms.v1.KeyManagement` and `govtrust.kms.v1.Seal`: parse, authorize, call the
 //! key-management centre, answer.
+//!
+//! Secrets passing through the handlers are overwritten once used: the Encrypt plaintext in
+//! the decoded request (see [`PlaintextRequest`]), and the Decrypt and GenerateDataKey
+//! plaintexts, which go into the response as `Bytes` owned by a `Zeroizing` buffer that is
+//! wiped when tonic drops the message after encoding it. Copies below the message are out of
+//! reach: rustls' record buffers, h2's frame buffers, tonic's decode buffer beyond the payload
+//! (freed, not wiped) and its encode buffer (reused for the stream's next message, then freed).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,7 +19,9 @@ use govtrust_kms::{
 use govtrust_proto::kms as pb;
 use pb::key_management_server::KeyManagement;
 use pb::seal_server::Seal;
+use prost::bytes::{Bytes, BytesMut};
 use tonic::{Request, Response, Status};
+use zeroize::Zeroize;
 
 use super::authz::{Action, KeyOperation, authorize};
 use super::dual_control::{self, Gate, KEY_APPROVERS};
@@ -180,9 +189,9 @@ impl KeyManagement for KeyService {
 
     async fn encrypt(&self, request: Request<pb::EncryptRequest>) -> Reply<pb::EncryptResponse> {
         let principal = self.principal(&request)?;
-        let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
-        let out = self.kms.encrypt(&id, &request.plaintext, &request.aad);
+        let request = PlaintextRequest(request.into_inner());
+        let (id, _) = self.authorized_key(&principal, &request.0.key_id, KeyOperation::Use)?;
+        let out = self.kms.encrypt(&id, &request.0.plaintext, &request.0.aad);
         let out = self.used(&principal, &id, Operation::Encrypt, out).await?;
         Ok(Response::new(pb::EncryptResponse {
             ciphertext: out.ciphertext.into(),
@@ -212,7 +221,8 @@ impl KeyManagement for KeyService {
         }
         Ok(Response::new(pb::DecryptResponse {
             // Declassified: the caller is authorized to use this key and asked for the plaintext.
-            plaintext: out.plaintext.to_vec().into(),
+            // Wiped when tonic drops the message, once encoded.
+            plaintext: Bytes::from_owner(out.plaintext),
             key_id: out.key_id.to_string(),
             version: out.version,
         }))
@@ -231,10 +241,11 @@ impl KeyManagement for KeyService {
             .await?;
         Ok(Response::new(pb::GenerateDataKeyResponse {
             // Declassified: handing the data key to its authorized owner is the point of the call.
-            plaintext: data_key.plaintext.to_vec(),
-            ciphertext: data_key.encrypted.ciphertext.clone(),
+            // Wiped when tonic drops the message, once encoded.
+            plaintext: Bytes::from_owner(data_key.plaintext),
             key_id: data_key.encrypted.key_id.to_string(),
             version: data_key.encrypted.version,
+            ciphertext: data_key.encrypted.ciphertext.into(),
         }))
     }
 
@@ -453,6 +464,28 @@ impl KeyManagement for KeyService {
             key: Some(key_message(&key)),
         }))
     }
+}
+
+/// An Encrypt request whose plaintext is overwritten when the handler drops it, on every path.
+struct PlaintextRequest(pb::EncryptRequest);
+
+impl Drop for PlaintextRequest {
+    fn drop(&mut self) {
+        if wipe_plaintext(&mut self.0).is_none() {
+            tracing::debug!("an Encrypt plaintext was still shared and could not be wiped");
+        }
+    }
+}
+
+/// Overwrites `request`'s plaintext where it lies and returns the wiped bytes. The decoder
+/// slices every `Bytes` field from one receive buffer, so the AAD is released first; then the
+/// plaintext is the last reference to its bytes unless someone kept a clone (None then:
+/// nothing is wiped).
+fn wipe_plaintext(request: &mut pb::EncryptRequest) -> Option<BytesMut> {
+    request.aad = Bytes::new();
+    let mut plaintext = std::mem::take(&mut request.plaintext).try_into_mut().ok()?;
+    plaintext.as_mut().zeroize();
+    Some(plaintext)
 }
 
 /// The seal service. Unseal and Status are reachable without a client certificate (a share is
@@ -835,4 +868,53 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    /// As tonic decodes: every `Bytes` field sliced from one receive buffer, which is dropped.
+    fn decoded(plaintext: &'static [u8]) -> pb::EncryptRequest {
+        let wire = pb::EncryptRequest {
+            key_id: "k".to_owned(),
+            plaintext: Bytes::from_static(plaintext),
+            aad: Bytes::from_static(b"invoice-42"),
+        }
+        .encode_to_vec();
+        pb::EncryptRequest::decode(Bytes::from(wire)).unwrap()
+    }
+
+    #[test]
+    fn a_decoded_plaintext_is_wiped_in_place() {
+        let mut request = decoded(b"the secret");
+        let at = request.plaintext.as_ptr();
+        let wiped = wipe_plaintext(&mut request).unwrap();
+        assert_eq!(wiped.as_ptr(), at, "the very bytes the decoder produced");
+        assert_eq!(&wiped[..], &[0u8; 10]);
+        assert!(request.plaintext.is_empty() && request.aad.is_empty());
+    }
+
+    #[test]
+    fn a_plaintext_someone_still_holds_is_left_alone() {
+        let mut request = decoded(b"the secret");
+        let kept = request.plaintext.clone();
+        assert!(wipe_plaintext(&mut request).is_none());
+        assert_eq!(&kept[..], b"the secret");
+    }
+
+    #[test]
+    fn response_plaintexts_read_back_the_secret() {
+        let secret = zeroize::Zeroizing::new(b"data key".to_vec());
+        let response = pb::DecryptResponse {
+            plaintext: Bytes::from_owner(secret),
+            key_id: "k".to_owned(),
+            version: 1,
+        };
+        let again = pb::DecryptResponse::decode(response.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(&again.plaintext[..], b"data key");
+    }
 }

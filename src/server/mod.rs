@@ -4,6 +4,9 @@
 //! gRPC health and reflection services. The server starts sealed unless `--dev` unseals it from
 //! local shares; the CA answers reads while sealed, everything that needs a key waits for unseal.
 //!
+//! Callers with a verified client certificate and callers without one are served by two
+//! HTTP/2 servers with their own limits over the same services (see [`limits`]).
+//!
 //! Every service sits behind [`refusal_layer`], which audits each refused call through
 //! [`refusals`]; key operations report each use to the [`usage`] ledger. Both write through
 //! [`journal`] and write what they still count in memory when the server shuts down.
@@ -15,6 +18,8 @@ mod dual_control;
 mod identity;
 mod journal;
 mod kms_service;
+mod limits;
+mod reflection;
 mod refusal_layer;
 mod refusals;
 mod status;
@@ -34,18 +39,17 @@ use govtrust_proto::approval::approvals_server::ApprovalsServer;
 use govtrust_proto::audit::audit_log_server::AuditLogServer;
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
+use tokio::sync::{Semaphore, watch};
 use tonic::Status;
+use tonic::service::Routes;
+use tower_layer::{Identity, Stack};
 
 use crate::cli::{InitArgs, ServeArgs};
 use crate::layout::Layout;
 
-/// Longest a single call may take before the server answers DeadlineExceeded.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// HTTP/2 pings find dead peers so their connection slots are freed.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Concurrent calls one connection may have in flight.
-const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// How often keys whose waiting period ended are destroyed.
 const DESTRUCTION_SWEEP: Duration = Duration::from_secs(60);
@@ -67,13 +71,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     announce(&layout, &args, &domains.kms);
     tokio::spawn(sweep_destructions(domains.kms.clone()));
+    let auth = Arc::new(identity::Authenticator::new(
+        domains.ca.clone(),
+        domains.clock.clone(),
+    ));
     tokio::spawn(sweep_unseal_attempts(domains.kms.clone()));
     let recorders = Recorders::new(&domains);
-    let router = router(domains, &recorders).await?;
-    let served = router
-        .serve_with_incoming_shutdown(tls::incoming(listener, config), shutdown())
-        .await
-        .context("the gRPC server failed");
+    let incoming = tls::incoming(listener, config, vouch(auth.clone()));
+    let routes = routes(domains, auth.clone(), args.dev, &recorders).await?;
+    let served = serve_tiers(routes, incoming, &recorders, &auth).await;
     recorders.flush().await;
     served
 }
@@ -106,6 +112,66 @@ impl Recorders {
         self.refusals.flush().await;
         self.usage.flush(true).await;
     }
+}
+
+/// Whether a peer's certificate chain names a principal of this deployment.
+fn vouch(auth: Arc<identity::Authenticator>) -> tls::Vouch {
+    Arc::new(move |chain| auth.principal(Some(chain)).is_ok())
+}
+
+/// Serves callers with and without a certificate, each tier with its own HTTP/2 limits, under
+/// one bound on calls in flight, until Ctrl-C or SIGTERM.
+async fn serve_tiers(
+    routes: Routes,
+    incoming: tls::Incoming,
+    recorders: &Recorders,
+    auth: &Arc<identity::Authenticator>,
+) -> anyhow::Result<()> {
+    let refusals = refusal_layer::RefusalLayer::new(recorders.refusals.clone(), auth.clone());
+    let calls = Arc::new(Semaphore::new(limits::MAX_CALLS));
+    let (stop, stopped) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop.send(());
+    });
+    let authenticated = tier(limits::AUTHENTICATED, &calls, &refusals)
+        .serve_with_incoming_shutdown(
+            routes.clone(),
+            incoming.authenticated,
+            stopping(stopped.clone()),
+        );
+    let anonymous = tier(limits::ANONYMOUS, &calls, &refusals).serve_with_incoming_shutdown(
+        routes,
+        incoming.anonymous,
+        stopping(stopped),
+    );
+    tokio::try_join!(authenticated, anonymous).context("the gRPC server failed")?;
+    Ok(())
+}
+
+/// The HTTP/2 server of one tier of callers.
+fn tier(
+    tier: limits::Tier,
+    calls: &Arc<Semaphore>,
+    refusals: &refusal_layer::RefusalLayer,
+) -> tonic::transport::Server<Stack<refusal_layer::RefusalLayer, Stack<limits::Admission, Identity>>>
+{
+    let mut server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(tier.max_streams_per_connection))
+        .initial_stream_window_size(tier.stream_window)
+        .initial_connection_window_size(tier.connection_window);
+    if let Some(size) = tier.max_header_list {
+        server = server.http2_max_header_list_size(size);
+    }
+    server
+        .layer(limits::Admission::new(tier, calls.clone()))
+        .layer(refusals.clone())
+}
+
+async fn stopping(mut stopped: watch::Receiver<()>) {
+    let _ = stopped.changed().await;
 }
 
 fn data_dir(args: &ServeArgs) -> PathBuf {
@@ -187,12 +253,14 @@ fn open(
     })
 }
 
-/// The gRPC router, every service behind the layer that audits refused calls.
-type Router = tonic::transport::server::Router<
-    tower_layer::Stack<refusal_layer::RefusalLayer, tower_layer::Identity>,
->;
-
-async fn router(domains: Domains, recorders: &Recorders) -> anyhow::Result<Router> {
+/// Every service, each with its bound on request messages.
+async fn routes(
+    domains: Domains,
+    auth: Arc<identity::Authenticator>,
+    dev: bool,
+    recorders: &Recorders,
+) -> anyhow::Result<Routes> {
+    use limits::{CA_MESSAGE, KMS_MESSAGE, SEAL_MESSAGE, SMALL_MESSAGE};
     let Domains {
         kms,
         ca,
@@ -201,9 +269,56 @@ async fn router(domains: Domains, recorders: &Recorders) -> anyhow::Result<Route
         clock,
         ..
     } = domains;
-    let auth = Arc::new(identity::Authenticator::new(ca.clone(), clock.clone()));
     let gate = dual_control::Gate::new(approvals, clock);
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let trust_domain = ca.trust_domain().to_owned();
+    let mut routes = Routes::builder();
+    routes
+        .add_service(health().await.max_decoding_message_size(SMALL_MESSAGE))
+        .add_service(reflection::service(auth.clone(), dev)?)
+        .add_service(
+            kms_pb::seal_server::SealServer::new(kms_service::SealService::new(
+                kms.clone(),
+                auth.clone(),
+            ))
+            .max_decoding_message_size(SEAL_MESSAGE),
+        )
+        .add_service(
+            kms_pb::key_management_server::KeyManagementServer::new(kms_service::KeyService::new(
+                kms,
+                auth.clone(),
+                gate.clone(),
+                recorders.usage.clone(),
+                &trust_domain,
+            ))
+            .max_decoding_message_size(KMS_MESSAGE),
+        )
+        .add_service(
+            AuditLogServer::new(audit_service::AuditService::new(audit, auth.clone()))
+                .max_decoding_message_size(SMALL_MESSAGE),
+        )
+        .add_service(
+            ApprovalsServer::new(dual_control::ApprovalService::new(
+                gate.clone(),
+                auth.clone(),
+            ))
+            .max_decoding_message_size(SMALL_MESSAGE),
+        )
+        .add_service(
+            CertificateAuthorityServer::new(ca_service::CaService::new(
+                ca,
+                auth,
+                gate,
+                recorders.refusals.clone(),
+            ))
+            .max_decoding_message_size(CA_MESSAGE),
+        );
+    Ok(routes.routes().prepare())
+}
+
+/// The gRPC health service, every govtrust service reported serving.
+async fn health()
+-> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
+    let (health, service) = tonic_health::server::health_reporter();
     health
         .set_serving::<kms_pb::key_management_server::KeyManagementServer<kms_service::KeyService>>(
         )
@@ -214,46 +329,7 @@ async fn router(domains: Domains, recorders: &Recorders) -> anyhow::Result<Route
     health
         .set_serving::<AuditLogServer<audit_service::AuditService>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(govtrust_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    Ok(tonic::transport::Server::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-        .layer(refusal_layer::RefusalLayer::new(
-            recorders.refusals.clone(),
-            auth.clone(),
-        ))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(kms_pb::seal_server::SealServer::new(
-            kms_service::SealService::new(kms.clone(), auth.clone()),
-        ))
-        .add_service(kms_pb::key_management_server::KeyManagementServer::new(
-            kms_service::KeyService::new(
-                kms,
-                auth.clone(),
-                gate.clone(),
-                recorders.usage.clone(),
-                ca.trust_domain(),
-            ),
-        ))
-        .add_service(ApprovalsServer::new(dual_control::ApprovalService::new(
-            gate.clone(),
-            auth.clone(),
-        )))
-        .add_service(AuditLogServer::new(audit_service::AuditService::new(
-            audit,
-            auth.clone(),
-        )))
-        .add_service(CertificateAuthorityServer::new(ca_service::CaService::new(
-            ca,
-            auth,
-            gate,
-            recorders.refusals.clone(),
-        ))))
+    service
 }
 
 fn announce(layout: &Layout, args: &ServeArgs, kms: &Kms) {

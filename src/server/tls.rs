@@ -5,6 +5,14 @@
 //! must prove possession of its key in the handshake (its signature is checked here); its chain
 //! is verified by [`super::identity`] before any call uses it, which lets a certificate from a
 //! foreign CA get a clear gRPC `Unauthenticated` instead of a bare handshake failure.
+//!
+//! After the handshake each connection is sorted by its caller: a certificate that verifies
+//! against this CA (checked by the function given to [`incoming`]) sends it to the
+//! authenticated stream, anything else (no certificate, a foreign or self-signed one) to the
+//! anonymous stream, which the server serves with tighter HTTP/2 limits. Connection slots are
+//! reserved the same way: at most [`MAX_HANDSHAKES`] handshakes and
+//! [`MAX_ANONYMOUS_CONNECTIONS`] established connections without a certificate, so of the
+//! [`MAX_CONNECTIONS`] at least 3,072 are always left for authenticated callers.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +41,11 @@ use tonic::transport::server::Connected;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once (handshaking or established); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 4096;
+/// Of [`MAX_CONNECTIONS`], how many may be in their TLS handshake at once.
+const MAX_HANDSHAKES: usize = 512;
+/// Of [`MAX_CONNECTIONS`], how many established connections may lack a verified certificate;
+/// one more is closed after its handshake.
+const MAX_ANONYMOUS_CONNECTIONS: usize = 512;
 /// Connections one peer address may hold at once, so one host cannot take every slot.
 const MAX_CONNECTIONS_PER_PEER: usize = 256;
 /// A connection from which nothing arrives for this long is closed. Longer than the HTTP/2
@@ -65,27 +78,88 @@ pub fn server_config(chain: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Ser
 /// A TLS session holding one of the server's connection slots until it closes.
 pub type Connection = Limited<TlsStream<TcpStream>>;
 
-/// Accepts TCP connections on `listener` and hands completed TLS sessions to the gRPC server.
-/// Handshakes run concurrently, each bounded by [`HANDSHAKE_TIMEOUT`]; at most
-/// [`MAX_CONNECTIONS`] connections are open at once.
+/// Whether a peer's certificate chain (leaf first) verifies against this CA.
+pub type Vouch = Arc<dyn Fn(&[CertificateDer<'static>]) -> bool + Send + Sync>;
+
+/// Completed TLS sessions, sorted by whether their peer's certificate verified.
+pub struct Incoming {
+    pub authenticated: ReceiverStream<std::io::Result<Connection>>,
+    pub anonymous: ReceiverStream<std::io::Result<Connection>>,
+}
+
+/// Where handshaken connections go.
+#[derive(Clone)]
+struct Sorter {
+    vouch: Vouch,
+    authenticated: Sender<std::io::Result<Connection>>,
+    anonymous: Sender<std::io::Result<Connection>>,
+    anonymous_slots: Arc<Semaphore>,
+}
+
+impl Sorter {
+    fn is_closed(&self) -> bool {
+        self.authenticated.is_closed() && self.anonymous.is_closed()
+    }
+
+    /// Hands `tls` to the stream its peer belongs to; an anonymous peer beyond
+    /// [`MAX_ANONYMOUS_CONNECTIONS`] is closed.
+    async fn sort(&self, tls: TlsStream<TcpStream>, peer: SocketAddr, slots: Slots) {
+        let certified = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .is_some_and(|chain| (self.vouch)(chain));
+        if certified {
+            let _ = self
+                .authenticated
+                .send(Ok(Limited::new(tls, IDLE_TIMEOUT, slots)))
+                .await;
+            return;
+        }
+        let Ok(slot) = self.anonymous_slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "refused: {MAX_ANONYMOUS_CONNECTIONS} connections without a client certificate are open");
+            return;
+        };
+        let slots = slots.without_certificate(slot);
+        let _ = self
+            .anonymous
+            .send(Ok(Limited::new(tls, IDLE_TIMEOUT, slots)))
+            .await;
+    }
+}
+
+/// Accepts TCP connections on `listener` and hands completed TLS sessions to the gRPC server,
+/// sorted by `vouch`. Handshakes run concurrently, at most [`MAX_HANDSHAKES`] at once, each
+/// bounded by [`HANDSHAKE_TIMEOUT`]; at most [`MAX_CONNECTIONS`] connections are open at once.
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
-) -> ReceiverStream<std::io::Result<Connection>> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(128);
-    tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), sender));
-    ReceiverStream::new(receiver)
+    vouch: Vouch,
+) -> Incoming {
+    let (authenticated, authenticated_rx) = tokio::sync::mpsc::channel(128);
+    let (anonymous, anonymous_rx) = tokio::sync::mpsc::channel(128);
+    let sorter = Sorter {
+        vouch,
+        authenticated,
+        anonymous,
+        anonymous_slots: Arc::new(Semaphore::new(MAX_ANONYMOUS_CONNECTIONS)),
+    };
+    tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), sorter));
+    Incoming {
+        authenticated: ReceiverStream::new(authenticated_rx),
+        anonymous: ReceiverStream::new(anonymous_rx),
+    }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    sender: Sender<std::io::Result<Connection>>,
-) {
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sorter: Sorter) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let peers = Arc::new(Peers::default());
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
+        let (Ok(slot), Ok(handshaking)) = (
+            slots.clone().acquire_owned().await,
+            handshakes.clone().acquire_owned().await,
+        ) else {
             return;
         };
         match listener.accept().await {
@@ -98,41 +172,44 @@ async fn accept_loop(
                 let slots = Slots {
                     _total: slot,
                     _peer: peer_slot,
+                    _anonymous: None,
                 };
-                tokio::spawn(handshake(
-                    acceptor.clone(),
-                    stream,
-                    peer,
-                    slots,
-                    sender.clone(),
-                ));
+                let handshake = handshake(acceptor.clone(), stream, peer, handshaking);
+                let sorter = sorter.clone();
+                tokio::spawn(async move {
+                    if let Some(tls) = handshake.await {
+                        sorter.sort(tls, peer, slots).await;
+                    }
+                });
             }
             Err(error) => {
                 tracing::warn!(%error, "accepting a connection failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
-        if sender.is_closed() {
+        if sorter.is_closed() {
             return;
         }
     }
 }
 
+/// The TLS session of `stream`, holding `_permit` (a handshake slot) until it is done.
 async fn handshake(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    slots: Slots,
-    sender: Sender<std::io::Result<Connection>>,
-) {
+    _permit: OwnedSemaphorePermit,
+) -> Option<TlsStream<TcpStream>> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => {
-            let _ = sender
-                .send(Ok(Limited::new(tls, IDLE_TIMEOUT, slots)))
-                .await;
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
         }
-        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
+        }
     }
 }
 
@@ -175,10 +252,22 @@ impl<S> Limited<S> {
     }
 }
 
-/// The slots one connection holds: one of the server's, one of its peer address's.
+/// The slots one connection holds: one of the server's, one of its peer address's, and for a
+/// peer without a verified certificate one of theirs.
 pub struct Slots {
     _total: OwnedSemaphorePermit,
     _peer: PeerSlot,
+    _anonymous: Option<OwnedSemaphorePermit>,
+}
+
+impl Slots {
+    /// These slots and one of the connections without a verified certificate.
+    fn without_certificate(self, slot: OwnedSemaphorePermit) -> Self {
+        Self {
+            _anonymous: Some(slot),
+            ..self
+        }
+    }
 }
 
 /// Open connections per peer address.
@@ -359,6 +448,7 @@ mod tests {
             Slots {
                 _total: total,
                 _peer: peer,
+                _anonymous: None,
             },
         )
     }

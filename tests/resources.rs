@@ -1,0 +1,461 @@
+//! End to end: what a peer without a client certificate can make the server spend.
+//!
+//! The attacker speaks raw TLS + HTTP/2 (the `h2` crate), so it can do what no gRPC client
+//! does: declare a large message, send all of it but the last byte, and hold the call open.
+//! The server's memory (VmRSS from `/proc`) must stay bounded while an authenticated client
+//! keeps being served; every held call is answered with a clear status. Also: reflection
+//! outside `--dev` is only for callers with a certificate, and the documented KMS payload
+//! bound holds in both directions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use support::{Deployment, Server, fails, ok};
+use tokio_rustls::TlsConnector;
+
+const ENROLL: &str = "/govtrust.ca.v1.CertificateAuthority/Enroll";
+const REFLECTION: &str = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo";
+const HEALTH: &str = "/grpc.health.v1.Health/Check";
+
+/// gRPC status codes the tests look for.
+const OUT_OF_RANGE: u32 = 11;
+const RESOURCE_EXHAUSTED: u32 = 8;
+const DEADLINE_EXCEEDED: u32 = 4;
+const UNAUTHENTICATED: u32 = 16;
+
+/// A TLS + HTTP/2 client speaking frames directly.
+struct Peer {
+    port: u16,
+    connector: TlsConnector,
+}
+
+impl Peer {
+    /// A peer trusting the deployment's root, presenting `identity` (cert.pem + key.pem) if given.
+    fn new(server: &Server, identity: Option<&Path>) -> Peer {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(server.root()).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let mut config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(dir) => {
+                let chain = CertificateDer::pem_file_iter(dir.join("cert.pem"))
+                    .unwrap()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+                builder.with_client_auth_cert(chain, key).unwrap()
+            }
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let port = server.url.rsplit(':').next().unwrap().parse().unwrap();
+        Peer {
+            port,
+            connector: TlsConnector::from(Arc::new(config)),
+        }
+    }
+
+    /// One HTTP/2 connection; its frames are driven by a task of the current runtime.
+    async fn connect(&self) -> h2::client::SendRequest<Bytes> {
+        self.connect_from([127, 0, 0, 1]).await.unwrap()
+    }
+
+    /// One HTTP/2 connection from the local address `source` (any of 127/8), if the server
+    /// lets it get that far.
+    async fn connect_from(&self, source: [u8; 4]) -> Option<h2::client::SendRequest<Bytes>> {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind((std::net::Ipv4Addr::from(source), 0).into())
+            .unwrap();
+        let tcp = socket
+            .connect(([127, 0, 0, 1], self.port).into())
+            .await
+            .ok()?;
+        let name = ServerName::try_from("localhost").unwrap();
+        let tls = self.connector.connect(name, tcp).await.ok()?;
+        let (send, connection) = h2::client::handshake(tls).await.ok()?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Some(send)
+    }
+}
+
+/// Whether a health check on a fresh connection from `source` is answered SERVING; the
+/// connection is returned to be held open.
+async fn healthy_connection(
+    peer: &Peer,
+    source: [u8; 4],
+) -> Option<h2::client::SendRequest<Bytes>> {
+    let mut send = peer.connect_from(source).await?;
+    let call = start_call(&mut send, HEALTH, 0, &[], true).await?;
+    let (code, _, body) = outcome(call, Duration::from_secs(10)).await?;
+    // grpc.health.v1.HealthCheckResponse { status: SERVING }
+    (code == 0 && body.ends_with(&[0x08, 0x01])).then_some(send)
+}
+
+/// A gRPC call whose request body is still open (and, for an attack, incomplete).
+struct Call {
+    response: h2::client::ResponseFuture,
+    _body: h2::SendStream<Bytes>,
+}
+
+/// Starts a call to `path` whose first message declares `declared` bytes and carries `sent`.
+/// None if the server grants no stream within a second (its per-connection stream limit).
+async fn start_call(
+    send: &mut h2::client::SendRequest<Bytes>,
+    path: &str,
+    declared: u32,
+    sent: &[u8],
+    finish: bool,
+) -> Option<Call> {
+    let ready = tokio::time::timeout(Duration::from_secs(1), send.clone().ready())
+        .await
+        .ok()?
+        .ok()?;
+    *send = ready;
+    let request = http::Request::post(format!("https://localhost{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = send.send_request(request, false).ok()?;
+    let mut frame = BytesMut::with_capacity(5 + sent.len());
+    frame.put_u8(0);
+    frame.put_u32(declared);
+    frame.put_slice(sent);
+    body.send_data(frame.freeze(), finish).ok()?;
+    Some(Call {
+        response,
+        _body: body,
+    })
+}
+
+/// The gRPC status a call ended with (code, message) and the bytes of its response messages;
+/// None if the server did not answer within `wait`.
+async fn outcome(call: Call, wait: Duration) -> Option<(u32, String, Vec<u8>)> {
+    tokio::time::timeout(wait, async move {
+        let response = call.response.await.ok()?;
+        if let Some(status) = grpc_status(response.headers()) {
+            return Some((status.0, status.1, Vec::new()));
+        }
+        let mut body = response.into_body();
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.ok()?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            data.extend_from_slice(&chunk);
+        }
+        let trailers = body.trailers().await.ok()??;
+        let (code, message) = grpc_status(&trailers)?;
+        Some((code, message, data))
+    })
+    .await
+    .ok()?
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<(u32, String)> {
+    let code = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    let message = headers
+        .get("grpc-message")
+        .map(|m| percent_decode(m.as_bytes()))
+        .unwrap_or_default();
+    Some((code, message))
+}
+
+fn percent_decode(text: &[u8]) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((&byte, tail)) = rest.split_first() {
+        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(decoded) if byte == b'%' => {
+                out.push(decoded);
+                rest = &tail[2..];
+            }
+            _ => {
+                out.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The server's resident memory in KiB.
+fn rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Opens `connections` connections without a certificate and on each starts up to
+/// `per_connection` Enroll calls declaring `declared` bytes and sending all but the last.
+async fn half_sent_enrolls(
+    peer: &Peer,
+    connections: usize,
+    per_connection: usize,
+    declared: u32,
+) -> Vec<Call> {
+    let sent = vec![0x41u8; usize::try_from(declared).unwrap() - 1];
+    let mut calls = Vec::new();
+    for _ in 0..connections {
+        let mut send = peer.connect().await;
+        for _ in 0..per_connection {
+            match start_call(&mut send, ENROLL, declared, &sent, false).await {
+                Some(call) => calls.push(call),
+                None => break,
+            }
+        }
+    }
+    calls
+}
+
+/// Tallies the status codes of `calls`, each given until `wait` elapses.
+async fn tally(calls: Vec<Call>, wait: Duration) -> Vec<(u32, String)> {
+    let waiting: Vec<_> = calls
+        .into_iter()
+        .map(|call| tokio::spawn(outcome(call, wait)))
+        .collect();
+    let mut codes = Vec::new();
+    for task in waiting {
+        let (code, message, _) =
+            task.await
+                .unwrap()
+                .unwrap_or((u32::MAX, String::new(), Vec::new()));
+        codes.push((code, message));
+    }
+    codes
+}
+
+fn count(codes: &[(u32, String)], code: u32) -> usize {
+    codes.iter().filter(|(c, _)| *c == code).count()
+}
+
+#[test]
+fn half_sent_requests_without_a_certificate_neither_pin_memory_nor_starve_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let admin = server.admin("security-admin");
+    let key = server.create_key(&admin, "aes-256-gcm", &[]);
+    let key_id = key["key_id"].as_str().unwrap().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let peer = Peer::new(&server, None);
+    let before = rss_kib(&server);
+
+    // 24 calls declaring just under 4 MiB (tonic's default limit) on 3 connections, and 128
+    // calls declaring 64 KiB on 16 connections; all hold their last byte back.
+    let (large, small) = runtime.block_on(async {
+        let large = half_sent_enrolls(&peer, 3, 8, 4 * 1024 * 1024 - 16).await;
+        let small = half_sent_enrolls(&peer, 16, 8, 64 * 1024).await;
+        (large, small)
+    });
+    let started = Instant::now();
+    let mut peak = before;
+    while started.elapsed() < Duration::from_secs(4) {
+        peak = peak.max(rss_kib(&server));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Meanwhile an authenticated client is served promptly.
+    for n in 0..3 {
+        let call = Instant::now();
+        let text = format!("under attack {n}");
+        ok(server.gt_as(
+            &admin,
+            &["kms", "key", "encrypt", &key_id, "--plaintext", &text],
+        ));
+        let took = call.elapsed();
+        assert!(took < Duration::from_secs(5), "an Encrypt took {took:?}");
+        peak = peak.max(rss_kib(&server));
+    }
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "server VmRSS {before} KiB before the attack, peak {peak} KiB while {} + {} half-sent \
+         calls were held: +{grown_mib} MiB",
+        large.len(),
+        small.len()
+    );
+    assert!(grown_mib < 24, "the attack pinned {grown_mib} MiB");
+
+    // Every held call is answered: the oversized ones at once, naming the limit; beyond the
+    // share of calls without a certificate, at once; the rest when the body deadline passes.
+    let (large, small) = runtime.block_on(async {
+        let large = tally(large, Duration::from_secs(5)).await;
+        let small = tally(small, Duration::from_secs(20)).await;
+        (large, small)
+    });
+    assert_eq!(count(&large, OUT_OF_RANGE), large.len(), "{large:?}");
+    assert!(large[0].1.contains("65536"), "{large:?}");
+    assert!(count(&small, RESOURCE_EXHAUSTED) > 0, "{small:?}");
+    assert_eq!(
+        count(&small, RESOURCE_EXHAUSTED) + count(&small, DEADLINE_EXCEEDED),
+        small.len(),
+        "{small:?}"
+    );
+    let busy = small
+        .iter()
+        .find(|(c, _)| *c == RESOURCE_EXHAUSTED)
+        .unwrap();
+    assert!(busy.1.contains("without a client certificate"), "{busy:?}");
+    let slow = small.iter().find(|(c, _)| *c == DEADLINE_EXCEEDED).unwrap();
+    assert!(slow.1.contains("within 10s"), "{slow:?}");
+}
+
+#[test]
+fn connections_without_a_certificate_cannot_take_every_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let admin = server.admin("security-admin");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let peer = Peer::new(&server, None);
+    let before = rss_kib(&server);
+
+    // 600 anonymous connections from three addresses (each under the 256 per address): the
+    // server keeps 512 and closes the rest after their handshake.
+    let held = runtime.block_on(async {
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for n in 0..600usize {
+            let source = [127, 0, 0, 2 + u8::try_from(n / 200).unwrap()];
+            match healthy_connection(&peer, source).await {
+                Some(send) => held.push(send),
+                None => refused += 1,
+            }
+        }
+        (held, refused)
+    });
+    let (held, refused) = held;
+    let during = rss_kib(&server);
+    eprintln!(
+        "{} anonymous connections held, {refused} refused; server VmRSS {before} KiB -> \
+         {during} KiB",
+        held.len()
+    );
+    assert_eq!(held.len(), 512);
+    assert_eq!(refused, 88);
+
+    // Authenticated callers still get in.
+    let started = Instant::now();
+    ok(server.gt_as(&admin, &["kms", "key", "list"]));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A freed slot is taken again.
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    let again = runtime.block_on(healthy_connection(&peer, [127, 0, 0, 9]));
+    assert!(again.is_some());
+}
+
+/// `ServerReflectionRequest { list_services: "" }` as one gRPC message.
+fn list_services() -> Vec<u8> {
+    vec![0x3a, 0x00]
+}
+
+/// Asks the reflection service for its list of services as `peer`.
+fn reflect(peer: &Peer) -> (u32, String, Vec<u8>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut send = peer.connect().await;
+        let message = list_services();
+        let length = u32::try_from(message.len()).unwrap();
+        let call = start_call(&mut send, REFLECTION, length, &message, true)
+            .await
+            .unwrap();
+        outcome(call, Duration::from_secs(10)).await.unwrap()
+    })
+}
+
+#[test]
+fn reflection_outside_dev_needs_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Deployment::init(dir.path(), &[]).serve(&[]);
+
+    let (code, message, _) = reflect(&Peer::new(&server, None));
+    assert_eq!(code, UNAUTHENTICATED, "{message}");
+    assert!(message.contains("client certificate"), "{message}");
+
+    let admin = server.admin("audit-admin");
+    let (code, message, services) = reflect(&Peer::new(&server, Some(&admin)));
+    assert_eq!(code, 0, "{message}");
+    let services = String::from_utf8_lossy(&services);
+    assert!(
+        services.contains("govtrust.kms.v1.KeyManagement"),
+        "{services}"
+    );
+}
+
+#[test]
+fn reflection_in_dev_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let (code, message, services) = reflect(&Peer::new(&server, None));
+    assert_eq!(code, 0, "{message}");
+    let services = String::from_utf8_lossy(&services);
+    assert!(
+        services.contains("govtrust.ca.v1.CertificateAuthority"),
+        "{services}"
+    );
+}
+
+#[test]
+fn kms_payloads_up_to_one_mib_pass_and_larger_ones_are_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let admin = server.admin("security-admin");
+    let key = server.create_key(&admin, "aes-256-gcm", &[]);
+    let key_id = key["key_id"].as_str().unwrap();
+
+    let plaintext = dir.path().join("one-mib");
+    let content: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&plaintext, &content).unwrap();
+    let input = plaintext.to_str().unwrap();
+    let ciphertext = ok(server.gt_as(&admin, &["kms", "key", "encrypt", key_id, "--in", input]));
+    let sealed = dir.path().join("one-mib.ct");
+    std::fs::write(&sealed, ciphertext.trim()).unwrap();
+    let opened = dir.path().join("one-mib.out");
+    ok(server.gt_as(
+        &admin,
+        &[
+            "kms",
+            "key",
+            "decrypt",
+            "--in",
+            sealed.to_str().unwrap(),
+            "--out",
+            opened.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(std::fs::read(&opened).unwrap(), content);
+
+    let too_large = dir.path().join("too-large");
+    std::fs::write(&too_large, vec![7u8; 1024 * 1024 + 64 * 1024]).unwrap();
+    let error = fails(server.gt_as(
+        &admin,
+        &[
+            "kms",
+            "key",
+            "encrypt",
+            key_id,
+            "--in",
+            too_large.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        error.contains("OutOfRange") && error.contains("1114112"),
+        "{error}"
+    );
+}
