@@ -3,6 +3,8 @@
 //! One TLS port carries the certificate authority, the key-management centre, its seal, and the
 //! gRPC health and reflection services. The server starts sealed unless `--dev` unseals it from
 //! local shares; the CA answers reads while sealed, everything that needs a key waits for unseal.
+//! The security administrator may seal it again at any time (`govtrust seal`); unseal attempts
+//! expire after `--unseal-timeout`.
 //!
 //! Callers with a verified client certificate and callers without one are served by two
 //! HTTP/2 servers with their own limits over the same services (see [`limits`]).
