@@ -32,8 +32,11 @@ const _: () = assert!(ENC_LEN as usize == PUBLIC_KEY_LEN);
 
 /// One input for a seed corpus: the fuzz target it feeds and a file name.
 pub struct Seed {
+    /// The fuzz target: `share_file`, `ciphertext`, `wrapped_key` or `unwrapped_material`.
     pub target: &'static str,
+    /// A file name for it, unique within the target.
     pub name: String,
+    /// The input.
     pub bytes: Vec<u8>,
 }
 
@@ -118,11 +121,6 @@ pub fn share_files() -> Result<Vec<Zeroizing<String>>, Error> {
     let fixture = fixture()?;
     let files = shares::render_all(&fixture.config, &fixture.shares);
     Ok(files.into_iter().map(|file| file.contents).collect())
-}
-
-/// A ciphertext of `plaintext` under the fixture key, for tests.
-pub fn seal_ciphertext(plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-    cipher::seal(&fixture()?.aes, &fixture_key_id()?, 1, plaintext, b"")
 }
 
 /// An AES-256-GCM key wrapped to the fixture wrapping key, in [`wrapped_key`]'s layout.
