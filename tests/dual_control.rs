@@ -214,6 +214,25 @@ fn one_security_administrator_cannot_ruin_a_systems_key_alone() {
     let security_admin = server.admin("security-admin");
     let system_admin = server.admin("system-admin");
 
+    // Scheduling the destruction of another's key stops every use at once: a second officer.
+    let schedule = ["kms", "key", "destroy", &key, "--days", "7", "--json"];
+    let id = approval_id(&ok(server.gt_as(&security_admin, &schedule)));
+    ok(decrypt(&server, &tax, &ciphertext));
+    ok(server.gt_as(&system_admin, &["approval", "approve", &id]));
+    let mut carry_out = schedule.to_vec();
+    carry_out.extend_from_slice(&["--approval", &id]);
+    let scheduled = json(&ok(server.gt_as(&security_admin, &carry_out)));
+    assert!(
+        !scheduled["destruction_scheduled_at"]
+            .as_str()
+            .unwrap()
+            .is_empty(),
+        "{scheduled}"
+    );
+    // The owner cancels it on its own.
+    ok(server.gt_as(&tax, &["kms", "key", "cancel-destroy", &key]));
+    ok(decrypt(&server, &tax, &ciphertext));
+
     // Marking another's key compromised files a request; the key is untouched meanwhile.
     let compromise = [
         "kms",
@@ -270,5 +289,32 @@ fn one_security_administrator_cannot_ruin_a_systems_key_alone() {
     let gone = fails(decrypt(&server, &tax, &ciphertext));
     assert!(gone.contains("destroyed"), "{gone}");
     let listed = ok(server.gt_as(&system_admin, &["approval", "list", "--status", "executed"]));
-    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+
+    // A system follows and withdraws its own requests, and sees no one else's.
+    let other = server.create_key(&tax, "aes-256-gcm", &[])["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let destroy_own = ["kms", "key", "destroy", &other, "--now", "--json"];
+    let own = approval_id(&ok(server.gt_as(&tax, &destroy_own)));
+    let again = approval_id(&ok(server.gt_as(&tax, &destroy_own)));
+    assert_eq!(
+        own, again,
+        "asking again returns the pending request, not a new one"
+    );
+    ok(server.gt_as(&tax, &["approval", "show", &own]));
+    let mine = ok(server.gt_as(&tax, &["approval", "list"]));
+    assert_eq!(mine.lines().count(), 1, "{mine}");
+    let foreign = fails(server.gt_as(&tax, &["approval", "show", &id]));
+    assert!(foreign.contains("PermissionDenied"), "{foreign}");
+    ok(server.gt_as(
+        &tax,
+        &["approval", "reject", &own, "--reason", "changed my mind"],
+    ));
+    let refused = fails(server.gt_as(&tax, &["approval", "approve", &own]));
+    assert!(
+        refused.contains("FailedPrecondition") || refused.contains("PermissionDenied"),
+        "{refused}"
+    );
 }

@@ -39,6 +39,8 @@ pub use error::Error;
 
 /// The store prefix of requests: `approval/request/<id>`.
 const PREFIX: &[u8] = b"approval/request/";
+/// The store prefix of the open-request index: `approval/open/<sha256 of requester and act>`.
+const OPEN_PREFIX: &[u8] = b"approval/open/";
 /// Shortest and longest lifetime of a request.
 const TTL: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600);
@@ -380,6 +382,10 @@ impl Approvals {
         now: SystemTime,
     ) -> Result<Request, Error> {
         check_proposal(&proposal)?;
+        let open_key = open_key(requester.id, &proposal.operation)?;
+        if let Some(pending) = self.open(&open_key, now)? {
+            return Ok(pending);
+        }
         let request = Request {
             id: ApprovalId::generate(&self.rng)?.0,
             summary: proposal.summary,
@@ -397,6 +403,7 @@ impl Approvals {
         let key = ApprovalId::parse(&request.id)?.store_key();
         let mut batch = Batch::new();
         batch.expect_absent(key.clone()).put(key, encode(&request)?);
+        batch.put(open_key, request.id.clone().into_bytes());
         let event = event(&request, "approval.request", requester.id, now)
             .with("expires_at", rfc3339(request.expires_at()));
         self.audit.stage(&mut batch, &event)?;
@@ -420,6 +427,7 @@ impl Approvals {
         request.approvals.push(decision(approver, reason, now));
         let status = request.status(now);
         let event = event(&request, "approval.approve", approver.id, now)
+            .with("decision_reason", reason)
             .with("approvals", request.approvals.len().to_string())
             .with("status", status.name());
         self.replace(id, raw, &request, &event)?;
@@ -444,7 +452,8 @@ impl Approvals {
             check_role(id, &request, officer)?;
         }
         request.rejection = Some(decision(officer, reason, now));
-        let event = event(&request, "approval.reject", officer.id, now).with("reason", reason);
+        let event =
+            event(&request, "approval.reject", officer.id, now).with("decision_reason", reason);
         self.replace(id, raw, &request, &event)?;
         Ok(request)
     }
@@ -481,6 +490,25 @@ impl Approvals {
         let mut batch = Batch::new();
         self.stage_replace(&mut batch, id, raw, &request, &event)?;
         Ok(Claim { request, batch })
+    }
+
+    /// Audits `approval.refused`: `caller` tried to carry out or decide the request `id` and was
+    /// refused for `reason` (an expired, executed, rejected or different act). Refusals are
+    /// security events too; the request itself is unchanged.
+    pub fn record_refusal(
+        &self,
+        caller: &str,
+        id: &ApprovalId,
+        reason: &Error,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let at = i64::try_from(unix_ms(now)).unwrap_or(i64::MAX);
+        let event = AuditEvent::new(at, "approval.refused", caller, id.as_str())
+            .with("reason", reason.to_string());
+        let mut batch = Batch::new();
+        self.audit.stage(&mut batch, &event)?;
+        self.store.commit(batch)?;
+        Ok(())
     }
 
     /// The request `id`.
@@ -521,6 +549,16 @@ impl Approvals {
                 }
             }
         }
+    }
+
+    /// The pending request the open-request index entry `key` names, if it is still pending.
+    fn open(&self, key: &[u8], now: SystemTime) -> Result<Option<Request>, Error> {
+        let Some(id) = self.store.get(key)? else {
+            return Ok(None);
+        };
+        let id = ApprovalId::parse(&String::from_utf8_lossy(&id))?;
+        let request = self.get(&id)?;
+        Ok(Some(request).filter(|r| r.status(now) == Status::Pending))
     }
 
     fn stored(&self, id: &ApprovalId) -> Result<(Vec<u8>, Request), Error> {
@@ -564,6 +602,16 @@ impl Approvals {
         self.audit.stage(batch, event)?;
         Ok(())
     }
+}
+
+/// The key of the index entry naming `requester`'s open request for `operation`: asking again
+/// for the same act while one is pending returns it instead of filing another.
+fn open_key(requester: &str, operation: &Operation) -> Result<Vec<u8>, Error> {
+    let encoded = serde_json::to_vec(&(requester, operation)).map_err(|_| Error::Corrupt {
+        key: "open request index".into(),
+    })?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &encoded);
+    Ok([OPEN_PREFIX, hex::encode(digest).as_bytes()].concat())
 }
 
 fn check_proposal(proposal: &Proposal) -> Result<(), Error> {

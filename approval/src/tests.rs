@@ -211,6 +211,30 @@ fn expired_and_rejected_requests_cannot_be_used() {
 }
 
 #[test]
+fn asking_again_while_pending_returns_the_same_request() {
+    let (approvals, store) = approvals();
+    let now = SystemTime::now();
+    let first = approvals.request(SYS, proposal(1), now).unwrap();
+    let again = approvals.request(SYS, proposal(1), now).unwrap();
+    assert_eq!(first.id, again.id);
+    assert_eq!(audited(store.as_ref()), ["approval.request"]);
+    approvals.reject(SYS, &id(&first), "", now).unwrap();
+    let fresh = approvals.request(SYS, proposal(1), now).unwrap();
+    assert_ne!(
+        fresh.id, first.id,
+        "a request that is no longer pending is not reused"
+    );
+    let other = Officer {
+        id: "spiffe://gov.example/person/other",
+        role: "system-admin",
+    };
+    assert_ne!(
+        approvals.request(other, proposal(1), now).unwrap().id,
+        fresh.id
+    );
+}
+
+#[test]
 fn the_requester_may_withdraw() {
     let (approvals, _) = approvals();
     let now = SystemTime::now();
@@ -226,7 +250,11 @@ fn lists_by_status_in_pages() {
     let (approvals, _) = approvals();
     let now = SystemTime::now();
     let ids: Vec<_> = (0..5)
-        .map(|_| id(&approvals.request(SYS, proposal(1), now).unwrap()))
+        .map(|n| {
+            let mut proposal = proposal(1);
+            proposal.operation.target = format!("system-{n}");
+            id(&approvals.request(SYS, proposal, now).unwrap())
+        })
         .collect();
     approvals.approve(SEC, &ids[2], "", now).unwrap();
     let (pending, _) = approvals.list(Some(Status::Pending), now, 0, None).unwrap();

@@ -103,6 +103,12 @@ pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> 
     let csr = csr::check(csr, &system)?;
     let carry = claim.reenrollment.as_ref().map(|r| r.carry_keys);
     let advance = lineage::advance(ca.store.as_ref(), system.name.as_str(), carry)?;
+    // A token issued before re-enrollments needed approval (it records none) still re-enrolls
+    // a system that enrolled before, but never with its earlier keys.
+    let advance = match (carry, advance.previous.generation) {
+        (None, 1..) => lineage::advance(ca.store.as_ref(), system.name.as_str(), Some(false))?,
+        _ => advance,
+    };
     let request = Request {
         action: "ca.enroll",
         actor: &system.spiffe_id,

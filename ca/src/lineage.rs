@@ -60,6 +60,7 @@ impl Lineage {
 pub(crate) struct Advance {
     key: Vec<u8>,
     stored: Option<Vec<u8>>,
+    pub(crate) previous: Lineage,
     pub(crate) next: Lineage,
     record: Vec<u8>,
 }
@@ -137,6 +138,7 @@ pub(crate) fn advance(
     Ok(Advance {
         key: records::lineage_key(system),
         stored,
+        previous: current,
         next,
         record,
     })

@@ -484,3 +484,25 @@ fn re_enrollment_starts_a_new_generation_and_cuts_off_the_old_certificate() {
     let events = enroll_events(&fx);
     assert!(events[1].contains("generation=2") && events[1].contains("carry_keys=false"));
 }
+
+#[test]
+fn a_token_from_before_dual_control_never_carries_keys_into_a_re_enrollment() {
+    let fx = setup();
+    let old = enrolled(&fx);
+    fx.clock
+        .advance(old.not_after.duration_since(fx.clock.now()).unwrap() + Duration::from_secs(1));
+    let new = reissue(&fx, ADMIN, true);
+    // Strip the approval from the stored token, as a token issued before approvals existed.
+    for (key, value) in fx.store.scan(b"ca/token/", None, usize::MAX).unwrap() {
+        let mut record: serde_json::Value = serde_json::from_slice(&value).unwrap();
+        if record.get("reenrollment").is_some() {
+            record.as_object_mut().unwrap().remove("reenrollment");
+            let mut batch = Batch::new();
+            batch.put(key, serde_json::to_vec(&record).unwrap());
+            fx.store.commit(batch).unwrap();
+        }
+    }
+    fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
+    let lineage = fx.ca.lineage("portal").unwrap();
+    assert_eq!((lineage.generation, lineage.key_floor), (2, 2));
+}

@@ -47,6 +47,18 @@ impl Kms {
         id: &KeyId,
         waiting_days: Option<u32>,
     ) -> Result<KeyInfo, Error> {
+        self.schedule_destruction_approved(actor, id, waiting_days, &Batch::new())
+    }
+
+    /// [`Kms::schedule_destruction`] under dual control: `approval` holds the writes that mark
+    /// the approved request executed; they commit in the scheduling's batch.
+    pub fn schedule_destruction_approved(
+        &self,
+        actor: &str,
+        id: &KeyId,
+        waiting_days: Option<u32>,
+        approval: &Batch,
+    ) -> Result<KeyInfo, Error> {
         let due = self.due_date(waiting_days.unwrap_or(DEFAULT_WAITING_DAYS))?;
         let vault = self.vault()?;
         let key = self.change_key(&vault, id, |old| {
@@ -55,7 +67,7 @@ impl Kms {
                 destruction_due_ms: Some(unix_ms(due)),
                 ..old.clone()
             };
-            let mut batch = Batch::new();
+            let mut batch = approval.clone();
             batch.put(record::due_key(due, id), Vec::new());
             let event = self.event("kms.key.destroy.schedule", actor, id.as_str());
             let event = self.with_exports(&vault, id, event.with("due", rfc3339(due)))?;

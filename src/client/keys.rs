@@ -120,8 +120,9 @@ pub enum KeyCommand {
         /// Why; recorded with an immediate destruction and its approval.
         #[arg(long, default_value = "", requires = "now")]
         reason: String,
-        /// Carry out this approved immediate destruction (ap-…).
-        #[arg(long, requires = "now")]
+        /// Carry out this approved destruction request (ap-…): an immediate one, or one of a
+        /// key you do not own.
+        #[arg(long)]
         approval: Option<String>,
     },
     /// Cancel a scheduled destruction.
@@ -360,19 +361,30 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
                 None => show_key(&key.connection, response.key),
             }
         }
-        KeyCommand::Destroy { key, days, .. } => {
+        KeyCommand::Destroy {
+            key,
+            days,
+            approval,
+            ..
+        } => {
+            let again = "the same `govtrust kms key destroy` command";
             let request = pb::ScheduleKeyDestructionRequest {
                 key_id: key.key_id,
                 waiting_period_days: days,
+                approval_id: approval.unwrap_or_default(),
             };
             let response = client(&key.connection)
                 .await?
                 .schedule_key_destruction(request)
                 .await;
-            show_key(
-                &key.connection,
-                response.map_err(status_error)?.into_inner().key,
-            )
+            let response = response.map_err(status_error)?.into_inner();
+            match &response.pending_approval {
+                Some(pending) => {
+                    super::approval::pending(&key.connection, pending, again);
+                    Ok(())
+                }
+                None => show_key(&key.connection, response.key),
+            }
         }
         KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
             let request = pb::CancelKeyDestructionRequest { key_id };

@@ -69,9 +69,17 @@ pub fn authorize(principal: &Principal, action: Action<'_>) -> Result<(), Status
 fn allowed(principal: &Principal, action: Action<'_>) -> bool {
     match &principal.kind {
         Kind::Administrator(role) => administrator(*role, principal, action),
-        Kind::System { .. } => system(principal, action),
+        Kind::System { .. } => !superseded(principal) && system(principal, action),
         Kind::Unknown => false,
     }
+}
+
+/// True for a system certificate of an earlier enrollment: the system re-enrolled since, and
+/// the earlier identity may do nothing at all (create or import keys, withdraw requests).
+fn superseded(principal: &Principal) -> bool {
+    principal
+        .standing
+        .is_some_and(|s| s.certificate_generation != s.lineage.generation)
 }
 
 fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool {
@@ -96,15 +104,15 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
     use Action as A;
     match action {
         A::ReadCaChain | A::Renew | A::CreateKey | A::ImportKey | A::ReadWrappingKey => true,
-        // A system may withdraw its own request; it is no approver of any kind.
-        A::DecideApproval => true,
+        // A system may read and withdraw its own requests (the approval service shows it no
+        // others); it is no approver of any kind.
+        A::DecideApproval | A::ReadApprovals => true,
         A::Key(_, key) => owns(principal, key),
         A::RegisterSystem
         | A::IssueToken
         | A::ReadCertificates
         | A::ListKeys
         | A::ReadAudit
-        | A::ReadApprovals
         | A::Seal => false,
     }
 }
@@ -279,6 +287,16 @@ mod tests {
         assert!(authorize(&system(TAX).with_standing(1, lineage(2, 0)), use_key).is_err());
         // Carried over by the approved re-enrollment: reached.
         assert!(authorize(&system(TAX).with_standing(2, lineage(2, 0)), use_key).is_ok());
+        // A certificate of the earlier enrollment may do nothing at all.
+        let old = system(TAX).with_standing(1, lineage(2, 0));
+        for action in [
+            Action::CreateKey,
+            Action::ImportKey,
+            Action::DecideApproval,
+            Action::Renew,
+        ] {
+            assert!(authorize(&old, action).is_err());
+        }
     }
 
     #[test]

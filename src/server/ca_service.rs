@@ -85,7 +85,7 @@ fn issue_token(
             );
             let filed = gate.request(principal, operation, summary, REENROLLMENT_APPROVERS)?;
             Ok(pb::IssueEnrollmentTokenResponse {
-                pending_approval: Some(dual_control::message(&filed, SystemTime::now())),
+                pending_approval: Some(dual_control::message(&filed, gate.now())),
                 ..Default::default()
             })
         }

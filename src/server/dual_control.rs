@@ -78,12 +78,32 @@ impl Gate {
         operation: &Operation,
     ) -> Result<Claim, Status> {
         let id = ApprovalId::parse(approval_id).map_err(status::approval)?;
-        self.approvals
-            .claim(&principal.spiffe_id, &id, operation, self.clock.now())
-            .map_err(status::approval)
+        let now = self.clock.now();
+        let claimed = self
+            .approvals
+            .claim(&principal.spiffe_id, &id, operation, now);
+        claimed.map_err(|refused| self.refused(principal, &id, refused, now))
     }
 
-    fn now(&self) -> SystemTime {
+    /// Audits a refused claim (`approval.refused`) and logs it; the status the caller gets.
+    fn refused(
+        &self,
+        principal: &Principal,
+        id: &ApprovalId,
+        refused: govtrust_approval::Error,
+        now: SystemTime,
+    ) -> Status {
+        let caller = &principal.spiffe_id;
+        if let Err(error) = self.approvals.record_refusal(caller, id, &refused, now) {
+            tracing::error!(%error, approval = %id, "cannot audit a refused approval claim");
+            return status::approval(error);
+        }
+        tracing::warn!(approval = %id, %caller, reason = %refused, "approval claim refused");
+        status::approval(refused)
+    }
+
+    /// The server's clock now (dev mode may run it ahead).
+    pub fn now(&self) -> SystemTime {
         self.clock.now()
     }
 }
@@ -98,6 +118,14 @@ fn officer(principal: &Principal) -> Officer<'_> {
     Officer {
         id: &principal.spiffe_id,
         role,
+    }
+}
+
+/// For callers who are no administrator: the identity whose own requests alone they may read.
+fn own_only(principal: &Principal) -> Option<String> {
+    match principal.kind {
+        Kind::Administrator(_) => None,
+        _ => Some(principal.spiffe_id.clone()),
     }
 }
 
@@ -221,7 +249,8 @@ impl ApprovalsApi for ApprovalService {
         &self,
         request: Request<pb::ListApprovalsRequest>,
     ) -> Reply<pb::ListApprovalsResponse> {
-        self.principal(&request, Action::ReadApprovals)?;
+        let principal = self.principal(&request, Action::ReadApprovals)?;
+        let only_own = own_only(&principal);
         let request = request.into_inner();
         let only = domain_status(request.status)?;
         let after = match request.page_token.as_str() {
@@ -236,7 +265,12 @@ impl ApprovalsApi for ApprovalService {
                 .approvals
                 .list(only, now, size, after.as_ref())
                 .map_err(status::approval)?;
-            Ok((found.iter().map(|r| message(r, now)).collect(), next))
+            let shown = found
+                .iter()
+                .filter(|r| only_own.as_ref().is_none_or(|me| &r.requester == me))
+                .map(|r| message(r, now))
+                .collect();
+            Ok((shown, next))
         })
         .await?;
         Ok(Response::new(pb::ListApprovalsResponse {
@@ -249,11 +283,18 @@ impl ApprovalsApi for ApprovalService {
         &self,
         request: Request<pb::GetApprovalRequest>,
     ) -> Reply<pb::GetApprovalResponse> {
-        self.principal(&request, Action::ReadApprovals)?;
+        let principal = self.principal(&request, Action::ReadApprovals)?;
+        let only_own = own_only(&principal);
         let id = Self::id(&request.into_inner().id)?;
         let gate = self.gate.clone();
         let approval = blocking(move || {
             let found = gate.approvals.get(&id).map_err(status::approval)?;
+            if only_own.is_some_and(|me| me != found.requester) {
+                return Err(Status::permission_denied(format!(
+                    "{} may read only its own approval requests",
+                    principal.spiffe_id
+                )));
+            }
             Ok(message(&found, gate.now()))
         })
         .await?;

@@ -381,16 +381,45 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::ScheduleKeyDestructionResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
+        let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
         let days = Some(request.waiting_period_days).filter(|d| *d != 0);
-        let kms = self.kms.clone();
-        let key = blocking(move || {
-            kms.schedule_destruction(&principal.spiffe_id, &id, days)
-                .map_err(status::kms)
-        })
-        .await?;
+        if key.owner == principal.spiffe_id {
+            let kms = self.kms.clone();
+            let key = blocking(move || {
+                kms.schedule_destruction(&principal.spiffe_id, &id, days)
+                    .map_err(status::kms)
+            })
+            .await?;
+            return Ok(Response::new(pb::ScheduleKeyDestructionResponse {
+                key: Some(key_message(&key)),
+                pending_approval: None,
+            }));
+        }
+        // Another's key: every use stops at once, so a second officer must agree.
+        let shown_days = days.map_or_else(|| "default".to_owned(), |d| d.to_string());
+        let operation = Act::new(Kind::KeyStateChange, id.as_str())
+            .with("change", "schedule-destruction")
+            .with("waiting_days", shown_days.clone())
+            .with("owner", key.owner.clone());
+        let summary = format!(
+            "schedule destruction of key {id} of {} (waiting period: {shown_days} days); every \
+             use of it stops at once",
+            key.owner
+        );
+        let outcome = self
+            .dual_control(
+                &principal,
+                &request.approval_id,
+                operation,
+                summary,
+                move |kms, actor, approval| {
+                    kms.schedule_destruction_approved(actor, &id, days, approval)
+                },
+            )
+            .await?;
         Ok(Response::new(pb::ScheduleKeyDestructionResponse {
-            key: Some(key_message(&key)),
+            key: outcome.key.as_ref().map(key_message),
+            pending_approval: outcome.pending,
         }))
     }
 
@@ -581,7 +610,7 @@ impl KeyService {
         blocking(move || {
             if approval_id.is_empty() {
                 let filed = gate.request(&principal, operation, summary, KEY_APPROVERS)?;
-                let pending = dual_control::message(&filed, SystemTime::now());
+                let pending = dual_control::message(&filed, gate.now());
                 return Ok(Outcome {
                     key: None,
                     pending: Some(pending),
