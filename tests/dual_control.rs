@@ -112,6 +112,8 @@ fn the_system_administrator_alone_cannot_take_over_a_lapsed_identity_or_its_keys
     // Only exactly the approved act: carrying the keys over was not approved.
     let wider = fails(token(&["--approval", &id, "--carry-keys"]));
     assert!(wider.contains("FailedPrecondition"), "{wider}");
+    let longer = fails(token(&["--approval", &id, "--token-ttl", "604800"]));
+    assert!(longer.contains("FailedPrecondition"), "{longer}");
 
     let issued = json(&ok(token(&["--approval", &id])));
     let new_token = issued["enrollment_token"].as_str().unwrap().to_owned();

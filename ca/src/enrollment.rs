@@ -128,7 +128,7 @@ fn remember_lineage(ca: &Ca, system: &str, request: &Request<'_>, issued: &Resul
     };
     match issued {
         Ok(_) => ca.lineages.set(system, advance.next),
-        Err(Error::Store(_)) => ca.lineages.forget(system),
+        Err(Error::Store(_)) => ca.lineages.reload(ca.store.as_ref(), system),
         Err(_) => {}
     }
 }

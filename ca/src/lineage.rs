@@ -101,10 +101,14 @@ impl Lineages {
         known.insert(system.to_owned(), lineage);
     }
 
-    /// Forgets `system` (its batch may or may not have committed).
-    pub(crate) fn forget(&self, system: &str) {
+    /// Reads `system`'s lineage again from the store and keeps it, after a batch that may or
+    /// may not have committed; forgets it if the store cannot be read.
+    pub(crate) fn reload(&self, store: &dyn Store, system: &str) {
         let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
-        known.remove(system);
+        match load(store, system) {
+            Ok((_, lineage)) => known.insert(system.to_owned(), lineage),
+            Err(_) => known.remove(system),
+        };
     }
 }
 

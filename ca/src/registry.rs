@@ -204,10 +204,12 @@ pub struct ReEnrollment<'a> {
     pub carry_keys: bool,
 }
 
-/// The act a re-enrollment approval is for: a new token for `system`, keeping or withholding
-/// the keys of its earlier enrollments.
-pub fn reenrollment(system: &str, carry_keys: bool) -> Operation {
-    Operation::new(Kind::ReEnrollment, system).with("carry_keys", carry_keys.to_string())
+/// The act a re-enrollment approval is for: a new token for `system`, usable for `ttl`,
+/// keeping or withholding the keys of its earlier enrollments.
+pub fn reenrollment(system: &str, carry_keys: bool, ttl: TokenTtl) -> Operation {
+    Operation::new(Kind::ReEnrollment, system)
+        .with("carry_keys", carry_keys.to_string())
+        .with("token_ttl_seconds", ttl.get().as_secs().to_string())
 }
 
 /// Issues a new enrollment token to the system named `system`, superseding every earlier one;
@@ -223,7 +225,7 @@ pub(crate) fn issue_token(
     let name = SystemName::try_from(system)?;
     let system = self::system(ca.store.as_ref(), name.as_str())?;
     if let Some(approved) = reenrollment {
-        check_approved(&system, approved)?;
+        check_approved(&system, approved, ttl)?;
     }
     let raced = [
         records::current_token_key(name.as_str()),
@@ -239,8 +241,12 @@ pub(crate) fn issue_token(
 }
 
 /// Refuses an approval for another act than re-enrolling `system` this way.
-fn check_approved(system: &SystemRecord, approved: ReEnrollment<'_>) -> Result<(), Error> {
-    let wanted = reenrollment(system.name.as_str(), approved.carry_keys);
+fn check_approved(
+    system: &SystemRecord,
+    approved: ReEnrollment<'_>,
+    ttl: TokenTtl,
+) -> Result<(), Error> {
+    let wanted = reenrollment(system.name.as_str(), approved.carry_keys, ttl);
     let request = approved.claim.request();
     if request.operation == wanted {
         return Ok(());
@@ -266,7 +272,7 @@ fn try_issue_token(
     if reenrollment.is_none() && certificates::ever_held(ca.store.as_ref(), system.name.as_str())? {
         return Err(Error::ApprovalRequired {
             system: system.name.to_string(),
-            operation: self::reenrollment(system.name.as_str(), false),
+            operation: self::reenrollment(system.name.as_str(), false, ttl),
         });
     }
     let previous = ca

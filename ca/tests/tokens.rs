@@ -29,7 +29,7 @@ fn new_token(fx: &Fixture, system: &str) -> Registered {
 fn reissue(fx: &Fixture, requester: &str, carry_keys: bool) -> Registered {
     let approvals = approvals(fx);
     let id = approved(fx, &approvals, requester, carry_keys);
-    let operation = govtrust_ca::reenrollment("portal", carry_keys);
+    let operation = govtrust_ca::reenrollment("portal", carry_keys, ttl(600));
     let claim = approvals
         .claim(requester, &id, &operation, fx.clock.now())
         .unwrap();
@@ -49,7 +49,7 @@ fn approvals(fx: &Fixture) -> Approvals {
 /// Files and approves a re-enrollment of `portal` asked by `requester`.
 fn approved(fx: &Fixture, approvals: &Approvals, requester: &str, carry_keys: bool) -> ApprovalId {
     let proposal = Proposal {
-        operation: govtrust_ca::reenrollment("portal", carry_keys),
+        operation: govtrust_ca::reenrollment("portal", carry_keys, ttl(600)),
         summary: "re-enroll portal".into(),
         approver_roles: vec!["security-admin".into()],
         required: 1,
@@ -417,7 +417,10 @@ fn a_system_that_held_a_certificate_is_re_enrolled_only_with_an_approval() {
         panic!("{result:?}");
     };
     assert_eq!(system, "portal");
-    assert_eq!(*operation, govtrust_ca::reenrollment("portal", false));
+    assert_eq!(
+        *operation,
+        govtrust_ca::reenrollment("portal", false, ttl(600))
+    );
     assert!(result.unwrap_err().to_string().contains("approval"));
     assert_eq!(tokens(&fx), before, "a refused token stores nothing");
 }
@@ -431,9 +434,9 @@ fn an_approval_gives_one_token_and_only_for_the_approved_act() {
     let approvals = approvals(&fx);
     let id = approved(&fx, &approvals, ADMIN, false);
     // Carrying the keys over was not approved.
-    let wider = govtrust_ca::reenrollment("portal", true);
+    let wider = govtrust_ca::reenrollment("portal", true, ttl(600));
     assert!(approvals.claim(ADMIN, &id, &wider, fx.clock.now()).is_err());
-    let operation = govtrust_ca::reenrollment("portal", false);
+    let operation = govtrust_ca::reenrollment("portal", false, ttl(600));
     let claim = approvals
         .claim(ADMIN, &id, &operation, fx.clock.now())
         .unwrap();

@@ -107,7 +107,12 @@ pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
             connection,
         } => {
             let again = format!(
-                "`govtrust system token --name {name}{}`",
+                "`govtrust system token --name {name}{}{}`",
+                if token_ttl == 0 {
+                    String::new()
+                } else {
+                    format!(" --token-ttl {token_ttl}")
+                },
                 if carry_keys { " --carry-keys" } else { "" }
             );
             let request = IssueEnrollmentTokenRequest {

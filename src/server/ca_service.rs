@@ -61,7 +61,7 @@ fn issue_token(
     request: &pb::IssueEnrollmentTokenRequest,
     ttl: TokenTtl,
 ) -> Result<pb::IssueEnrollmentTokenResponse, Status> {
-    let operation = govtrust_ca::reenrollment(&request.name, request.carry_keys);
+    let operation = govtrust_ca::reenrollment(&request.name, request.carry_keys, ttl);
     let claim = match request.approval_id.as_str() {
         "" => None,
         id => Some(gate.claim(principal, id, &operation)?),
