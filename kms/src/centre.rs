@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use govtrust_store::{AuditEvent, AuditSink, Batch, Store};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::budget::EncryptionLimit;
 use crate::cache::{Generation, KeyCache, LoadedKey, VersionKey};
 use crate::master::MasterKey;
 use crate::record::{self, KeyRecord, unix_ms};
@@ -28,6 +29,8 @@ pub struct Kms {
     progress: Mutex<Progress>,
     pub(crate) cache: KeyCache,
     pub(crate) rng: SystemRandom,
+    /// Encryptions per key version: see [`crate::budget`].
+    pub(crate) limit: EncryptionLimit,
 }
 
 impl std::fmt::Debug for Kms {
@@ -95,7 +98,15 @@ impl Kms {
             progress: Mutex::new(Progress::default()),
             cache: KeyCache::new(),
             rng: SystemRandom::new(),
+            limit: EncryptionLimit::default(),
         })
+    }
+
+    /// The centre with another encryption limit per key version than the default 2^30 (see
+    /// [`EncryptionLimit`]); for tests, and for deployments that want a wider margin.
+    pub fn with_encryption_limit(mut self, limit: EncryptionLimit) -> Kms {
+        self.limit = limit;
+        self
     }
 
     /// Where the seal stands.
