@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::KeyId;
+use crate::budget::Budget;
 use crate::material::Operator;
 use crate::record::KeyRecord;
 
@@ -56,6 +57,9 @@ const SHARDS: usize = 32;
 pub(crate) struct VersionKey {
     pub(crate) version: u32,
     pub(crate) operator: Operator,
+    /// Encryptions left before the store must be asked for more: see [`crate::budget`]. It
+    /// lives as long as the cached version, across record revisions.
+    pub(crate) budget: Budget,
 }
 
 /// A key's record and its versions, ready for use.

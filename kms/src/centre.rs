@@ -7,6 +7,7 @@ use std::time::Duration;
 use govtrust_store::{AuditEvent, AuditSink, Batch, Store};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::budget::EncryptionLimit;
 use crate::cache::{Generation, KeyCache, LoadedKey, VersionKey};
 use crate::master::MasterKey;
 use crate::record::{self, KeyRecord, unix_ms};
@@ -40,6 +41,8 @@ pub struct Kms {
     unseal_timeout: Duration,
     pub(crate) cache: KeyCache,
     pub(crate) rng: SystemRandom,
+    /// Encryptions per key version: see [`crate::budget`].
+    pub(crate) limit: EncryptionLimit,
 }
 
 impl std::fmt::Debug for Kms {
@@ -108,6 +111,7 @@ impl Kms {
             unseal_timeout: DEFAULT_UNSEAL_TIMEOUT,
             cache: KeyCache::new(),
             rng: SystemRandom::new(),
+            limit: EncryptionLimit::default(),
         })
     }
 
@@ -115,6 +119,13 @@ impl Kms {
     /// [`DEFAULT_UNSEAL_TIMEOUT`]): when it runs out, the shares given are forgotten.
     pub fn with_unseal_timeout(mut self, timeout: Duration) -> Kms {
         self.unseal_timeout = timeout;
+        self
+    }
+
+    /// The centre with another encryption limit per key version than the default 2^30 (see
+    /// [`EncryptionLimit`]); for tests, and for deployments that want a wider margin.
+    pub fn with_encryption_limit(mut self, limit: EncryptionLimit) -> Kms {
+        self.limit = limit;
         self
     }
 

@@ -7,8 +7,8 @@
 //!
 //! The GCM AAD is the header bytes followed by the caller's AAD, so the key id and version are
 //! authenticated: a ciphertext relabelled to another key or version fails to decrypt. Nonces are
-//! random; under one key version that is safe for 2^32 messages (NIST SP 800-38D §8.3) — rotate
-//! well before.
+//! random; under one key version that is safe for 2^32 messages (NIST SP 800-38D §8.3), and the
+//! centre rotates each key at 2^30 (see [`crate::budget`]).
 
 use ring::aead::{Aad, LessSafeKey, MAX_TAG_LEN, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;

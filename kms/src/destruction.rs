@@ -211,6 +211,12 @@ impl Kms {
         {
             batch.delete(key);
         }
+        for (key, _) in vault
+            .store
+            .scan(&record::nonces_prefix(&old.id), None, MAX_VERSIONS)?
+        {
+            batch.delete(key);
+        }
         if let Some(due) = old.destruction_due_ms {
             batch.delete(record::due_key(record::from_unix_ms(due), &old.id));
         }

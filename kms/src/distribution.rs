@@ -150,6 +150,7 @@ impl Kms {
     pub fn import_key(&self, actor: &str, spec: ImportSpec) -> Result<KeyInfo, Error> {
         let wrapping = &self.unsealed()?.wrapping;
         let terms = &spec.terms;
+        check_terms_text(terms)?;
         let material = wrapping
             .unwrap(terms, &spec.encapsulated_key, &spec.ciphertext)
             .map_err(|error| match error {
@@ -329,6 +330,14 @@ fn check_source(source: &KeyRecord, bundle: &BundleId) -> Result<(), Error> {
     })
 }
 
+/// Bounds the free text of a bundle's terms (it goes into records and audit events) and
+/// refuses control characters, before anything else is done with them.
+fn check_terms_text(terms: &BundleTerms) -> Result<(), Error> {
+    check_text("exporter", &terms.exporter)?;
+    check_text("recipient", &terms.recipient)?;
+    check_text("source_centre", &terms.source_centre)
+}
+
 /// Checks an authenticated bundle's terms against who imports it, when, and how.
 fn check_import(
     terms: &BundleTerms,
@@ -336,8 +345,6 @@ fn check_import(
     exportable: bool,
     now: SystemTime,
 ) -> Result<(), Error> {
-    check_text("exporter", &terms.exporter)?;
-    check_text("source_centre", &terms.source_centre)?;
     if terms.recipient != importer {
         return Err(Error::NotRecipient {
             bundle: terms.id.clone(),

@@ -142,7 +142,12 @@ impl Kms {
     }
 
     /// The change that adds a new primary version with fresh material to `old`.
-    fn rotation(&self, vault: &Vault<'_>, old: &KeyRecord, actor: &str) -> Result<Change, Error> {
+    pub(crate) fn rotation(
+        &self,
+        vault: &Vault<'_>,
+        old: &KeyRecord,
+        actor: &str,
+    ) -> Result<Change, Error> {
         lifecycle::check_usage(old, Usage::Rotate)?;
         let version =
             old.latest_version()

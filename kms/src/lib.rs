@@ -14,7 +14,9 @@
 //!   compromised, destroyed), versions for rotation, destruction scheduled with a waiting period
 //!   after which the material is erased from the store and from memory and a tombstone remains.
 //! - **Operations.** AES-256-GCM encrypt/decrypt with caller AAD (self-describing ciphertexts),
-//!   data keys for envelope encryption, ECDSA P-256/P-384 and Ed25519 signatures.
+//!   data keys for envelope encryption, ECDSA P-256/P-384 and Ed25519 signatures. Each AES key
+//!   version makes at most 2^30 encryptions (random nonces), counted persistently; at the limit
+//!   the key rotates itself (see [`EncryptionLimit`]).
 //! - **Distribution (配发).** Exportable keys leave only wrapped with HPKE (RFC 9180) to a
 //!   recipient's X25519 public key, as single-use bundles bound to one recipient identity, their
 //!   source and their policy; [`Kms::import_key`] takes such a bundle, once, from its recipient,
@@ -27,6 +29,7 @@
 //! What it does not do: talk gRPC (the server maps [`Error`] to status codes), or hold keys in
 //! hardware (a PKCS#11 custodian comes later).
 
+mod budget;
 mod cache;
 mod centre;
 mod cipher;
@@ -49,6 +52,7 @@ mod transfer;
 mod types;
 mod vault;
 
+pub use budget::EncryptionLimit;
 pub use centre::{DEFAULT_UNSEAL_TIMEOUT, Kms};
 pub use error::Error;
 pub use types::{

@@ -1,7 +1,8 @@
 //! Cryptographic operations: encrypt, decrypt, data keys, sign, verify, public keys.
 //!
-//! The hot path: a cache lookup, the lifecycle check on the cached record, then ring. No store
-//! access, no unsealing, no key derivation.
+//! The hot path: a cache lookup, the lifecycle check on the cached record, an atomic count
+//! down of the version's encryption budget, then ring. No store access (but one reservation per
+//! 2^16 encryptions of a version, see [`crate::budget`]), no unsealing, no key derivation.
 
 use std::sync::Arc;
 
@@ -12,6 +13,9 @@ use crate::lifecycle::{self, Usage};
 use crate::material::{self, AES_KEY_LEN};
 use crate::{DataKey, Decrypted, Encrypted, Error, KeyId, Kms, PublicKey, Signed, cipher, spki};
 
+/// How many times one encryption rotates an exhausted key before giving up.
+const ROTATIONS: usize = 4;
+
 impl Kms {
     /// Encrypts with the key's primary version (AES-256-GCM, random nonce). `aad` must be given
     /// again to decrypt. The ciphertext is self-describing: `gtk1` | id length | key id |
@@ -21,6 +25,9 @@ impl Kms {
         self.encrypt_for(id, Usage::Encrypt, plaintext, aad)
     }
 
+    /// Encrypts under the primary version, taking one encryption of its budget (see
+    /// [`crate::budget`]); when the version has none left, rotates the key and goes on under
+    /// the new version.
     fn encrypt_for(
         &self,
         id: &KeyId,
@@ -28,14 +35,61 @@ impl Kms {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Encrypted, Error> {
-        let key = self.usable(id, usage)?;
-        let version = version(&key, None)?;
-        let ciphertext = cipher::seal(aes(&key, version)?, id, version.version, plaintext, aad)?;
-        Ok(Encrypted {
-            ciphertext,
-            key_id: id.clone(),
-            version: version.version,
-        })
+        let mut attempts = 0;
+        loop {
+            let key = self.usable(id, usage)?;
+            let version = version(&key, None)?;
+            match version
+                .budget
+                .take(&*self.store, id, version.version, self.limit)
+            {
+                Ok(()) => return seal(&key, version, plaintext, aad),
+                Err(limit @ Error::EncryptionLimit { .. }) if attempts < ROTATIONS => {
+                    self.rotate_exhausted(id, version.version, limit)?;
+                }
+                Err(error) => return Err(error),
+            }
+            attempts += 1;
+        }
+    }
+
+    /// Rotates `id` because its primary version `exhausted` reached the encryption limit,
+    /// unless another caller rotated it already. Audits `kms.key.rotate` by `govtrust`. When
+    /// the key cannot rotate, returns `limit` (the store's own failures as they are).
+    fn rotate_exhausted(&self, id: &KeyId, exhausted: u32, limit: Error) -> Result<(), Error> {
+        let vault = self.vault()?;
+        let reason = format!(
+            "version {exhausted} reached its encryption limit of {}",
+            self.limit.per_version()
+        );
+        // Taken before the store is read: see `cache`.
+        let since = self.cache.generation(id);
+        let mut rotated_meanwhile = None;
+        let rotated = self.change_key(&vault, id, |old| {
+            if old.primary_version != exhausted {
+                rotated_meanwhile = Some(old.clone());
+                return Err(Error::Conflict { id: id.clone() });
+            }
+            let mut change = self.rotation(&vault, old, "govtrust")?;
+            change.event = change.event.with("reason", reason.as_str());
+            Ok(change)
+        });
+        match rotated {
+            Ok(_) => {
+                tracing::info!(key = %id, %reason, "key rotated");
+                Ok(())
+            }
+            Err(Error::Conflict { .. }) => {
+                // Another caller rotated; its record may not be cached yet, so cache the one
+                // read here (unless a newer one is), then encrypt again under its primary.
+                if let Some(record) = rotated_meanwhile {
+                    self.refresh(&vault, record, since)?;
+                }
+                Ok(())
+            }
+            Err(error @ Error::Store(_)) => Err(error),
+            Err(_) => Err(limit),
+        }
     }
 
     /// The key id and version a ciphertext names, from its header alone: the server authorizes
@@ -139,6 +193,22 @@ impl Kms {
         lifecycle::check_usage(&key.record, usage)?;
         Ok(key)
     }
+}
+
+/// Encrypts `plaintext` under `version` of `key`.
+fn seal(
+    key: &LoadedKey,
+    version: &VersionKey,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Encrypted, Error> {
+    let id = &key.record.id;
+    let ciphertext = cipher::seal(aes(key, version)?, id, version.version, plaintext, aad)?;
+    Ok(Encrypted {
+        ciphertext,
+        key_id: id.clone(),
+        version: version.version,
+    })
 }
 
 /// `version` of `key`, or its primary version.

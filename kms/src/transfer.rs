@@ -38,6 +38,10 @@ type EncappedKey = <Kem as hpke::Kem>::EncappedKey;
 
 const INFO_PREFIX: &[u8] = b"govtrust-key-transfer-v2";
 
+/// Longest `info` accepted. The hpke crate panics at 2^16 - 5 bytes; terms of real bundles
+/// (free-text fields are at most 1 KiB each) stay far below this.
+const MAX_INFO_LEN: usize = 8192;
+
 /// Length of an X25519 public key and of an encapsulated key.
 pub(crate) const PUBLIC_KEY_LEN: usize = 32;
 
@@ -99,7 +103,7 @@ impl WrappingKey {
             &mode,
             &self.private,
             &encapped,
-            &info(terms),
+            &checked_info(terms)?,
             ciphertext,
             b"",
         );
@@ -121,7 +125,7 @@ pub(crate) fn wrap(
     let (encapped, ciphertext) = hpke::single_shot_seal::<AesGcm256, HkdfSha256, Kem>(
         &mode,
         &recipient,
-        &info(terms),
+        &checked_info(terms)?,
         material,
         b"",
     )
@@ -140,6 +144,21 @@ fn recipient_key(bytes: &[u8]) -> Result<<Kem as hpke::Kem>::PublicKey, Error> {
             bytes.len()
         ),
     })
+}
+
+/// The HPKE info for `terms`, refused (instead of a panic in hpke) when too long.
+fn checked_info(terms: &BundleTerms) -> Result<Vec<u8>, Error> {
+    let info = info(terms);
+    if info.len() > MAX_INFO_LEN {
+        return Err(Error::InvalidArgument {
+            field: "terms",
+            reason: format!(
+                "the bundle's terms take {} bytes; at most {MAX_INFO_LEN}",
+                info.len()
+            ),
+        });
+    }
+    Ok(info)
 }
 
 /// The HPKE info for `terms`: see the module docs.
@@ -239,6 +258,22 @@ mod tests {
         b.exporter = "spiffe://".into();
         b.recipient = "xy".into();
         assert_ne!(info(&a), info(&b));
+    }
+
+    #[test]
+    fn oversized_terms_are_refused_not_a_panic() {
+        let key = WrappingKey::generate();
+        let mut terms = terms();
+        terms.exporter = "x".repeat(70_000);
+        for result in [
+            wrap(key.public(), &terms, b"m").map(|_| ()),
+            key.unwrap(&terms, &[9u8; 32], b"c").map(|_| ()),
+        ] {
+            assert!(matches!(
+                result,
+                Err(Error::InvalidArgument { field: "terms", .. })
+            ));
+        }
     }
 
     #[test]

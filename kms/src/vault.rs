@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
+use crate::budget::Budget;
 use crate::cache::VersionKey;
 use crate::material::Operator;
 use crate::record::{self, KeyRecord};
@@ -183,7 +184,11 @@ impl Vault<'_> {
                     record.id, record.algorithm
                 ),
             })?;
-        Ok(VersionKey { version, operator })
+        Ok(VersionKey {
+            version,
+            operator,
+            budget: Budget::default(),
+        })
     }
 
     /// Adds the sealed material of one version to `batch`.

@@ -688,6 +688,17 @@ fn imports_are_checked() {
         })
     ));
 
+    // Terms too large for HPKE's info are refused before they reach it (hpke would panic).
+    let mut huge = import_spec(&wrapped);
+    huge.terms.exporter = "x".repeat(70_000);
+    assert!(matches!(
+        centre.kms.import_key(DR, huge),
+        Err(Error::InvalidArgument {
+            field: "exporter",
+            ..
+        })
+    ));
+
     // Material that opens but is not a key of the algorithm named.
     let terms = foreign_terms(Algorithm::EcdsaP256Sha256);
     let (enc, ct) = seal_to(&wrapping, &terms, b"not pkcs8");

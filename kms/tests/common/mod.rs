@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use govtrust_kms::{Algorithm, Clock, KeyId, KeySpec, Kms, ShareFile};
+use govtrust_kms::{Algorithm, Clock, EncryptionLimit, KeyId, KeySpec, Kms, ShareFile};
 use govtrust_store::{AuditEvent, AuditSink, Batch, MemoryStore, Store};
 
 pub const AUDIT_PREFIX: &[u8] = b"audit/";
@@ -135,6 +135,17 @@ impl Centre {
             kms.unseal(self.shares[index].contents.as_bytes()).unwrap();
         }
         assert!(!kms.is_sealed());
+    }
+
+    /// A 3-of-5 centre on a memory store, unsealed, with `limit` encryptions per key version.
+    pub fn unsealed_with(limit: EncryptionLimit) -> Centre {
+        let sealed = Centre::sealed();
+        let centre = Centre {
+            kms: sealed.reopen().with_encryption_limit(limit),
+            ..sealed
+        };
+        centre.unseal(&centre.kms);
+        centre
     }
 
     /// A new handle on the same store, as after a restart: sealed, empty cache.
