@@ -71,6 +71,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    // Keys whose waiting period ended while the server was down are gone before it answers.
+    let kms = domains.kms.clone();
+    tokio::task::spawn_blocking(move || destroy_due(&kms)).await?;
     announce(&layout, &args, &domains.kms);
     tokio::spawn(sweep_destructions(domains.kms.clone()));
     let auth = Arc::new(identity::Authenticator::new(
@@ -424,20 +427,27 @@ async fn sweep_destructions(kms: Arc<Kms>) {
     let mut interval = tokio::time::interval(DESTRUCTION_SWEEP);
     loop {
         interval.tick().await;
-        if kms.is_sealed() {
-            continue;
-        }
         let kms = kms.clone();
-        match tokio::task::spawn_blocking(move || kms.destroy_due()).await {
-            Ok(Ok(destroyed)) if !destroyed.is_empty() => {
-                tracing::info!(
-                    count = destroyed.len(),
-                    "destroyed keys whose waiting period ended"
-                );
-            }
-            Ok(Err(error)) => tracing::error!(%error, "key destruction sweep failed"),
-            _ => {}
+        if let Err(error) = tokio::task::spawn_blocking(move || destroy_due(&kms)).await {
+            tracing::error!(%error, "key destruction sweep failed");
         }
+    }
+}
+
+/// Destroys the keys whose waiting period ended, if the centre is unsealed.
+fn destroy_due(kms: &Kms) {
+    if kms.is_sealed() {
+        return;
+    }
+    match kms.destroy_due() {
+        Ok(destroyed) if !destroyed.is_empty() => {
+            tracing::info!(
+                count = destroyed.len(),
+                "destroyed keys whose waiting period ended"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "key destruction sweep failed"),
     }
 }
 
