@@ -19,7 +19,7 @@
 //! The counters hold no secret (key ids and counts), so they are not sealed; someone who can
 //! write the store could lower one, but could equally delete every key.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use govtrust_store::{Batch, Store};
@@ -86,7 +86,10 @@ impl Default for EncryptionLimit {
 /// One loaded version's budget: the encryptions left of the block this process reserved.
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
-    left: AtomicU64,
+    /// Counted down by every taker, one atomic add each (no compare-and-swap loop on the hot
+    /// path). At zero or below the block is used up; takers that drove it below zero took
+    /// nothing, and the next refill overwrites it.
+    left: AtomicI64,
     /// Held while a block is reserved, so one caller writes the store and the others wait.
     reserving: Mutex<()>,
 }
@@ -112,19 +115,17 @@ impl Budget {
             return Ok(());
         }
         let granted = reserve(store, id, version, limit)?;
-        // Only the holder of `reserving` refills, and it saw the block empty; callers racing
-        // on `try_take` meanwhile found it empty too and queue on `reserving`.
-        self.left.store(granted - 1, Ordering::SeqCst);
+        // Only the holder of `reserving` refills, and it saw the block used up: every taker
+        // since then took nothing (it found zero or less) and queues on `reserving`, so
+        // overwriting their decrements loses no encryption. `granted` is at most 2^32.
+        let left = i64::try_from(granted).unwrap_or(i64::MAX) - 1;
+        self.left.store(left, Ordering::SeqCst);
         Ok(())
     }
 
     /// Takes one encryption of the current block, if any is left.
     fn try_take(&self) -> bool {
-        self.left
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(1)
-            })
-            .is_ok()
+        self.left.fetch_sub(1, Ordering::AcqRel) > 0
     }
 }
 
