@@ -55,6 +55,12 @@ const MIN_VALIDITY: Duration = Duration::from_secs(60);
 const MAX_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Most bundles [`Kms::exports`] lists and a destruction event names.
 const MAX_LISTED: usize = 1000;
+/// Longest recipient identity, in bytes (SPIFFE ids are at most 2048; ours are far shorter).
+const MAX_IDENTITY_LEN: usize = 255;
+/// Most bundles and copies one scheduling or destruction event names; the rest are counted
+/// (`bundles_total`, `copies_total`) and listed by `kms key show`. However many bundles a key
+/// has had, its destruction event stays small enough to be written.
+const EVENT_LISTED: usize = 20;
 
 impl Kms {
     /// Wraps a version of an exportable, active key to `spec.recipient_public_key` with HPKE, as
@@ -242,15 +248,28 @@ impl Kms {
         if exports.is_empty() {
             return Ok(event);
         }
-        let bundles = exports
+        let bundles: Vec<String> = exports
             .iter()
-            .map(|e| format!("{}>{}", e.terms.id, e.terms.recipient));
+            .map(|e| format!("{}>{}", e.terms.id, e.terms.recipient))
+            .collect();
         let copies = exports.iter().filter_map(|e| e.imported.as_ref());
         let copies: Vec<String> = copies.map(|i| i.key.to_string()).collect();
         Ok(event
-            .with("bundles", bundles.collect::<Vec<_>>().join(","))
-            .with("copies", copies.join(",")))
+            .with("bundles", listed(&bundles))
+            .with("bundles_total", bundles.len().to_string())
+            .with("copies", listed(&copies))
+            .with("copies_total", copies.len().to_string()))
     }
+}
+
+/// The first [`EVENT_LISTED`] of `items`, comma separated.
+fn listed(items: &[String]) -> String {
+    let shown: Vec<&str> = items
+        .iter()
+        .take(EVENT_LISTED)
+        .map(String::as_str)
+        .collect();
+    shown.join(",")
 }
 
 /// The export records of key `id`.
@@ -381,6 +400,12 @@ fn import_event(event: AuditEvent, terms: &BundleTerms) -> AuditEvent {
 /// An identity a bundle is addressed to: a SPIFFE URI.
 fn check_identity(field: &'static str, identity: &str) -> Result<(), Error> {
     check_text(field, identity)?;
+    if identity.len() > MAX_IDENTITY_LEN {
+        return Err(Error::InvalidArgument {
+            field,
+            reason: format!("longer than {MAX_IDENTITY_LEN} bytes: no SPIFFE id of ours is"),
+        });
+    }
     let valid = identity
         .strip_prefix("spiffe://")
         .is_some_and(|rest| rest.contains('/') && !rest.starts_with('/'));

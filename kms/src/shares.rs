@@ -296,13 +296,14 @@ pub(crate) fn checksum(lines: &[&str]) -> String {
 /// Checks the deployment id, threshold and share count against the seal configuration.
 fn check_deployment(values: &Fields<'_>, config: &SealConfig) -> Result<(), Error> {
     if values.deployment != config.deployment_id {
-        // Only a well-formed deployment id is echoed, never whatever else the line holds.
+        // Only a well-formed deployment id is echoed, never whatever else the line holds; this
+        // deployment's own id is never told: the caller of Unseal needs no certificate, and a
+        // forged share must not reveal what Status hides from it.
         let given = Some(values.deployment)
             .filter(|given| seal::is_deployment_id(given))
             .unwrap_or("<not a deployment id>");
         return Err(invalid(format!(
-            "the share belongs to deployment {given}, not to this deployment {}",
-            config.deployment_id
+            "the share belongs to deployment {given}, not to this one"
         )));
     }
     let threshold = number(values.threshold, "threshold")?;

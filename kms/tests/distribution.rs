@@ -757,3 +757,36 @@ fn wrapping_key_survives_a_restart() {
     centre.unseal(&kms);
     assert_eq!(kms.wrapping_public_key().unwrap(), before);
 }
+
+#[test]
+fn many_exports_never_make_a_key_impossible_to_destroy() {
+    let centre = Centre::unsealed();
+    let id = centre.create_exportable(Algorithm::Aes256Gcm);
+    let long = format!("spiffe://gov.example/org/dr/sys/{}", "a".repeat(300));
+    let wrapping = centre.kms.wrapping_public_key().unwrap();
+    let refused = centre
+        .kms
+        .wrap_for_recipient(EXPORTER, &id, export_to(&long, &wrapping));
+    assert!(
+        matches!(
+            &refused,
+            Err(Error::InvalidArgument {
+                field: "recipient",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let recipient = format!("spiffe://gov.example/org/dr/sys/{}", "b".repeat(200));
+    for _ in 0..30 {
+        bundle(&centre, &id, &recipient);
+    }
+    centre
+        .kms
+        .schedule_destruction(SECURITY, &id, Some(7))
+        .unwrap();
+    let events = audit_events(centre.store.as_ref(), "kms.key.destroy.schedule");
+    let event = events.last().unwrap();
+    assert_eq!(event["bundles_total"], "30");
+    assert_eq!(event["bundles"].split(',').count(), 20);
+}

@@ -156,6 +156,9 @@ fn bad_shares_are_rejected_and_progress_kept() {
     let other = Centre::sealed();
     let foreign = invalid_share(kms.unseal(other.shares[1].contents.as_bytes()));
     assert!(foreign.contains("deployment"), "{foreign}");
+    // Unseal needs no certificate: a forged share must not learn this deployment's id.
+    let own = kms.seal_status().deployment_id;
+    assert!(!foreign.contains(&own), "{foreign} reveals {own}");
 
     assert!(invalid_share(kms.unseal(b"")).contains("first line"));
     assert_eq!(kms.seal_status().progress, 1);
