@@ -13,6 +13,7 @@ use crate::master::MasterKey;
 use crate::record::{self, KeyRecord, unix_ms};
 use crate::seal::{Progress, SealConfig, Unsealed};
 use crate::shares;
+use crate::throttle::Throttle;
 use crate::transfer::WrappingKey;
 use crate::vault::{Change, RecordKey, Vault};
 use crate::{Clock, Error, KeyId, SealStatus, ShareFile};
@@ -43,6 +44,8 @@ pub struct Kms {
     pub(crate) rng: SystemRandom,
     /// Encryptions per key version: see [`crate::budget`].
     pub(crate) limit: EncryptionLimit,
+    /// Bounds the records refused and ignored unseal attempts write.
+    throttle: Throttle,
 }
 
 impl std::fmt::Debug for Kms {
@@ -112,6 +115,7 @@ impl Kms {
             cache: KeyCache::new(),
             rng: SystemRandom::new(),
             limit: EncryptionLimit::default(),
+            throttle: Throttle::default(),
         })
     }
 
@@ -172,7 +176,9 @@ impl Kms {
         self.expire(&mut progress)?;
         if !self.is_sealed() {
             let index = shares::claimed_index(share);
-            self.audit_attempt("kms.unseal.share", index, peer, "ignored: already unsealed")?;
+            let event =
+                self.attempt_event("kms.unseal.share", index, peer, "ignored: already unsealed");
+            self.commit_throttled(event)?;
             return Ok(self.answer(&mut progress));
         }
         let index = match self.take_share(&mut progress, share) {
@@ -283,9 +289,24 @@ impl Kms {
         let event = self
             .attempt_event("kms.unseal.rejected", index, peer, "rejected")
             .with("reason", error.to_string());
-        self.commit_event(&event)?;
-        tracing::warn!(%peer, %error, "unseal share rejected");
+        if self.commit_throttled(event)? {
+            tracing::warn!(%peer, %error, "unseal share rejected");
+        }
         Err(error)
+    }
+
+    /// Commits a refused or ignored attempt's `event` unless the window's allowance is spent
+    /// (see [`crate::throttle`]); true when it was written.
+    fn commit_throttled(&self, event: AuditEvent) -> Result<bool, Error> {
+        let Some(left_out) = self.throttle.admit(self.clock.now()) else {
+            return Ok(false);
+        };
+        let event = match left_out {
+            0 => event,
+            n => event.with("suppressed", n.to_string()),
+        };
+        self.commit_event(&event)?;
+        Ok(true)
     }
 
     /// Checks a reconstructed master key and, when right, unseals with it; `index` is the

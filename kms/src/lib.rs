@@ -48,6 +48,7 @@ mod seal;
 mod sealed;
 mod shares;
 mod spki;
+mod throttle;
 mod transfer;
 mod types;
 mod vault;

@@ -813,3 +813,24 @@ fn seal_status_debug_and_errors_do_not_leak_shares() {
     let value = field(&centre.shares[0].contents, "share");
     assert!(!debug.contains(value), "{debug}");
 }
+
+#[test]
+fn a_flood_of_forged_shares_writes_a_bounded_number_of_records() {
+    let centre = Centre::sealed();
+    let kms = centre.reopen();
+    let other = Centre::sealed();
+    for _ in 0..200 {
+        assert!(kms.unseal(other.shares[0].contents.as_bytes()).is_err());
+    }
+    let rejected = audit_actions(centre.store.as_ref())
+        .iter()
+        .filter(|a| *a == "kms.unseal.rejected")
+        .count();
+    assert_eq!(
+        rejected, 20,
+        "one fsync per forged share would be unbounded"
+    );
+    // Real shares are never throttled.
+    centre.unseal(&kms);
+    assert!(!kms.is_sealed());
+}
