@@ -28,7 +28,7 @@ use govtrust_kms::{Clock, Kms, SystemClock};
 use govtrust_proto::audit::audit_log_server::AuditLogServer;
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tonic::Status;
 use tonic::service::Routes;
 use tower_layer::{Identity, Stack};
@@ -76,7 +76,7 @@ fn vouch(auth: Arc<identity::Authenticator>) -> tls::Vouch {
 /// Serves callers with and without a certificate, each tier with its own HTTP/2 limits, under
 /// one bound on calls in flight, until Ctrl-C or SIGTERM.
 async fn serve_tiers(routes: Routes, incoming: tls::Incoming) -> anyhow::Result<()> {
-    let calls = Arc::new(Semaphore::new(limits::MAX_CALLS));
+    let calls = limits::Bound::new(limits::MAX_CALLS);
     let (stop, stopped) = watch::channel(());
     tokio::spawn(async move {
         shutdown().await;
@@ -99,7 +99,7 @@ async fn serve_tiers(routes: Routes, incoming: tls::Incoming) -> anyhow::Result<
 /// The HTTP/2 server of one tier of callers.
 fn tier(
     tier: limits::Tier,
-    calls: &Arc<Semaphore>,
+    calls: &limits::Bound,
 ) -> tonic::transport::Server<Stack<limits::Admission, Identity>> {
     let mut server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
