@@ -16,10 +16,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 use tonic::body::Body;
 use tower_layer::Layer;
@@ -87,24 +87,69 @@ pub const ANONYMOUS: Tier = Tier {
     max_header_list: Some(8 * 1024),
 };
 
+/// A bound on calls in flight: a counter, never a queue. (Not a tokio semaphore: its release
+/// takes the waiters' lock on every call, and nobody here ever waits.)
+#[derive(Clone)]
+pub struct Bound {
+    in_flight: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Bound {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// A place among the calls in flight, or `ResourceExhausted` naming this limit and whose
+    /// `calls` it counts.
+    fn take(&self, calls: &str) -> Result<Permit, Status> {
+        let permit = Permit(self.in_flight.clone());
+        if permit.0.fetch_add(1, Ordering::AcqRel) < self.limit {
+            return Ok(permit);
+        }
+        drop(permit);
+        let limit = self.limit;
+        tracing::debug!(limit, calls, "load shed: call refused");
+        Err(Status::resource_exhausted(format!(
+            "server busy: {limit} {calls} are in flight, the most it takes; retry with backoff"
+        )))
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+/// One call counted in a [`Bound`] until dropped.
+struct Permit(Arc<AtomicUsize>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The admission layer of one tier: counts calls in flight, sheds those beyond the limits
 /// and bounds each call's duration.
 #[derive(Clone)]
 pub struct Admission {
     /// Shared by both tiers.
-    global: Arc<Semaphore>,
+    global: Bound,
     /// This tier's own share, if it has one.
-    share: Option<Arc<Semaphore>>,
+    share: Option<Bound>,
     tier: Tier,
 }
 
 impl Admission {
     /// Admission for `tier` under the server-wide bound `global`.
-    pub fn new(tier: Tier, global: Arc<Semaphore>) -> Self {
-        let share = tier.max_calls.map(|n| Arc::new(Semaphore::new(n)));
+    pub fn new(tier: Tier, global: Bound) -> Self {
         Self {
             global,
-            share,
+            share: tier.max_calls.map(Bound::new),
             tier,
         }
     }
@@ -115,39 +160,32 @@ impl Admission {
             return Ok(Permits::default());
         }
         let share = match &self.share {
-            Some(share) => Some(take(share, self.tier.calls)?),
+            Some(share) => Some(share.take(self.tier.calls)?),
             None => None,
         };
-        let global = Some(take(&self.global, "calls")?);
+        let global = Some(self.global.take("calls")?);
         Ok(Permits {
             _share: share,
             _global: global,
         })
     }
+}
 
+impl Tier {
+    /// The answer to a call that outlived [`Tier::deadline`].
     fn overdue(&self) -> Status {
         Status::deadline_exceeded(format!(
             "the call did not complete within {:?}, the server's limit for {}",
-            self.tier.deadline, self.tier.calls
+            self.deadline, self.calls
         ))
     }
-}
-
-/// A permit from `semaphore`, or `ResourceExhausted` naming the limit that was reached.
-fn take(semaphore: &Arc<Semaphore>, calls: &str) -> Result<OwnedSemaphorePermit, Status> {
-    semaphore.clone().try_acquire_owned().map_err(|_| {
-        tracing::warn!(limit = calls, "load shed: call refused");
-        Status::resource_exhausted(format!(
-            "server busy: the limit of {calls} in flight is reached; retry with backoff"
-        ))
-    })
 }
 
 /// Held by an admitted call until it completes.
 #[derive(Default)]
 struct Permits {
-    _share: Option<OwnedSemaphorePermit>,
-    _global: Option<OwnedSemaphorePermit>,
+    _share: Option<Permit>,
+    _global: Option<Permit>,
 }
 
 impl<S> Layer<S> for Admission {
@@ -188,13 +226,12 @@ where
             Ok(permits) => permits,
             Err(refusal) => return Box::pin(std::future::ready(Ok(refusal.into_http()))),
         };
-        let deadline = self.admission.tier.deadline;
-        let overdue = self.admission.overdue();
+        let tier = self.admission.tier;
         let call = self.inner.call(request);
         Box::pin(async move {
-            let answer = tokio::time::timeout(deadline, call).await;
+            let answer = tokio::time::timeout(tier.deadline, call).await;
             drop(permits);
-            answer.unwrap_or_else(|_| Ok(overdue.into_http()))
+            answer.unwrap_or_else(|_| Ok(tier.overdue().into_http()))
         })
     }
 }
@@ -249,15 +286,14 @@ mod tests {
 
     #[tokio::test]
     async fn calls_beyond_the_share_are_refused_at_once_and_admitted_again_when_it_frees() {
-        let global = Arc::new(Semaphore::new(10));
-        let admission = Admission::new(tier(Some(2), Duration::from_secs(5)), global);
+        let admission = Admission::new(tier(Some(2), Duration::from_secs(5)), Bound::new(10));
         let mut service = admission.layer(Slow(Duration::from_millis(300)));
         let held = [service.call(request("/a/b")), service.call(request("/a/b"))];
         let started = tokio::time::Instant::now();
         let refused = service.call(request("/a/b")).await.unwrap();
         assert!(started.elapsed() < Duration::from_millis(100));
         assert_eq!(code(&refused), Some("8"));
-        assert!(message(&refused).contains("calls without a client certificate"));
+        assert!(message(&refused).contains("2 calls without a client certificate are in flight"));
         for call in held {
             assert_eq!(code(&call.await.unwrap()), None);
         }
@@ -266,7 +302,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_global_bound_holds_across_tiers_and_health_is_exempt() {
-        let global = Arc::new(Semaphore::new(1));
+        let global = Bound::new(1);
         let mut authenticated =
             Admission::new(AUTHENTICATED, global.clone()).layer(Slow(Duration::from_millis(300)));
         let mut anonymous =
@@ -274,7 +310,7 @@ mod tests {
         let held = authenticated.call(request("/govtrust.kms.v1.KeyManagement/Encrypt"));
         let refused = anonymous.call(request("/a/b")).await.unwrap();
         assert_eq!(code(&refused), Some("8"));
-        assert!(message(&refused).contains("limit of calls in flight"));
+        assert!(message(&refused).contains("1 calls are in flight"));
         let health = anonymous.call(request("/grpc.health.v1.Health/Check"));
         assert_eq!(code(&health.await.unwrap()), None);
         assert_eq!(code(&held.await.unwrap()), None);
@@ -282,7 +318,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_over_its_deadline_is_answered_deadline_exceeded_and_frees_its_permit() {
-        let global = Arc::new(Semaphore::new(1));
+        let global = Bound::new(1);
         let admission = Admission::new(tier(None, Duration::from_millis(100)), global.clone());
         let mut service = admission.layer(Slow(Duration::from_secs(30)));
         let overdue = service.call(request("/a/b")).await.unwrap();
@@ -292,6 +328,6 @@ mod tests {
             "{}",
             message(&overdue)
         );
-        assert_eq!(global.available_permits(), 1);
+        assert_eq!(global.in_flight(), 0);
     }
 }

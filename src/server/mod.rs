@@ -41,7 +41,7 @@ use govtrust_proto::approval::approvals_server::ApprovalsServer;
 use govtrust_proto::audit::audit_log_server::AuditLogServer;
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tonic::Status;
 use tonic::service::Routes;
 use tower_layer::{Identity, Stack};
@@ -133,7 +133,7 @@ async fn serve_tiers(
     auth: &Arc<identity::Authenticator>,
 ) -> anyhow::Result<()> {
     let refusals = refusal_layer::RefusalLayer::new(recorders.refusals.clone(), auth.clone());
-    let calls = Arc::new(Semaphore::new(limits::MAX_CALLS));
+    let calls = limits::Bound::new(limits::MAX_CALLS);
     let (stop, stopped) = watch::channel(());
     tokio::spawn(async move {
         shutdown().await;
@@ -157,7 +157,7 @@ async fn serve_tiers(
 /// The HTTP/2 server of one tier of callers.
 fn tier(
     tier: limits::Tier,
-    calls: &Arc<Semaphore>,
+    calls: &limits::Bound,
     refusals: &refusal_layer::RefusalLayer,
 ) -> tonic::transport::Server<Stack<refusal_layer::RefusalLayer, Stack<limits::Admission, Identity>>>
 {
