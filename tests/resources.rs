@@ -459,3 +459,44 @@ fn kms_payloads_up_to_one_mib_pass_and_larger_ones_are_refused_naming_the_limit(
         "{error}"
     );
 }
+
+#[test]
+fn one_address_cannot_hold_more_than_its_share_of_handshakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let admin = server.admin("security-admin");
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let address = format!("127.0.0.1:{port}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // 40 connections from one address that never start their handshake: beyond 16 the server
+    // closes them at once instead of letting them wait out the handshake timeout.
+    let closed_at_once = runtime.block_on(async {
+        let mut silent = Vec::new();
+        for _ in 0..40 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind((std::net::Ipv4Addr::from([127, 0, 0, 5]), 0).into())
+                .unwrap();
+            silent.push(socket.connect(address.parse().unwrap()).await.unwrap());
+        }
+        let mut closed = 0;
+        for stream in &mut silent {
+            let mut byte = [0u8; 1];
+            let read = tokio::time::timeout(
+                Duration::from_millis(300),
+                tokio::io::AsyncReadExt::read(stream, &mut byte),
+            );
+            if matches!(read.await, Ok(Ok(0) | Err(_))) {
+                closed += 1;
+            }
+        }
+        closed
+    });
+    assert_eq!(
+        closed_at_once, 24,
+        "16 handshakes per address may wait, no more"
+    );
+    let started = Instant::now();
+    ok(server.gt_as(&admin, &["kms", "key", "list"]));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}

@@ -10,9 +10,12 @@
 //! against this CA (checked by the function given to [`incoming`]) sends it to the
 //! authenticated stream, anything else (no certificate, a foreign or self-signed one) to the
 //! anonymous stream, which the server serves with tighter HTTP/2 limits. Connection slots are
-//! reserved the same way: at most [`MAX_HANDSHAKES`] handshakes and
+//! reserved the same way: at most [`MAX_HANDSHAKES`] handshakes (of which one peer address may
+//! hold [`MAX_HANDSHAKES_PER_PEER`], each at most [`HANDSHAKE_TIMEOUT`]) and
 //! [`MAX_ANONYMOUS_CONNECTIONS`] established connections without a certificate, so of the
-//! [`MAX_CONNECTIONS`] at least 3,072 are always left for authenticated callers.
+//! [`MAX_CONNECTIONS`] at least 3,072 are always left for authenticated callers. Who is
+//! authenticated is known only after the handshake, so a flood of never-finished handshakes
+//! from many addresses can still delay new connections; one address cannot.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -38,7 +41,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 /// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once (handshaking or established); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 4096;
 /// Of [`MAX_CONNECTIONS`], how many may be in their TLS handshake at once.
@@ -48,6 +51,9 @@ const MAX_HANDSHAKES: usize = 512;
 const MAX_ANONYMOUS_CONNECTIONS: usize = 512;
 /// Connections one peer address may hold at once, so one host cannot take every slot.
 const MAX_CONNECTIONS_PER_PEER: usize = 256;
+/// Of [`MAX_HANDSHAKES`], how many one peer address may hold: a peer that opens connections
+/// and never finishes their handshakes needs many addresses to hold up everyone's.
+const MAX_HANDSHAKES_PER_PEER: usize = 16;
 /// A connection from which nothing arrives for this long is closed. Longer than the HTTP/2
 /// keepalive interval, whose pings live clients answer.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -155,6 +161,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sorter: Sorte
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let peers = Arc::new(Peers::default());
+    let handshaking_peers = Arc::new(Peers::default());
     loop {
         let (Ok(slot), Ok(handshaking)) = (
             slots.clone().acquire_owned().await,
@@ -164,8 +171,15 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sorter: Sorte
         };
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let Some(peer_slot) = Peers::claim(&peers, peer.ip()) else {
+                let Some(peer_slot) = Peers::claim(&peers, peer.ip(), MAX_CONNECTIONS_PER_PEER)
+                else {
                     tracing::warn!(%peer, "refused: too many connections from this address");
+                    continue;
+                };
+                let Some(peer_handshake) =
+                    Peers::claim(&handshaking_peers, peer.ip(), MAX_HANDSHAKES_PER_PEER)
+                else {
+                    tracing::warn!(%peer, "refused: too many handshakes from this address");
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -174,7 +188,12 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sorter: Sorte
                     _peer: peer_slot,
                     _anonymous: None,
                 };
-                let handshake = handshake(acceptor.clone(), stream, peer, handshaking);
+                let handshake = handshake(
+                    acceptor.clone(),
+                    stream,
+                    peer,
+                    (handshaking, peer_handshake),
+                );
                 let sorter = sorter.clone();
                 tokio::spawn(async move {
                     if let Some(tls) = handshake.await {
@@ -193,12 +212,13 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sorter: Sorte
     }
 }
 
-/// The TLS session of `stream`, holding `_permit` (a handshake slot) until it is done.
+/// The TLS session of `stream`, holding `_permits` (a handshake slot, and one of its peer
+/// address's) until it is done.
 async fn handshake(
     acceptor: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, PeerSlot),
 ) -> Option<TlsStream<TcpStream>> {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => Some(tls),
@@ -277,11 +297,11 @@ struct Peers {
 }
 
 impl Peers {
-    /// A slot for `ip`, unless it already holds [`MAX_CONNECTIONS_PER_PEER`].
-    fn claim(peers: &Arc<Peers>, ip: IpAddr) -> Option<PeerSlot> {
+    /// A slot for `ip`, unless it already holds `limit`.
+    fn claim(peers: &Arc<Peers>, ip: IpAddr, limit: usize) -> Option<PeerSlot> {
         let mut open = peers.open.lock().ok()?;
         let count = open.entry(ip).or_insert(0);
-        if *count >= MAX_CONNECTIONS_PER_PEER {
+        if *count >= limit {
             return None;
         }
         *count += 1;
@@ -441,7 +461,12 @@ mod tests {
 
     fn limited(inner: tokio::io::DuplexStream, idle: Duration) -> Limited<tokio::io::DuplexStream> {
         let total = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
-        let peer = Peers::claim(&Arc::new(Peers::default()), IpAddr::from([127, 0, 0, 1])).unwrap();
+        let peer = Peers::claim(
+            &Arc::new(Peers::default()),
+            IpAddr::from([127, 0, 0, 1]),
+            MAX_CONNECTIONS_PER_PEER,
+        )
+        .unwrap();
         Limited::new(
             inner,
             idle,
@@ -470,11 +495,18 @@ mod tests {
         let peers = Arc::new(Peers::default());
         let ip = IpAddr::from([10, 0, 0, 1]);
         let held: Vec<_> = (0..MAX_CONNECTIONS_PER_PEER)
-            .map(|_| Peers::claim(&peers, ip).unwrap())
+            .map(|_| Peers::claim(&peers, ip, MAX_CONNECTIONS_PER_PEER).unwrap())
             .collect();
-        assert!(Peers::claim(&peers, ip).is_none());
-        assert!(Peers::claim(&peers, IpAddr::from([10, 0, 0, 2])).is_some());
+        assert!(Peers::claim(&peers, ip, MAX_CONNECTIONS_PER_PEER).is_none());
+        assert!(
+            Peers::claim(
+                &peers,
+                IpAddr::from([10, 0, 0, 2]),
+                MAX_CONNECTIONS_PER_PEER
+            )
+            .is_some()
+        );
         drop(held);
-        assert!(Peers::claim(&peers, ip).is_some());
+        assert!(Peers::claim(&peers, ip, MAX_CONNECTIONS_PER_PEER).is_some());
     }
 }
