@@ -10,8 +10,9 @@
 //! kind, source, peer address (IP), method and reason in a window is written at once, durably,
 //! before the refusal is answered; identical ones after it are only counted, and when the window
 //! ends one record per tally carries the count of repeats (`count`, the sum over a tally's
-//! records is the number of refusals). At most [`MAX_ITEMISED`] distinct refusals are written at
-//! once per window; past that, refusals are counted per kind and method only and written as one
+//! records is the number of refusals). At most [`MAX_ITEMISED`] distinct refusals of callers
+//! without a verified identity, and apart from them [`MAX_ITEMISED_VERIFIED`] of verified callers
+//! (so a flood cannot hide who an enrolled caller is), are written at once per window; past that, refusals are counted per kind and method only and written as one
 //! record each when the window ends. So however many calls, sources and addresses an attacker
 //! uses, the server writes at most [`MAX_ITEMISED`] immediate records plus one summary per tally
 //! per window, and holds a bounded table in memory. A `kill -9` loses the repeat counts of the
@@ -31,6 +32,10 @@ use super::journal::Journal;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Distinct refusals written at once per window; the rest are only counted.
 pub const MAX_ITEMISED: usize = 100;
+/// Refusals of verified callers (a SPIFFE id) written at once per window, apart from
+/// [`MAX_ITEMISED`]: an anonymous flood must not push an identified caller's refusal into the
+/// unnamed summary. Verified callers are enrolled identities, accountable by name.
+pub const MAX_ITEMISED_VERIFIED: usize = 1000;
 /// Tallies of refusals past [`MAX_ITEMISED`] (kind × method); beyond it methods are folded.
 const MAX_UNITEMISED: usize = 64;
 /// Longest reason kept, in characters.
@@ -172,6 +177,8 @@ struct Window {
     itemised: HashMap<TallyKey, Tally>,
     /// Refusals past the itemised limit, by kind and method.
     unitemised: HashMap<(Kind, String), Tally>,
+    /// How many of `itemised` are of verified callers.
+    verified: usize,
 }
 
 impl Window {
@@ -182,8 +189,15 @@ impl Window {
             tally.add(at_ms);
             return false;
         }
-        if self.itemised.len() < MAX_ITEMISED {
+        let verified = refusal.actor.starts_with("spiffe://");
+        let anonymous = self.itemised.len() - self.verified;
+        let room = match verified {
+            true => self.verified < MAX_ITEMISED_VERIFIED,
+            false => anonymous < MAX_ITEMISED,
+        };
+        if room {
             self.itemised.insert(key, Tally::new(at_ms));
+            self.verified += usize::from(verified);
             return true;
         }
         self.unitemised(refusal.kind, &refusal.method, at_ms);
@@ -410,6 +424,22 @@ mod tests {
         let summary = written.last().unwrap();
         assert_eq!(summary.actor, "(not itemised)");
         assert_eq!(detail(summary, "count"), "4900");
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_flood_does_not_hide_who_an_identified_caller_is() {
+        let (refusals, log) = recorder();
+        for n in 0..500u32 {
+            let [_, _, a, b] = n.to_be_bytes();
+            refusals
+                .record(denial(&format!("sha256:{n}"), [10, 1, a, b]))
+                .await;
+        }
+        let system = "spiffe://gov.example/org/finance/sys/tax";
+        refusals.record(denial(system, [10, 0, 0, 9])).await;
+        let written = log.records(0, 10_000).unwrap();
+        assert_eq!(written.len(), MAX_ITEMISED + 1);
+        assert_eq!(written.last().unwrap().actor, system);
     }
 
     #[test]
