@@ -230,6 +230,22 @@ pub enum ChangeArg {
     Compromised,
 }
 
+/// Shows the key a call under dual control changed, or the request it filed instead.
+fn acted(
+    connection: &Connection,
+    key: Option<pb::Key>,
+    pending: Option<govtrust_proto::approval::Approval>,
+    again: &str,
+) -> anyhow::Result<()> {
+    match pending {
+        Some(pending) => {
+            super::approval::pending(connection, &pending, again);
+            Ok(())
+        }
+        None => show_key(connection, key),
+    }
+}
+
 async fn client(connection: &Connection) -> anyhow::Result<KeyManagementClient<Channel>> {
     Ok(KeyManagementClient::new(connection.channel().await?))
 }
@@ -330,13 +346,12 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             };
             let response = client(&key.connection).await?.set_key_state(request).await;
             let response = response.map_err(status_error)?.into_inner();
-            match &response.pending_approval {
-                Some(pending) => {
-                    super::approval::pending(&key.connection, pending, again);
-                    Ok(())
-                }
-                None => show_key(&key.connection, response.key),
-            }
+            acted(
+                &key.connection,
+                response.key,
+                response.pending_approval,
+                again,
+            )
         }
         KeyCommand::Destroy {
             key,
@@ -353,13 +368,12 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             };
             let response = client(&key.connection).await?.destroy_key(request).await;
             let response = response.map_err(status_error)?.into_inner();
-            match &response.pending_approval {
-                Some(pending) => {
-                    super::approval::pending(&key.connection, pending, again);
-                    Ok(())
-                }
-                None => show_key(&key.connection, response.key),
-            }
+            acted(
+                &key.connection,
+                response.key,
+                response.pending_approval,
+                again,
+            )
         }
         KeyCommand::Destroy {
             key,
@@ -378,13 +392,12 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
                 .schedule_key_destruction(request)
                 .await;
             let response = response.map_err(status_error)?.into_inner();
-            match &response.pending_approval {
-                Some(pending) => {
-                    super::approval::pending(&key.connection, pending, again);
-                    Ok(())
-                }
-                None => show_key(&key.connection, response.key),
-            }
+            acted(
+                &key.connection,
+                response.key,
+                response.pending_approval,
+                again,
+            )
         }
         KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
             let request = pb::CancelKeyDestructionRequest { key_id };

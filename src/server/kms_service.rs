@@ -306,19 +306,7 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let change = state_change(request.change)?;
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
-        if key.owner == principal.spiffe_id {
-            let kms = self.kms.clone();
-            let key = blocking(move || {
-                kms.set_state(&principal.spiffe_id, &id, change, &request.reason)
-                    .map_err(status::kms)
-            })
-            .await?;
-            return Ok(Response::new(pb::SetKeyStateResponse {
-                key: Some(key_message(&key)),
-                pending_approval: None,
-            }));
-        }
-        // Another's key: dual control.
+        // Another's key: dual control; one's own: at once.
         let operation = Act::new(Kind::KeyStateChange, id.as_str())
             .with("change", change.name())
             .with("reason", request.reason.clone())
@@ -329,12 +317,16 @@ impl KeyManagement for KeyService {
             key.owner,
             request.reason
         );
+        let gated = Gated {
+            operation,
+            summary,
+            needed: key.owner != principal.spiffe_id,
+        };
         let outcome = self
             .dual_control(
                 &principal,
                 &request.approval_id,
-                operation,
-                summary,
+                gated,
                 move |kms, actor, approval| {
                     kms.set_state_approved(actor, &id, change, &request.reason, approval)
                 },
@@ -360,12 +352,16 @@ impl KeyManagement for KeyService {
             "destroy key {id} of {} now, without the waiting period ({})",
             key.owner, request.reason
         );
+        let gated = Gated {
+            operation,
+            summary,
+            needed: true,
+        };
         let outcome = self
             .dual_control(
                 &principal,
                 &request.approval_id,
-                operation,
-                summary,
+                gated,
                 move |kms, actor, approval| kms.destroy_now(actor, &id, &request.reason, approval),
             )
             .await?;
@@ -383,18 +379,6 @@ impl KeyManagement for KeyService {
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
         let days = Some(request.waiting_period_days).filter(|d| *d != 0);
-        if key.owner == principal.spiffe_id {
-            let kms = self.kms.clone();
-            let key = blocking(move || {
-                kms.schedule_destruction(&principal.spiffe_id, &id, days)
-                    .map_err(status::kms)
-            })
-            .await?;
-            return Ok(Response::new(pb::ScheduleKeyDestructionResponse {
-                key: Some(key_message(&key)),
-                pending_approval: None,
-            }));
-        }
         // Another's key: every use stops at once, so a second officer must agree.
         let shown_days = days.map_or_else(|| "default".to_owned(), |d| d.to_string());
         let operation = Act::new(Kind::KeyStateChange, id.as_str())
@@ -406,12 +390,16 @@ impl KeyManagement for KeyService {
              use of it stops at once",
             key.owner
         );
+        let gated = Gated {
+            operation,
+            summary,
+            needed: key.owner != principal.spiffe_id,
+        };
         let outcome = self
             .dual_control(
                 &principal,
                 &request.approval_id,
-                operation,
-                summary,
+                gated,
                 move |kms, actor, approval| {
                     kms.schedule_destruction_approved(actor, &id, days, approval)
                 },
@@ -590,14 +578,14 @@ struct Outcome {
 }
 
 impl KeyService {
-    /// Without `approval_id`, files a request for `operation` and answers it pending; with one,
-    /// claims the approved request and runs `act` with the claim's writes in its batch.
+    /// Runs `act` at once when `gated` needs no approval; else, without `approval_id`, files a
+    /// request for it and answers it pending, and with one, claims the approved request and
+    /// runs `act` with the claim's writes in its batch.
     async fn dual_control<F>(
         &self,
         principal: &Principal,
         approval_id: &str,
-        operation: Act,
-        summary: String,
+        gated: Gated,
         act: F,
     ) -> Result<Outcome, Status>
     where
@@ -608,16 +596,24 @@ impl KeyService {
         let (gate, kms, principal) = (self.gate.clone(), self.kms.clone(), principal.clone());
         let approval_id = approval_id.to_owned();
         blocking(move || {
-            if approval_id.is_empty() {
-                let filed = gate.request(&principal, operation, summary, KEY_APPROVERS)?;
-                let pending = dual_control::message(&filed, gate.now());
+            let actor = principal.spiffe_id.as_str();
+            if !gated.needed {
+                let key = act(&kms, actor, &govtrust_store::Batch::new()).map_err(status::kms)?;
                 return Ok(Outcome {
-                    key: None,
-                    pending: Some(pending),
+                    key: Some(key),
+                    pending: None,
                 });
             }
-            let claim = gate.claim(&principal, &approval_id, &operation)?;
-            let key = act(&kms, &principal.spiffe_id, claim.batch()).map_err(status::kms)?;
+            if approval_id.is_empty() {
+                let filed =
+                    gate.request(&principal, gated.operation, gated.summary, KEY_APPROVERS)?;
+                return Ok(Outcome {
+                    key: None,
+                    pending: Some(dual_control::message(&filed, gate.now())),
+                });
+            }
+            let claim = gate.claim(&principal, &approval_id, &gated.operation)?;
+            let key = act(&kms, actor, claim.batch()).map_err(status::kms)?;
             Ok(Outcome {
                 key: Some(key),
                 pending: None,
@@ -625,6 +621,14 @@ impl KeyService {
         })
         .await
     }
+}
+
+/// An act on a key that may need a second officer: exactly what would be approved, one line for
+/// the approver, and whether approval is needed at all.
+struct Gated {
+    operation: Act,
+    summary: String,
+    needed: bool,
 }
 
 /// True when `id` is deactivated or compromised: each use is audited on its own.
