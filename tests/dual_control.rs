@@ -17,6 +17,18 @@ fn enrolled(server: &Server, work: &Path, name: &str) -> PathBuf {
     out
 }
 
+/// Enrolls `tax-portal`, which makes a key and encrypts "taxpayer records" with it: its
+/// credential directory, the key and the ciphertext.
+fn secret_of_tax_portal(server: &Server, work: &Path) -> (PathBuf, String, String) {
+    let tax = enrolled(server, work, "tax-portal");
+    let key = server.create_key(&tax, "aes-256-gcm", &[])["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ciphertext = encrypt(server, &tax, &key, "taxpayer records");
+    (tax, key, ciphertext)
+}
+
 fn encrypt(server: &Server, identity: &Path, key: &str, text: &str) -> String {
     let args = ["kms", "key", "encrypt", key, "--plaintext", text];
     ok(server.gt_as(identity, &args)).trim().to_owned()
@@ -51,12 +63,7 @@ fn the_system_administrator_alone_cannot_take_over_a_lapsed_identity_or_its_keys
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
     let server = Server::dev(work);
-    let tax = enrolled(&server, work, "tax-portal");
-    let key = server.create_key(&tax, "aes-256-gcm", &[])["key_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ciphertext = encrypt(&server, &tax, &key, "taxpayer records");
+    let (_, key, ciphertext) = secret_of_tax_portal(&server, work);
     let data = server.data.clone();
     server.kill();
 
@@ -162,12 +169,7 @@ fn an_approved_re_enrollment_that_carries_the_keys_reaches_them() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
     let server = Server::dev(work);
-    let tax = enrolled(&server, work, "tax-portal");
-    let key = server.create_key(&tax, "aes-256-gcm", &[])["key_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ciphertext = encrypt(&server, &tax, &key, "taxpayer records");
+    let (_, _, ciphertext) = secret_of_tax_portal(&server, work);
     let data = server.data.clone();
     server.kill();
 
@@ -207,12 +209,7 @@ fn one_security_administrator_cannot_ruin_a_systems_key_alone() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path();
     let server = Server::dev(work);
-    let tax = enrolled(&server, work, "tax-portal");
-    let key = server.create_key(&tax, "aes-256-gcm", &[])["key_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ciphertext = encrypt(&server, &tax, &key, "taxpayer records");
+    let (tax, key, ciphertext) = secret_of_tax_portal(&server, work);
     let security_admin = server.admin("security-admin");
     let system_admin = server.admin("system-admin");
 
