@@ -241,6 +241,7 @@ mod tests {
             revision,
             created_by: String::new(),
             imported_from: None,
+            budget_of: None,
         };
         LoadedKey {
             record,

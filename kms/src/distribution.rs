@@ -186,13 +186,23 @@ impl Kms {
         };
         let mut record = self.new_record(&key_spec, KeyState::Active, actor)?;
         record.imported_from = Some(TermsRecord::from(terms));
+        let vault = self.vault()?;
+        if terms.source_centre == self.deployment_id() {
+            // A source that does not exist fails the claim below, with the bundle named.
+            match vault.stored(&terms.source_key) {
+                Err(Error::KeyNotFound { .. }) => {}
+                source => {
+                    let source = source?.record;
+                    record.budget_of = Some(source.budget_identity(terms.source_version));
+                }
+            }
+        }
         let import = ImportRecord {
             key: record.id.clone(),
             by: actor.to_owned(),
             at_ms: record.created_at_ms,
         };
         let event = import_event(self.creation_event("kms.key.import", actor, &record), terms);
-        let vault = self.vault()?;
         self.store_new(record, &material, &event, || {
             self.claim(&vault, terms, &import)
         })

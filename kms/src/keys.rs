@@ -104,6 +104,7 @@ impl Kms {
             revision: 0,
             created_by: actor.to_owned(),
             imported_from: None,
+            budget_of: None,
         })
     }
 

@@ -39,9 +39,10 @@ impl Kms {
         loop {
             let key = self.usable(id, usage)?;
             let version = version(&key, None)?;
+            let counted = key.record.budget_identity(version.version);
             match version
                 .budget
-                .take(&*self.store, id, version.version, self.limit)
+                .take(&*self.store, &counted.key, counted.version, self.limit)
             {
                 Ok(()) => return seal(&key, version, plaintext, aad),
                 Err(limit @ Error::EncryptionLimit { .. }) if attempts < ROTATIONS => {

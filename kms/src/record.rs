@@ -133,6 +133,20 @@ pub(crate) struct KeyRecord {
     /// The bundle the key was imported from; `None`: generated here.
     #[serde(default)]
     pub(crate) imported_from: Option<TermsRecord>,
+    /// For a copy imported from a key of this centre: whose encryption budget its version 1
+    /// counts against (the same material). `None`: its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget_of: Option<BudgetOf>,
+}
+
+/// The key version whose encryption budget another key's version 1 shares: a copy of the
+/// same material must not get a fresh 2^30 random nonces (see [`crate::budget`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BudgetOf {
+    #[serde(with = "text")]
+    pub(crate) key: KeyId,
+    pub(crate) version: u32,
 }
 
 /// [`BundleTerms`] as stored.
@@ -182,6 +196,18 @@ pub(crate) struct VersionRecord {
 }
 
 impl KeyRecord {
+    /// The key version whose encryption budget `version` of this key counts against: its own,
+    /// except version 1 of a copy imported from a key of this centre.
+    pub(crate) fn budget_identity(&self, version: u32) -> BudgetOf {
+        match &self.budget_of {
+            Some(shared) if version == 1 => shared.clone(),
+            _ => BudgetOf {
+                key: self.id.clone(),
+                version,
+            },
+        }
+    }
+
     /// The public view of the record.
     pub(crate) fn info(&self) -> KeyInfo {
         KeyInfo {
@@ -338,6 +364,7 @@ mod tests {
             revision: 3,
             created_by: "spiffe://gov/admin".into(),
             imported_from: None,
+            budget_of: None,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(json.contains("\"ecdsa-p384-sha384\"") && json.contains("\"pre-active\""));

@@ -790,3 +790,26 @@ fn many_exports_never_make_a_key_impossible_to_destroy() {
     assert_eq!(event["bundles_total"], "30");
     assert_eq!(event["bundles"].split(',').count(), 20);
 }
+
+#[test]
+fn a_copy_imported_here_counts_against_its_sources_encryption_budget() {
+    let centre = Centre::unsealed();
+    let id = centre.create_exportable(Algorithm::Aes256Gcm);
+    centre.kms.encrypt(&id, b"p", b"").unwrap();
+    let copy = centre
+        .kms
+        .import_key(DR, import_spec(&bundle(&centre, &id, DR)))
+        .unwrap();
+    centre.kms.encrypt(&copy.id, b"p", b"").unwrap();
+    let counters = centre.store.scan(b"kms/nonces/", None, 100).unwrap();
+    let names: Vec<String> = counters
+        .iter()
+        .map(|(key, _)| String::from_utf8_lossy(key).into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains(copy.id.as_str())),
+        "the same material must not get a fresh budget: {names:?}"
+    );
+    assert_eq!(names.len(), 1, "one counter, the source's: {names:?}");
+    assert!(names[0].contains(id.as_str()), "{names:?}");
+}
