@@ -211,12 +211,12 @@ impl KeyManagement for KeyService {
                 request.key_id
             )));
         }
-        let (id, _) = self.authorized_key(&principal, named.as_str(), KeyOperation::Use)?;
+        let (id, key) = self.authorized_key(&principal, named.as_str(), KeyOperation::Use)?;
         let out = self
             .kms
             .decrypt(&request.ciphertext, &request.aad, Some(&id));
         let out = self.used(&principal, &id, Operation::Decrypt, out).await?;
-        if retired(&self.kms, &id) {
+        if retired(&key) {
             self.account_retired_use(&principal, &id, "decrypt").await?;
         }
         Ok(Response::new(pb::DecryptResponse {
@@ -265,13 +265,13 @@ impl KeyManagement for KeyService {
     async fn verify(&self, request: Request<pb::VerifyRequest>) -> Reply<pb::VerifyResponse> {
         let principal = self.principal(&request)?;
         let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
+        let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
         let valid = self
             .kms
             .verify(&id, version, &request.message, &request.signature);
         let valid = self.used(&principal, &id, Operation::Verify, valid).await?;
-        if retired(&self.kms, &id) {
+        if retired(&key) {
             self.account_retired_use(&principal, &id, "verify").await?;
         }
         Ok(Response::new(pb::VerifyResponse { valid }))
@@ -632,9 +632,9 @@ struct Gated {
 }
 
 /// True when `id` is deactivated or compromised: each use is audited on its own.
-fn retired(kms: &Kms, id: &KeyId) -> bool {
-    kms.key(id)
-        .is_ok_and(|key| matches!(key.state, KeyState::Deactivated | KeyState::Compromised))
+/// (Checked on the metadata the call was authorized with: no second lookup per call.)
+fn retired(key: &KeyInfo) -> bool {
+    matches!(key.state, KeyState::Deactivated | KeyState::Compromised)
 }
 
 /// The caller's address, for the audit log.
