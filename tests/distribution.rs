@@ -71,11 +71,30 @@ fn exportable_keys_travel_wrapped_and_others_stay() {
         refused.contains("InvalidArgument") && refused.contains("recipient"),
         "{refused}"
     );
+    let allotted = fails(gt(&[
+        "kms",
+        "key",
+        "export",
+        &exportable,
+        "--to",
+        SECURITY,
+        "--recipient",
+        recipient.trim(),
+        "--encryptions",
+        "5",
+        "--out",
+        bundle,
+    ]));
+    assert!(
+        allotted.contains("encryptions") && allotted.contains("signing key"),
+        "{allotted}"
+    );
     ok(export(&exportable, SECURITY));
     let text = std::fs::read_to_string(bundle).unwrap();
     let file = json(&text);
-    assert_eq!(file["format"], "govtrust-wrapped-key-v2");
+    assert_eq!(file["format"], "govtrust-wrapped-key-v3");
     assert_eq!(file["algorithm"], "ed25519");
+    assert_eq!(file["encryptions"], 0, "a signing key's copy gets none");
     assert_eq!(file["recipient"], SECURITY);
     assert_eq!(file["key_id"], exportable.as_str());
     let imported = json(&ok(gt(&["kms", "key", "import", "--in", bundle, "--json"])));

@@ -16,6 +16,11 @@
 //! store reserve blocks of their own. A version evicted from the key cache starts a new block
 //! when it is loaded again.
 //!
+//! Copies of a version's material in other keys share its limit: a copy imported into the same
+//! centre counts against the source version's count; a bundle to another centre carries an
+//! allotment that the source's count gives up at export ([`allot`]) and the copy's count starts
+//! from at import ([`start_copy`]).
+//!
 //! The counters hold no secret (key ids and counts), so they are not sealed; someone who can
 //! write the store could lower one, but could equally delete every key.
 
@@ -159,6 +164,50 @@ fn reserve(
         }
     }
     Err(Error::Conflict { id: id.clone() })
+}
+
+/// Sets aside encryptions of `id` `version` for a copy of its material exported to another
+/// centre, which counts them down there: `requested`, or when `None` half of the encryptions
+/// not yet reserved. The count grows by that many in `batch`, guarded by the count as read, so
+/// the allotment takes effect only with the export (a reservation meanwhile makes the batch
+/// conflict). The source and its copies together never make more than `limit.per_version`.
+pub(crate) fn allot(
+    store: &dyn Store,
+    id: &KeyId,
+    version: u32,
+    limit: EncryptionLimit,
+    requested: Option<u64>,
+    batch: &mut Batch,
+) -> Result<u64, Error> {
+    let key = record::nonces_key(id, version);
+    let stored = store.get(&key)?;
+    let reserved = decode(id, version, stored.as_deref())?;
+    let left = limit.per_version.saturating_sub(reserved);
+    let allotted = match requested {
+        None => left / 2,
+        Some(wanted) if wanted <= left => wanted,
+        Some(wanted) => {
+            return Err(Error::InvalidArgument {
+                field: "encryptions",
+                reason: format!(
+                    "{wanted}: key {id} version {version} has {left} encryptions left to give"
+                ),
+            });
+        }
+    };
+    batch.expect(key.clone(), stored);
+    batch.put(key, (reserved + allotted).to_be_bytes().to_vec());
+    Ok(allotted)
+}
+
+/// Starts the count of version 1 of `id`, a copy imported from another centre that allotted it
+/// `allotted` encryptions (see [`allot`]): the copy may make that many, or `limit.per_version`
+/// if fewer, and then rotates like any key.
+pub(crate) fn start_copy(id: &KeyId, limit: EncryptionLimit, allotted: u64, batch: &mut Batch) {
+    let key = record::nonces_key(id, 1);
+    let used = limit.per_version - allotted.min(limit.per_version);
+    batch.expect_absent(key.clone());
+    batch.put(key, used.to_be_bytes().to_vec());
 }
 
 /// The stored count: absent is 0.

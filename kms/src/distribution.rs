@@ -13,6 +13,11 @@
 //!   the key it became and when. It expires (24 hours by default, at most 30 days).
 //! - **Never widened.** The imported key is exportable only when the bundle says so; an import
 //!   may narrow that, never widen it.
+//! - **One nonce budget.** The source and its copies hold the same AES material, so together
+//!   they must stay within one key version's random-nonce limit ([`crate::budget`]). A copy
+//!   imported here counts against the source's count; a bundle to another centre carries an
+//!   allotment (`encryptions`, half of what the source had left unless the exporter says
+//!   otherwise) that the source gives up at export and the copy counts down there.
 //! - **Accountable.** `kms.key.export` names the recipient, the bundle and the policy;
 //!   `kms.key.import` names the bundle, its source centre, key and version, and the exporter.
 //!   The imported key's record keeps the terms it came with ([`KeyInfo::origin`]).
@@ -34,6 +39,7 @@ use std::time::{Duration, SystemTime};
 
 use govtrust_store::{AuditEvent, Batch};
 
+use crate::budget;
 use crate::error::rfc3339;
 use crate::keys::check_text;
 use crate::lifecycle::{self, Usage};
@@ -77,7 +83,9 @@ impl Kms {
         let stored = vault.stored(id)?;
         let record = &stored.record;
         let version = exportable_version(record, spec.version)?;
-        let terms = self.terms(actor, record, version, &spec)?;
+        let mut batch = Batch::new();
+        let encryptions = self.allot(record, version, &spec, &mut batch)?;
+        let terms = self.terms(actor, record, version, encryptions, &spec)?;
         let material = vault.material(id, version, record.algorithm)?;
         let (encapsulated_key, ciphertext) =
             transfer::wrap(&spec.recipient_public_key, &terms, &material)?;
@@ -85,7 +93,6 @@ impl Kms {
             terms: TermsRecord::from(&terms),
             imported: None,
         };
-        let mut batch = Batch::new();
         let key = record::export_key(id, &terms.id);
         batch.expect_absent(key.clone());
         batch.put(
@@ -102,6 +109,7 @@ impl Kms {
                 hex::encode(&spec.recipient_public_key),
             )
             .with("exportable", terms.exportable.to_string())
+            .with("encryptions", terms.encryptions.to_string())
             .with("expires", rfc3339(terms.expires_at));
         vault.audit_use(&*self.audit, &stored, batch, &event)?;
         Ok(WrappedKey {
@@ -111,12 +119,54 @@ impl Kms {
         })
     }
 
+    /// The encryptions a bundle of `version` of `record` allots its copy, set aside in `batch`
+    /// from the version's budget: only an AES key wrapped to another centre gets any. A copy
+    /// imported into this centre counts against the source's own budget instead (a bundle wrapped
+    /// to this centre's wrapping key can be opened nowhere else).
+    fn allot(
+        &self,
+        record: &KeyRecord,
+        version: u32,
+        spec: &ExportSpec,
+        batch: &mut Batch,
+    ) -> Result<u64, Error> {
+        let refused = |reason: &str| Error::InvalidArgument {
+            field: "encryptions",
+            reason: reason.to_owned(),
+        };
+        if !record.algorithm.is_symmetric() {
+            return match spec.encryptions {
+                None | Some(0) => Ok(0),
+                Some(_) => Err(refused("only AES keys encrypt; this is a signing key")),
+            };
+        }
+        if spec.recipient_public_key == self.wrapping_public_key()? {
+            return match spec.encryptions {
+                None | Some(0) => Ok(0),
+                Some(_) => Err(refused(
+                    "the bundle is for this centre, where the copy counts against the source \
+                     key's own encryptions",
+                )),
+            };
+        }
+        let counted = record.budget_identity(version);
+        budget::allot(
+            &*self.store,
+            &counted.key,
+            counted.version,
+            self.limit,
+            spec.encryptions,
+            batch,
+        )
+    }
+
     /// The terms of a new bundle of `version` of `record`.
     fn terms(
         &self,
         actor: &str,
         record: &KeyRecord,
         version: u32,
+        encryptions: u64,
         spec: &ExportSpec,
     ) -> Result<BundleTerms, Error> {
         check_identity("recipient", &spec.recipient)?;
@@ -138,6 +188,7 @@ impl Kms {
             exporter: actor.to_owned(),
             recipient: spec.recipient.clone(),
             exportable: spec.exportable,
+            encryptions,
             exported_at,
             expires_at,
         })
@@ -210,7 +261,8 @@ impl Kms {
 
     /// The writes that use up `terms`' bundle: its import record, which must be absent; for a
     /// bundle of this centre also its export record marked imported, guarded by the source
-    /// key's record as checked.
+    /// key's record as checked; for an AES key from another centre the count of its copy's
+    /// encryptions, started so that it makes no more than the bundle allots.
     fn claim(
         &self,
         vault: &Vault<'_>,
@@ -231,6 +283,8 @@ impl Kms {
         batch.put(key, vault.seal_json(&aad, import)?);
         if terms.source_centre == self.deployment_id() {
             claim_local(vault, terms, import, &mut batch)?;
+        } else if terms.algorithm.is_symmetric() {
+            budget::start_copy(&import.key, self.limit, terms.encryptions, &mut batch);
         }
         Ok(batch)
     }

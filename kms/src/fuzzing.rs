@@ -188,6 +188,7 @@ fn fixture_terms(algorithm: Algorithm) -> Result<BundleTerms, Error> {
         exporter: "spiffe://gov.example/person/security-admin".into(),
         recipient: "spiffe://gov.example/org/fuzz/sys/recipient".into(),
         exportable: false,
+        encryptions: 0,
         exported_at: at,
         expires_at: at,
     })

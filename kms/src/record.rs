@@ -164,6 +164,9 @@ pub(crate) struct TermsRecord {
     pub(crate) exporter: String,
     pub(crate) recipient: String,
     pub(crate) exportable: bool,
+    /// Absent in records written before copies were allotted encryptions.
+    #[serde(default)]
+    pub(crate) encryptions: u64,
     pub(crate) exported_at_ms: u64,
     pub(crate) expires_at_ms: u64,
 }
@@ -250,6 +253,7 @@ impl TermsRecord {
             exporter: self.exporter.clone(),
             recipient: self.recipient.clone(),
             exportable: self.exportable,
+            encryptions: self.encryptions,
             exported_at: from_unix_ms(self.exported_at_ms),
             expires_at: from_unix_ms(self.expires_at_ms),
         }
@@ -267,6 +271,7 @@ impl From<&BundleTerms> for TermsRecord {
             exporter: terms.exporter.clone(),
             recipient: terms.recipient.clone(),
             exportable: terms.exportable,
+            encryptions: terms.encryptions,
             exported_at_ms: unix_ms(terms.exported_at),
             expires_at_ms: unix_ms(terms.expires_at),
         }

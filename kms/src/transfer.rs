@@ -5,13 +5,13 @@
 //! and Ed25519.
 //!
 //! The `info` binds the bundle's terms ([`BundleTerms`]), so a bundle with its recipient,
-//! source, policy or dates altered does not unwrap:
+//! source, policy, encryption allotment or dates altered does not unwrap:
 //!
 //! ```text
-//! info  = "govtrust-key-transfer-v2" || field*        field = u32 BE byte length || UTF-8 bytes
+//! info  = "govtrust-key-transfer-v3" || field*        field = u32 BE byte length || UTF-8 bytes
 //! fields, in order: algorithm name, bundle id, source centre (deployment id), source key id,
 //!   source version (decimal), exporter, recipient, exportable ("true" | "false"),
-//!   exported at and expires at (Unix milliseconds, decimal)
+//!   encryptions (decimal), exported at and expires at (Unix milliseconds, decimal)
 //! ```
 //!
 //! The terms are not secret: the bundle carries them in the clear and the recipient rebuilds the
@@ -36,7 +36,7 @@ type Kem = X25519HkdfSha256;
 type PrivateKey = <Kem as hpke::Kem>::PrivateKey;
 type EncappedKey = <Kem as hpke::Kem>::EncappedKey;
 
-const INFO_PREFIX: &[u8] = b"govtrust-key-transfer-v2";
+const INFO_PREFIX: &[u8] = b"govtrust-key-transfer-v3";
 
 /// Longest `info` accepted. The hpke crate panics at 2^16 - 5 bytes; terms of real bundles
 /// (free-text fields are at most 1 KiB each) stay far below this.
@@ -172,6 +172,7 @@ pub(crate) fn info(terms: &BundleTerms) -> Vec<u8> {
         terms.exporter.clone(),
         terms.recipient.clone(),
         terms.exportable.to_string(),
+        terms.encryptions.to_string(),
         unix_ms(terms.exported_at).to_string(),
         unix_ms(terms.expires_at).to_string(),
     ];
@@ -203,6 +204,7 @@ mod tests {
             exporter: "spiffe://gov/org/a/sys/x".into(),
             recipient: "spiffe://gov/org/b/sys/y".into(),
             exportable: false,
+            encryptions: 1 << 29,
             exported_at: UNIX_EPOCH + Duration::from_millis(1_000),
             expires_at: UNIX_EPOCH + Duration::from_millis(2_000),
         }
@@ -225,7 +227,7 @@ mod tests {
         let terms = terms();
         let (enc, ct) = wrap(key.public(), &terms, b"material").unwrap();
         let later = terms.expires_at + Duration::from_millis(1);
-        let altered: [&dyn Fn(&mut BundleTerms); 10] = [
+        let altered: [&dyn Fn(&mut BundleTerms); 11] = [
             &|t| t.id = BundleId::generate().unwrap(),
             &|t| t.source_centre.push('x'),
             &|t| t.source_key = KeyId::generate().unwrap(),
@@ -234,6 +236,7 @@ mod tests {
             &|t| t.exporter.push('x'),
             &|t| t.recipient = "spiffe://gov/org/c/sys/z".into(),
             &|t| t.exportable = true,
+            &|t| t.encryptions += 1,
             &|t| t.exported_at = UNIX_EPOCH,
             &|t| t.expires_at = later,
         ];

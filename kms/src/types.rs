@@ -447,6 +447,11 @@ pub struct BundleTerms {
     pub recipient: String,
     /// Whether the imported key may be exported again. An import may narrow this, never widen.
     pub exportable: bool,
+    /// How many encryptions with random nonces a copy imported into another centre may make:
+    /// set aside from the source version's budget at export (see [`crate::EncryptionLimit`]),
+    /// so the source and its copies together stay within one key's limit. 0 for signing keys
+    /// and for bundles to the exporting centre itself, whose copies count against the source.
+    pub encryptions: u64,
     /// When it was exported (whole milliseconds).
     pub exported_at: SystemTime,
     /// Imports after this instant are refused (whole milliseconds).
@@ -473,6 +478,9 @@ pub struct ExportSpec {
     pub exportable: bool,
     /// How long the bundle can be imported; `None`: 24 hours. At most 30 days.
     pub valid_for: Option<Duration>,
+    /// For an AES key wrapped to another centre: how many of the source version's encryptions
+    /// the copy gets (see [`BundleTerms::encryptions`]); `None`: half of those left.
+    pub encryptions: Option<u64>,
 }
 
 /// A key version wrapped to a recipient with HPKE, and the terms bound into it.

@@ -48,10 +48,11 @@ fn documented_info(terms: &BundleTerms) -> Vec<u8> {
         terms.exporter.clone(),
         terms.recipient.clone(),
         terms.exportable.to_string(),
+        terms.encryptions.to_string(),
         ms(terms.exported_at).to_string(),
         ms(terms.expires_at).to_string(),
     ];
-    let mut info = b"govtrust-key-transfer-v2".to_vec();
+    let mut info = b"govtrust-key-transfer-v3".to_vec();
     for field in fields {
         info.extend_from_slice(&(field.len() as u32).to_be_bytes());
         info.extend_from_slice(field.as_bytes());
@@ -84,6 +85,7 @@ fn export_to(to: &str, public: &[u8]) -> ExportSpec {
         recipient_public_key: public.to_vec(),
         exportable: false,
         valid_for: None,
+        encryptions: None,
     }
 }
 
@@ -729,6 +731,7 @@ fn foreign_terms(algorithm: Algorithm) -> BundleTerms {
         exporter: "spiffe://other.example/person/security-admin".into(),
         recipient: DR.into(),
         exportable: false,
+        encryptions: 1 << 20,
         exported_at: now,
         expires_at: now + Duration::from_secs(3600),
     }
@@ -812,4 +815,120 @@ fn a_copy_imported_here_counts_against_its_sources_encryption_budget() {
     );
     assert_eq!(names.len(), 1, "one counter, the source's: {names:?}");
     assert!(names[0].contains(id.as_str()), "{names:?}");
+}
+
+#[test]
+fn a_copy_in_another_centre_gets_only_the_encryptions_its_source_gave_up() {
+    let limit = govtrust_kms::EncryptionLimit::new(100, 4).unwrap();
+    let source = Centre::unsealed_with(limit);
+    let target = Centre::unsealed_with(limit);
+    let id = source.create_exportable(Algorithm::Aes256Gcm);
+    for _ in 0..10 {
+        source.kms.encrypt(&id, b"p", b"").unwrap();
+    }
+    // Ten made, twelve reserved (three blocks of four): half of the other 88 go with the bundle.
+    let wrapping = target.kms.wrapping_public_key().unwrap();
+    let wrapped = source
+        .kms
+        .wrap_for_recipient(EXPORTER, &id, export_to(DR, &wrapping))
+        .unwrap();
+    assert_eq!(wrapped.terms.encryptions, 44);
+    let exported = audit_events(source.store.as_ref(), "kms.key.export");
+    assert_eq!(exported.last().unwrap()["encryptions"], "44");
+
+    // The allotment is bound: a copy that claims more does not unwrap.
+    let mut greedy = import_spec(&wrapped);
+    greedy.terms.encryptions = 1 << 30;
+    assert!(matches!(
+        target.kms.import_key(DR, greedy),
+        Err(Error::BundleUnwrap { .. })
+    ));
+
+    let copy = target.kms.import_key(DR, import_spec(&wrapped)).unwrap();
+    let copy_versions: Vec<u32> = (0..46)
+        .map(|_| target.kms.encrypt(&copy.id, b"c", b"").unwrap().version)
+        .collect();
+    assert_eq!(copy_versions[..44], [1; 44], "the copy makes its 44");
+    assert_eq!(
+        copy_versions[44..],
+        [2, 2],
+        "then rotates to material of its own"
+    );
+    let source_versions: Vec<u32> = (0..48)
+        .map(|_| source.kms.encrypt(&id, b"p", b"").unwrap().version)
+        .collect();
+    let source_ones = 10 + source_versions.iter().filter(|v| **v == 1).count();
+    assert_eq!(
+        source_ones + 44,
+        100,
+        "source and copy together make exactly the version's 100"
+    );
+    assert_eq!(source_versions.last(), Some(&2));
+}
+
+#[test]
+fn an_allotment_is_checked() {
+    let limit = govtrust_kms::EncryptionLimit::new(100, 4).unwrap();
+    let source = Centre::unsealed_with(limit);
+    let target = Centre::unsealed_with(limit);
+    let aes = source.create_exportable(Algorithm::Aes256Gcm);
+    let elsewhere = target.kms.wrapping_public_key().unwrap();
+    let too_many = ExportSpec {
+        encryptions: Some(101),
+        ..export_to(DR, &elsewhere)
+    };
+    let refused = source
+        .kms
+        .wrap_for_recipient(EXPORTER, &aes, too_many)
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("has 100 encryptions left to give"),
+        "{refused}"
+    );
+    assert!(
+        source.kms.exports(&aes).unwrap().is_empty(),
+        "nothing half-written"
+    );
+    let chosen = ExportSpec {
+        encryptions: Some(100),
+        ..export_to(DR, &elsewhere)
+    };
+    let all = source
+        .kms
+        .wrap_for_recipient(EXPORTER, &aes, chosen)
+        .unwrap();
+    assert_eq!(all.terms.encryptions, 100);
+    // The source gave everything away: its next encryption is under a new version.
+    assert_eq!(source.kms.encrypt(&aes, b"p", b"").unwrap().version, 2);
+
+    let signing = source.create_exportable(Algorithm::Ed25519);
+    let for_signing = ExportSpec {
+        encryptions: Some(5),
+        ..export_to(DR, &elsewhere)
+    };
+    assert!(matches!(
+        source
+            .kms
+            .wrap_for_recipient(EXPORTER, &signing, for_signing),
+        Err(Error::InvalidArgument {
+            field: "encryptions",
+            ..
+        })
+    ));
+    let here = source.kms.wrapping_public_key().unwrap();
+    let local = ExportSpec {
+        encryptions: Some(5),
+        ..export_to(DR, &here)
+    };
+    let other = source.create_exportable(Algorithm::Aes256Gcm);
+    assert!(matches!(
+        source.kms.wrap_for_recipient(EXPORTER, &other, local),
+        Err(Error::InvalidArgument {
+            field: "encryptions",
+            ..
+        })
+    ));
+    assert_eq!(bundle(&source, &other, DR).terms.encryptions, 0);
 }

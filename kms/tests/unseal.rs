@@ -53,6 +53,7 @@ fn every_key_operation_is_refused_while_sealed() {
         recipient_public_key: vec![9u8; 32],
         exportable: false,
         valid_for: None,
+        encryptions: None,
     };
     assert!(is_sealed_error(kms.wrap_for_recipient("a", &id, export)));
     assert!(is_sealed_error(kms.wrapping_public_key()));
@@ -70,6 +71,7 @@ fn every_key_operation_is_refused_while_sealed() {
             exporter: "a".into(),
             recipient: "a".into(),
             exportable: false,
+            encryptions: 0,
             exported_at: at,
             expires_at: at,
         },

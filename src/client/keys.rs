@@ -149,6 +149,11 @@ pub enum KeyCommand {
         /// How long the bundle can be imported, in hours (1 to 720).
         #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
         valid_for_hours: u32,
+        /// For an AES key going to another centre: how many encryptions the copy may make
+        /// there, given up by this key's version (default: half of what it has left). The two
+        /// together never exceed one key's random-nonce limit.
+        #[arg(long)]
+        encryptions: Option<u64>,
         /// Where to write the bundle.
         #[arg(long)]
         out: PathBuf,
@@ -417,6 +422,7 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
             key_version,
             allow_reexport,
             valid_for_hours,
+            encryptions,
             out,
         } => {
             let request = pb::WrapKeyForRecipientRequest {
@@ -428,6 +434,7 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
                 recipient: to,
                 allow_reexport,
                 valid_for_seconds: valid_for_hours.saturating_mul(3600),
+                encryptions,
             };
             export(&key.connection, request, &out).await
         }
@@ -553,7 +560,9 @@ fn text_or_file(inline: Option<String>, file: Option<&Path>, flag: &str) -> anyh
 }
 
 /// The `format` field of an export bundle.
-const BUNDLE_FORMAT: &str = "govtrust-wrapped-key-v2";
+const BUNDLE_FORMAT: &str = "govtrust-wrapped-key-v3";
+/// Bound bundles from before their terms carried the copy's encryption allotment.
+const UNALLOTTED_FORMAT: &str = "govtrust-wrapped-key-v2";
 /// The format of bundles that bound no recipient, refused since.
 const UNBOUND_FORMAT: &str = "govtrust-wrapped-key-v1";
 
@@ -571,6 +580,7 @@ struct BundleFile {
     exporter: String,
     recipient: String,
     exportable: bool,
+    encryptions: u64,
     exported_at_ms: u64,
     expires_at_ms: u64,
     encapsulated_key: String,
@@ -593,6 +603,7 @@ impl BundleFile {
             exporter: terms.exporter.clone(),
             recipient: terms.recipient.clone(),
             exportable: terms.exportable,
+            encryptions: terms.encryptions,
             exported_at_ms: unix_ms(terms.exported_at.as_ref())?,
             expires_at_ms: unix_ms(terms.expires_at.as_ref())?,
             encapsulated_key: B64.encode(encapsulated_key),
@@ -614,6 +625,12 @@ impl BundleFile {
                  key again (`kms key export --to <your identity>`)",
                 input.display()
             ),
+            Some(UNALLOTTED_FORMAT) => anyhow::bail!(
+                "{} is a {UNALLOTTED_FORMAT} bundle, from a release whose bundles did not carry \
+                 the copy's share of the key's encryptions: it is refused; ask its exporter to \
+                 export the key again",
+                input.display()
+            ),
             _ => anyhow::bail!("{} is not a {BUNDLE_FORMAT} bundle", input.display()),
         }
         serde_json::from_value(value).context("the bundle's fields are not as expected")
@@ -631,6 +648,7 @@ impl BundleFile {
             exporter: self.exporter.clone(),
             recipient: self.recipient.clone(),
             exportable: self.exportable,
+            encryptions: self.encryptions,
             exported_at: Some(from_unix_ms(self.exported_at_ms)),
             expires_at: Some(from_unix_ms(self.expires_at_ms)),
         })
@@ -735,6 +753,7 @@ fn terms_json(terms: &pb::BundleTerms) -> serde_json::Value {
         "exporter": terms.exporter,
         "recipient": terms.recipient,
         "exportable": terms.exportable,
+        "encryptions": terms.encryptions,
         "exported_at": timestamp(terms.exported_at.as_ref()),
         "expires_at": timestamp(terms.expires_at.as_ref()),
     })
@@ -830,8 +849,12 @@ fn show_export(export: &pb::KeyExport) {
             timestamp(export.imported_at.as_ref())
         ),
     };
+    let allotted = match terms.encryptions {
+        0 => String::new(),
+        n => format!(", {n} encryptions given"),
+    };
     println!(
-        "exported:   bundle {} (version {}) to {} at {}: {fate}",
+        "exported:   bundle {} (version {}{allotted}) to {} at {}: {fate}",
         terms.bundle_id,
         terms.source_version,
         terms.recipient,

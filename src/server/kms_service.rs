@@ -692,6 +692,7 @@ fn export_spec(request: pb::WrapKeyForRecipientRequest) -> Result<ExportSpec, St
         valid_for: Some(request.valid_for_seconds)
             .filter(|s| *s != 0)
             .map(|s| Duration::from_secs(u64::from(s))),
+        encryptions: request.encryptions,
     })
 }
 
@@ -745,6 +746,7 @@ fn bundle_terms(terms: pb::BundleTerms) -> Result<BundleTerms, Status> {
         exporter: terms.exporter,
         recipient: terms.recipient,
         exportable: terms.exportable,
+        encryptions: terms.encryptions,
     })
 }
 
@@ -758,6 +760,7 @@ fn terms_message(terms: &BundleTerms) -> pb::BundleTerms {
         exporter: terms.exporter.clone(),
         recipient: terms.recipient.clone(),
         exportable: terms.exportable,
+        encryptions: terms.encryptions,
         exported_at: Some(terms.exported_at.into()),
         expires_at: Some(terms.expires_at.into()),
     }
