@@ -71,6 +71,16 @@ fn the_system_administrator_alone_cannot_take_over_a_lapsed_identity_or_its_keys
     let server = Server::start_with(&data, true, &["--dev-clock-offset-days", "200"]);
     let system_admin = server.admin("system-admin");
     let security_admin = server.admin("security-admin");
+    // The server judges the certificate by its own clock: lapsed.
+    let listed = ok(server.gt_as(
+        &server.admin("audit-admin"),
+        &["cert", "list", "--system", "tax-portal", "--json"],
+    ));
+    assert_eq!(
+        json(&listed)[0]["status"],
+        "CERTIFICATE_STATUS_EXPIRED",
+        "{listed}"
+    );
     let token = |extra: &[&str]| {
         let mut args = vec!["system", "token", "--name", "tax-portal", "--json"];
         args.extend_from_slice(extra);

@@ -48,6 +48,7 @@ mod token;
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use govtrust_kms::{Clock, Kms};
 use govtrust_store::{AuditSink, Store};
@@ -139,6 +140,11 @@ impl Ca {
             lineages: lineage::Lineages::default(),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// The time by the CA's clock: what certificate validity is judged against.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     /// The SPIFFE trust domain.

@@ -186,7 +186,7 @@ impl CertificateAuthority for CaService {
             .certificate(&request.get_ref().serial)
             .map_err(status::ca)?;
         Ok(Response::new(pb::GetCertificateResponse {
-            certificate: Some(cert_message(&record)),
+            certificate: Some(cert_message(&record, self.ca.now())),
         }))
     }
 
@@ -204,8 +204,12 @@ impl CertificateAuthority for CaService {
             .ca
             .list_certificates(&filter, size, token.as_deref())
             .map_err(status::ca)?;
+        let now = self.ca.now();
         Ok(Response::new(pb::ListCertificatesResponse {
-            certificates: records.iter().map(cert_message).collect(),
+            certificates: records
+                .iter()
+                .map(|record| cert_message(record, now))
+                .collect(),
             next_page_token: next.unwrap_or_default(),
         }))
     }
@@ -307,8 +311,9 @@ fn issued_message(issued: Issued) -> pb::IssuedCertificate {
     }
 }
 
-fn cert_message(record: &CertRecord) -> pb::Certificate {
-    let status = match record.status(SystemTime::now()) {
+/// `record` with its status at `now` (the CA's clock, which `--dev-clock-offset-days` moves).
+fn cert_message(record: &CertRecord, now: SystemTime) -> pb::Certificate {
+    let status = match record.status(now) {
         CertStatus::Valid => pb::CertificateStatus::Valid,
         CertStatus::Expired => pb::CertificateStatus::Expired,
         CertStatus::Revoked => pb::CertificateStatus::Revoked,
