@@ -24,6 +24,7 @@ mod limits;
 mod reflection;
 mod refusal_layer;
 mod refusals;
+mod slots;
 mod status;
 mod tls;
 mod usage;

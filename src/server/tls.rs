@@ -9,15 +9,42 @@
 //! After the handshake each connection is sorted by its caller: a certificate that verifies
 //! against this CA (checked by the function given to [`incoming`]) sends it to the
 //! authenticated stream, anything else (no certificate, a foreign or self-signed one) to the
-//! anonymous stream, which the server serves with tighter HTTP/2 limits. Connection slots are
-//! reserved the same way: at most [`MAX_HANDSHAKES`] handshakes (of which one peer address may
-//! hold [`MAX_HANDSHAKES_PER_PEER`], each at most [`HANDSHAKE_TIMEOUT`]) and
-//! [`MAX_ANONYMOUS_CONNECTIONS`] established connections without a certificate, so of the
-//! [`MAX_CONNECTIONS`] at least 3,072 are always left for authenticated callers. Who is
-//! authenticated is known only after the handshake, so a flood of never-finished handshakes
-//! from many addresses can still delay new connections; one address cannot.
+//! anonymous stream, which the server serves with tighter HTTP/2 limits.
+//!
+//! # Connection slots under a flood
+//!
+//! Of the [`MAX_CONNECTIONS`] (at most [`MAX_CONNECTIONS_PER_PEER`] per address), at most
+//! [`MAX_HANDSHAKES`] are in their TLS handshake and at most [`MAX_ANONYMOUS_CONNECTIONS`] are
+//! established without a verified certificate, so at least 3,072 are always left for
+//! authenticated callers, whose connections are never closed to make room. The handshake and
+//! anonymous shares are [`Pool`]s: an address beyond its share ([`MAX_HANDSHAKES_PER_PEER`]
+//! handshakes, [`MAX_ANONYMOUS_CONNECTIONS_PER_PEER`] anonymous connections) is refused, and a
+//! full pool closes its oldest entry to admit the newcomer. The accept loop never waits for
+//! either, so a flood can delay nobody's connection; what it can do is close others':
+//!
+//! - *Silent connections* (TCP only, never a complete ClientHello) cost the attacker nothing
+//!   but a socket. Filling the 512 handshakes takes at least 32 addresses (16 each); beyond
+//!   that each one closes the oldest handshake whose ClientHello has not arrived, and one whose
+//!   ClientHello has only if all 512 have (next item). A client is exposed only between the
+//!   server accepting its connection and reading its ClientHello (usually already waiting in
+//!   the socket): 512 newer connections would have to be accepted in that time. Each silent
+//!   connection itself lasts until 512 newer ones arrive or [`HANDSHAKE_TIMEOUT`] passes.
+//! - *ClientHellos without a finished handshake*: to close a handshake whose ClientHello has
+//!   arrived, an attacker must complete 512 ClientHellos (each costing the server a key
+//!   exchange and a signature) within that handshake's lifetime, from at least 32 addresses:
+//!   it is closed only once it is the oldest left and all 512 have spoken, and a newcomer that
+//!   has not spoken is closed before any that has. A handshake takes a round trip or two, so
+//!   against one of 10 ms that is over 50,000 ClientHellos a second, an attack on the server's
+//!   CPU that no slot count prevents; a client on a link slow enough to take a second is cut
+//!   off by 512 a second, and one that takes [`HANDSHAKE_TIMEOUT`] fails anyway.
+//! - *Finished handshakes without a certificate* (the attacker does a full TLS handshake each):
+//!   filling the 512 anonymous connections takes at least 16 addresses; beyond that each one
+//!   closes the oldest anonymous connection. Such a flood can cut off callers without a
+//!   certificate (Enroll, unseal, health) whose connection has seen 512 newer anonymous ones,
+//!   and who must then reconnect; it cannot touch authenticated connections.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
@@ -35,25 +62,34 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::Sender;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
+use tokio::time::Instant;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-/// How long a client may take to finish the TLS handshake.
+use super::slots::{Pool, Ticket};
+
+/// How long a client may take to finish the TLS handshake, from the server accepting its TCP
+/// connection to its Finished message.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once (handshaking or established); more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 4096;
-/// Of [`MAX_CONNECTIONS`], how many may be in their TLS handshake at once.
+/// Of [`MAX_CONNECTIONS`], how many may be in their TLS handshake at once; one more closes the
+/// oldest (preferring one whose ClientHello has not arrived).
 const MAX_HANDSHAKES: usize = 512;
 /// Of [`MAX_CONNECTIONS`], how many established connections may lack a verified certificate;
-/// one more is closed after its handshake.
+/// one more closes the oldest of them.
 const MAX_ANONYMOUS_CONNECTIONS: usize = 512;
 /// Connections one peer address may hold at once, so one host cannot take every slot.
 const MAX_CONNECTIONS_PER_PEER: usize = 256;
-/// Of [`MAX_HANDSHAKES`], how many one peer address may hold: a peer that opens connections
-/// and never finishes their handshakes needs many addresses to hold up everyone's.
+/// Of [`MAX_HANDSHAKES`], how many one peer address may hold: filling them takes 32 addresses,
+/// so one host cannot push out everyone else's handshakes.
 const MAX_HANDSHAKES_PER_PEER: usize = 16;
+/// Of [`MAX_ANONYMOUS_CONNECTIONS`], how many one peer address may hold: filling them takes 16
+/// addresses, so one host (or a few behind one NAT) cannot push out everyone else's, while a
+/// NAT with many enrolling machines behind it still gets a useful share.
+const MAX_ANONYMOUS_CONNECTIONS_PER_PEER: usize = 32;
 /// A connection from which nothing arrives for this long is closed. Longer than the HTTP/2
 /// keepalive interval, whose pings live clients answer.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -99,7 +135,7 @@ struct Sorter {
     vouch: Vouch,
     authenticated: Sender<std::io::Result<Connection>>,
     anonymous: Sender<std::io::Result<Connection>>,
-    anonymous_slots: Arc<Semaphore>,
+    anonymous_slots: Arc<Pool>,
 }
 
 impl Sorter {
@@ -107,8 +143,8 @@ impl Sorter {
         self.authenticated.is_closed() && self.anonymous.is_closed()
     }
 
-    /// Hands `tls` to the stream its peer belongs to; an anonymous peer beyond
-    /// [`MAX_ANONYMOUS_CONNECTIONS`] is closed.
+    /// Hands `tls` to the stream its peer belongs to; an anonymous peer beyond its address's
+    /// [`MAX_ANONYMOUS_CONNECTIONS_PER_PEER`] is closed.
     async fn sort(&self, tls: TlsStream<TcpStream>, peer: SocketAddr, slots: Slots) {
         let certified = tls
             .get_ref()
@@ -122,11 +158,11 @@ impl Sorter {
                 .await;
             return;
         }
-        let Ok(slot) = self.anonymous_slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "refused: {MAX_ANONYMOUS_CONNECTIONS} connections without a client certificate are open");
+        let Ok(ticket) = self.anonymous_slots.admit(peer) else {
+            tracing::warn!(%peer, "refused: {MAX_ANONYMOUS_CONNECTIONS_PER_PEER} connections without a client certificate are open from this address");
             return;
         };
-        let slots = slots.without_certificate(slot);
+        let slots = slots.without_certificate(ticket);
         let _ = self
             .anonymous
             .send(Ok(Limited::new(tls, IDLE_TIMEOUT, slots)))
@@ -136,7 +172,8 @@ impl Sorter {
 
 /// Accepts TCP connections on `listener` and hands completed TLS sessions to the gRPC server,
 /// sorted by `vouch`. Handshakes run concurrently, at most [`MAX_HANDSHAKES`] at once, each
-/// bounded by [`HANDSHAKE_TIMEOUT`]; at most [`MAX_CONNECTIONS`] connections are open at once.
+/// bounded by [`HANDSHAKE_TIMEOUT`]; at most [`MAX_CONNECTIONS`] connections are open at once
+/// (see the module documentation for what a flood can do).
 pub fn incoming(
     listener: TcpListener,
     config: Arc<rustls::ServerConfig>,
@@ -148,86 +185,119 @@ pub fn incoming(
         vouch,
         authenticated,
         anonymous,
-        anonymous_slots: Arc::new(Semaphore::new(MAX_ANONYMOUS_CONNECTIONS)),
+        anonymous_slots: Pool::new(
+            MAX_ANONYMOUS_CONNECTIONS,
+            MAX_ANONYMOUS_CONNECTIONS_PER_PEER,
+        ),
     };
-    tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), sorter));
+    tokio::spawn(accept_loop(listener, config, sorter));
     Incoming {
         authenticated: ReceiverStream::new(authenticated_rx),
         anonymous: ReceiverStream::new(anonymous_rx),
     }
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, sorter: Sorter) {
+/// Waits only for one of the [`MAX_CONNECTIONS`]: the handshake slots never make it wait.
+async fn accept_loop(listener: TcpListener, config: Arc<rustls::ServerConfig>, sorter: Sorter) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    let peers = Arc::new(Peers::default());
-    let handshaking_peers = Arc::new(Peers::default());
+    let admission = Admission {
+        peers: Arc::new(Peers::default()),
+        handshakes: Pool::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_PEER),
+        config,
+        sorter,
+    };
     loop {
-        let (Ok(slot), Ok(handshaking)) = (
-            slots.clone().acquire_owned().await,
-            handshakes.clone().acquire_owned().await,
-        ) else {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let Some(peer_slot) = Peers::claim(&peers, peer.ip(), MAX_CONNECTIONS_PER_PEER)
-                else {
-                    tracing::warn!(%peer, "refused: too many connections from this address");
-                    continue;
-                };
-                let Some(peer_handshake) =
-                    Peers::claim(&handshaking_peers, peer.ip(), MAX_HANDSHAKES_PER_PEER)
-                else {
-                    tracing::warn!(%peer, "refused: too many handshakes from this address");
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let slots = Slots {
-                    _total: slot,
-                    _peer: peer_slot,
-                    _anonymous: None,
-                };
-                let handshake = handshake(
-                    acceptor.clone(),
-                    stream,
-                    peer,
-                    (handshaking, peer_handshake),
-                );
-                let sorter = sorter.clone();
-                tokio::spawn(async move {
-                    if let Some(tls) = handshake.await {
-                        sorter.sort(tls, peer, slots).await;
-                    }
-                });
-            }
+            Ok((stream, peer)) => admission.start(stream, peer, slot),
             Err(error) => {
                 tracing::warn!(%error, "accepting a connection failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }
-        if sorter.is_closed() {
+        if admission.sorter.is_closed() {
             return;
         }
     }
 }
 
-/// The TLS session of `stream`, holding `_permits` (a handshake slot, and one of its peer
-/// address's) until it is done.
+/// What every accepted connection is admitted by: the shares of its address and of the
+/// handshakes, and where it goes after its handshake.
+struct Admission {
+    peers: Arc<Peers>,
+    handshakes: Arc<Pool>,
+    config: Arc<rustls::ServerConfig>,
+    sorter: Sorter,
+}
+
+impl Admission {
+    /// Runs the handshake of `stream` in a task of its own, holding `slot`, unless its address
+    /// already holds its share of connections or of handshakes.
+    fn start(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
+        let Some(peer_slot) = Peers::claim(&self.peers, peer.ip(), MAX_CONNECTIONS_PER_PEER) else {
+            tracing::warn!(%peer, "refused: {MAX_CONNECTIONS_PER_PEER} connections are open from this address");
+            return;
+        };
+        let Ok(ticket) = self.handshakes.admit(peer) else {
+            tracing::warn!(%peer, "refused: {MAX_HANDSHAKES_PER_PEER} handshakes are under way from this address");
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let slots = Slots {
+            _total: slot,
+            _peer: peer_slot,
+            anonymous: None,
+        };
+        let (config, sorter) = (self.config.clone(), self.sorter.clone());
+        tokio::spawn(async move {
+            if let Some(tls) = handshake(config, stream, ticket).await {
+                sorter.sort(tls, peer, slots).await;
+            }
+        });
+    }
+}
+
+/// The TLS session of `stream`, holding its handshake slot `ticket` until it is done. The
+/// ticket is marked as spoken once the whole ClientHello has arrived, so silent connections
+/// are closed first when the slots run out.
 async fn handshake(
-    acceptor: TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
     stream: TcpStream,
-    peer: SocketAddr,
-    _permits: (OwnedSemaphorePermit, PeerSlot),
+    mut ticket: Ticket,
 ) -> Option<TlsStream<TcpStream>> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => Some(tls),
-        Ok(Err(error)) => {
-            tracing::debug!(%peer, %error, "TLS handshake failed");
-            None
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let start = phase(&mut ticket, deadline, "reading the ClientHello", hello).await?;
+    ticket.spoke();
+    let tls = start.into_stream(config);
+    phase(&mut ticket, deadline, "TLS handshake", tls).await
+}
+
+/// What `step` (one phase of a handshake) yields, unless it fails, `deadline` passes or the
+/// handshake's `ticket` is evicted for a newer one first.
+async fn phase<T>(
+    ticket: &mut Ticket,
+    deadline: Instant,
+    step: &str,
+    work: impl Future<Output = std::io::Result<T>>,
+) -> Option<T> {
+    let peer = ticket.peer();
+    tokio::select! {
+        done = tokio::time::timeout_at(deadline, work) => match done {
+            Ok(Ok(done)) => Some(done),
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "{step} failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "{step} timed out");
+                None
+            }
+        },
+        () = ticket.evicted() => {
+            tracing::debug!(%peer, "{step}: closed to make room for a newer handshake");
             None
         }
     }
@@ -235,7 +305,8 @@ async fn handshake(
 
 /// A stream that gives its connection slots back when dropped, and fails its reads once the
 /// peer has sent nothing for [`IDLE_TIMEOUT`] (a connection that never speaks HTTP/2 would
-/// otherwise hold its slot for ever; live clients answer the server's keepalive pings).
+/// otherwise hold its slot for ever; live clients answer the server's keepalive pings) or, for
+/// a peer without a verified certificate, once a newer such connection took its slot.
 pub struct Limited<S> {
     inner: S,
     /// Wakes the reader to check for silence; re-armed lazily, so a busy connection pays one
@@ -243,7 +314,7 @@ pub struct Limited<S> {
     idle: Pin<Box<tokio::time::Sleep>>,
     idle_after: Duration,
     last_read: tokio::time::Instant,
-    _slots: Slots,
+    slots: Slots,
 }
 
 impl<S> Limited<S> {
@@ -255,8 +326,19 @@ impl<S> Limited<S> {
             idle,
             idle_after,
             last_read,
-            _slots: slots,
+            slots,
         }
+    }
+
+    /// The error a read fails with once this connection's slot went to a newer one.
+    fn evicted(&self) -> std::io::Error {
+        if let Some(ticket) = &self.slots.anonymous {
+            tracing::warn!(peer = %ticket.peer(), "closed: the oldest of {MAX_ANONYMOUS_CONNECTIONS} connections without a client certificate, to make room for a newer one");
+        }
+        std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "closed to make room for a newer connection",
+        )
     }
 
     /// Pending while the peer has spoken within `idle_after`; ready once it has been silent.
@@ -277,15 +359,24 @@ impl<S> Limited<S> {
 pub struct Slots {
     _total: OwnedSemaphorePermit,
     _peer: PeerSlot,
-    _anonymous: Option<OwnedSemaphorePermit>,
+    anonymous: Option<Ticket>,
 }
 
 impl Slots {
     /// These slots and one of the connections without a verified certificate.
-    fn without_certificate(self, slot: OwnedSemaphorePermit) -> Self {
+    fn without_certificate(self, ticket: Ticket) -> Self {
         Self {
-            _anonymous: Some(slot),
+            anonymous: Some(ticket),
             ..self
+        }
+    }
+
+    /// Ready once the slot of a connection without a certificate went to a newer one (never
+    /// for an authenticated connection).
+    fn poll_evicted(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
+        match self.anonymous.as_mut() {
+            Some(ticket) => ticket.poll_evicted(cx),
+            None => Poll::Pending,
         }
     }
 }
@@ -347,6 +438,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        // Checked before reading, so a peer that keeps data coming cannot outlive its eviction.
+        if this.slots.poll_evicted(cx).is_ready() {
+            return Poll::Ready(Err(this.evicted()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
@@ -473,9 +568,28 @@ mod tests {
             Slots {
                 _total: total,
                 _peer: peer,
-                _anonymous: None,
+                anonymous: None,
             },
         )
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_connection_fails_its_reads_once_evicted() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut stream = limited(server, IDLE_TIMEOUT);
+        let pool = Pool::new(1, 1);
+        let peer = SocketAddr::from(([10, 0, 0, 1], 4433));
+        stream.slots.anonymous = Some(pool.admit(peer).unwrap());
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).await.unwrap();
+
+        let reading = tokio::spawn(async move { stream.read(&mut buf).await });
+        // The read is waiting for data when the eviction comes.
+        tokio::task::yield_now().await;
+        let _newer = pool.admit(SocketAddr::from(([10, 0, 0, 2], 4433))).unwrap();
+        let error = reading.await.unwrap().unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionAborted);
     }
 
     #[tokio::test]

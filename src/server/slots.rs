@@ -1,0 +1,278 @@
+//! Connection slots that make way for newcomers instead of making them wait.
+//!
+//! A [`Pool`] holds at most `capacity` entries, at most `per_peer` of them from one address.
+//! An address at its share is refused. A full pool evicts its oldest entry and admits the
+//! newcomer, so whoever fills a pool cannot keep everyone else out: a flood's own entries are
+//! pushed out as fast as it sends new ones, and the code admitting them never waits.
+//!
+//! Entries are in one of two phases: *silent* (admitted, nothing shown yet) and *spoken* (has
+//! done something that cost it, such as sending a complete TLS ClientHello; see
+//! [`Ticket::spoke`]). The oldest silent entry is evicted first, a spoken one only when none is
+//! silent, so entries that cost nothing to make push out one that has spoken only when every
+//! entry in the pool has.
+//!
+//! Each admitted entry is represented by a [`Ticket`], which is told when it was evicted and
+//! releases its entry when dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::{Future, poll_fn};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+/// A bounded set of entries, oldest evicted first when full.
+pub struct Pool {
+    /// At least 1, so a full pool always has an entry to evict.
+    capacity: usize,
+    per_peer: usize,
+    state: Mutex<State>,
+}
+
+/// A peer address already holds its share of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
+impl Pool {
+    /// A pool of `capacity` entries (at least 1), at most `per_peer` from one address.
+    pub fn new(capacity: usize, per_peer: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            per_peer,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// An entry for `peer`, evicting the oldest entry if the pool is full; refused if `peer`'s
+    /// address already holds its share.
+    pub fn admit(self: &Arc<Self>, peer: SocketAddr) -> Result<Ticket, Refused> {
+        let mut state = self.lock();
+        if state.held_by(peer.ip()) >= self.per_peer {
+            return Err(Refused);
+        }
+        if state.len() >= self.capacity {
+            state.evict_oldest();
+        }
+        let (sequence, evicted) = state.insert(peer.ip());
+        Ok(Ticket {
+            pool: self.clone(),
+            sequence,
+            peer,
+            evicted: Some(evicted),
+        })
+    }
+
+    /// The state, also after a panic elsewhere while it was locked: every change to it is
+    /// made without anything in between that can panic, so it is never left half-changed.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The entries of a pool, keyed by their admission sequence (lower is older).
+#[derive(Default)]
+struct State {
+    /// The sequence of the next entry. A u64 counting admissions does not wrap.
+    next: u64,
+    silent: BTreeMap<u64, Entry>,
+    spoken: BTreeMap<u64, Entry>,
+    /// Entries per address; an address with none has no key.
+    per_peer: HashMap<IpAddr, usize>,
+}
+
+/// One admitted entry, as the pool keeps it.
+struct Entry {
+    ip: IpAddr,
+    /// Never sent on: dropping it (removing the entry) is what tells the ticket it was evicted.
+    _evict: oneshot::Sender<()>,
+}
+
+impl State {
+    fn len(&self) -> usize {
+        self.silent.len() + self.spoken.len()
+    }
+
+    fn held_by(&self, ip: IpAddr) -> usize {
+        self.per_peer.get(&ip).copied().unwrap_or(0)
+    }
+
+    /// A new silent entry for `ip`: its sequence and the receiver its eviction closes.
+    fn insert(&mut self, ip: IpAddr) -> (u64, oneshot::Receiver<()>) {
+        let (evict, evicted) = oneshot::channel();
+        let sequence = self.next;
+        self.next += 1;
+        self.silent.insert(sequence, Entry { ip, _evict: evict });
+        *self.per_peer.entry(ip).or_insert(0) += 1;
+        (sequence, evicted)
+    }
+
+    /// Removes the oldest silent entry, or if there is none the oldest spoken one.
+    fn evict_oldest(&mut self) {
+        let oldest = match self.silent.pop_first() {
+            Some((_, entry)) => Some(entry),
+            None => self.spoken.pop_first().map(|(_, entry)| entry),
+        };
+        if let Some(entry) = oldest {
+            self.forget(entry.ip);
+        }
+    }
+
+    /// Moves entry `sequence` to the spoken ones, if it is still silent.
+    fn spoke(&mut self, sequence: u64) {
+        if let Some(entry) = self.silent.remove(&sequence) {
+            self.spoken.insert(sequence, entry);
+        }
+    }
+
+    /// Removes entry `sequence` if it is still here (an evicted one is not).
+    fn release(&mut self, sequence: u64) {
+        let entry = self
+            .silent
+            .remove(&sequence)
+            .or_else(|| self.spoken.remove(&sequence));
+        if let Some(entry) = entry {
+            self.forget(entry.ip);
+        }
+    }
+
+    /// Counts one entry of `ip` less.
+    fn forget(&mut self, ip: IpAddr) {
+        if let Some(count) = self.per_peer.get_mut(&ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_peer.remove(&ip);
+            }
+        }
+    }
+}
+
+/// One entry of a [`Pool`]: learns when it was evicted, and releases the entry on drop.
+pub struct Ticket {
+    pool: Arc<Pool>,
+    sequence: u64,
+    peer: SocketAddr,
+    /// None once the eviction has been seen (a completed receiver must not be polled again).
+    evicted: Option<oneshot::Receiver<()>>,
+}
+
+impl Ticket {
+    /// The peer this entry was admitted for.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Marks this entry as having spoken: from now on it is evicted only when no silent entry
+    /// is left to evict.
+    pub fn spoke(&self) {
+        self.pool.lock().spoke(self.sequence);
+    }
+
+    /// Ready once the pool has evicted this entry; registers `cx` to be woken when it does.
+    pub fn poll_evicted(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(signal) = self.evicted.as_mut() else {
+            return Poll::Ready(());
+        };
+        // The sender is never sent on, so the receiver completes only when it is dropped.
+        if Pin::new(signal).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.evicted = None;
+        Poll::Ready(())
+    }
+
+    /// Completes once the pool has evicted this entry.
+    pub async fn evicted(&mut self) {
+        poll_fn(|cx| self.poll_evicted(cx)).await;
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.pool.lock().release(self.sequence);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    fn peer(host: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, host], 4433))
+    }
+
+    fn evicted(ticket: &mut Ticket) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        ticket.poll_evicted(&mut cx).is_ready()
+    }
+
+    #[test]
+    fn an_address_beyond_its_share_is_refused() {
+        let pool = Pool::new(8, 2);
+        let _held = [pool.admit(peer(1)).unwrap(), pool.admit(peer(1)).unwrap()];
+        assert_eq!(pool.admit(peer(1)).err(), Some(Refused));
+        assert!(pool.admit(peer(2)).is_ok());
+    }
+
+    #[test]
+    fn a_full_pool_evicts_its_oldest_entry() {
+        let pool = Pool::new(3, 1);
+        let mut held: Vec<_> = (1..=3).map(|n| pool.admit(peer(n)).unwrap()).collect();
+        let mut newest = pool.admit(peer(4)).unwrap();
+        let seen: Vec<_> = held.iter_mut().map(evicted).collect();
+        assert_eq!(seen, [true, false, false]);
+        assert!(!evicted(&mut newest));
+        // Seen once, an eviction stays seen.
+        assert!(evicted(&mut held[0]));
+    }
+
+    #[test]
+    fn silent_entries_are_evicted_before_spoken_ones() {
+        let pool = Pool::new(3, 3);
+        let mut held: Vec<_> = (0..3).map(|_| pool.admit(peer(1)).unwrap()).collect();
+        held[0].spoke();
+        held[2].spoke();
+        let mut flood: Vec<_> = (0..2).map(|_| pool.admit(peer(2)).unwrap()).collect();
+        let seen: Vec<_> = held.iter_mut().map(evicted).collect();
+        // The first newcomer evicted the one silent entry; the second the oldest silent one
+        // then, the first newcomer, not the older entries that had spoken.
+        assert_eq!(seen, [false, true, false]);
+        assert_eq!(
+            flood.iter_mut().map(evicted).collect::<Vec<_>>(),
+            [true, false]
+        );
+        // Only with nothing silent left is the oldest spoken entry evicted.
+        drop(flood);
+        let filler = pool.admit(peer(3)).unwrap();
+        filler.spoke();
+        let _last = pool.admit(peer(3)).unwrap();
+        assert!(evicted(&mut held[0]));
+        assert!(!evicted(&mut held[2]));
+    }
+
+    #[test]
+    fn a_dropped_ticket_frees_its_slot() {
+        let pool = Pool::new(2, 2);
+        let mut first = pool.admit(peer(1)).unwrap();
+        drop(pool.admit(peer(1)).unwrap());
+        let _again = pool.admit(peer(1)).unwrap();
+        assert!(!evicted(&mut first));
+    }
+
+    #[test]
+    fn an_evicted_ticket_frees_nothing_when_dropped() {
+        let pool = Pool::new(2, 2);
+        let first = pool.admit(peer(1)).unwrap();
+        let _second = pool.admit(peer(2)).unwrap();
+        let _third = pool.admit(peer(1)).unwrap();
+        // `first` was evicted, and its address counted once less; dropping it changes nothing.
+        drop(first);
+        let _fourth = pool.admit(peer(1)).unwrap();
+        assert_eq!(pool.admit(peer(1)).err(), Some(Refused));
+        assert_eq!(pool.lock().len(), 2);
+    }
+}
