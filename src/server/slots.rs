@@ -49,13 +49,14 @@ impl Pool {
     /// address already holds its share.
     pub fn admit(self: &Arc<Self>, peer: SocketAddr) -> Result<Ticket, Refused> {
         let mut state = self.lock();
-        if state.held_by(peer.ip()) >= self.per_peer {
+        let group = address_group(peer.ip());
+        if state.held_by(group) >= self.per_peer {
             return Err(Refused);
         }
         if state.len() >= self.capacity {
             state.evict_oldest();
         }
-        let (sequence, evicted) = state.insert(peer.ip());
+        let (sequence, evicted) = state.insert(group);
         Ok(Ticket {
             pool: self.clone(),
             sequence,
@@ -71,6 +72,19 @@ impl Pool {
     }
 }
 
+/// What the per-address shares count: an IPv4 address (also written IPv4-mapped), or the /64
+/// prefix of an IPv6 address. One IPv6 host is usually given a whole /64, so counting its
+/// addresses one by one would give it billions of shares.
+pub fn address_group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
 /// The entries of a pool, keyed by their admission sequence (lower is older).
 #[derive(Default)]
 struct State {
@@ -78,7 +92,7 @@ struct State {
     next: u64,
     silent: BTreeMap<u64, Entry>,
     spoken: BTreeMap<u64, Entry>,
-    /// Entries per address; an address with none has no key.
+    /// Entries per [`address_group`]; a group with none has no key.
     per_peer: HashMap<IpAddr, usize>,
 }
 
@@ -274,5 +288,18 @@ mod tests {
         let _fourth = pool.admit(peer(1)).unwrap();
         assert_eq!(pool.admit(peer(1)).err(), Some(Refused));
         assert_eq!(pool.lock().len(), 2);
+    }
+
+    #[test]
+    fn an_ipv6_host_shares_one_allowance_per_64_prefix() {
+        let pool = Pool::new(8, 2);
+        let v6 = |host: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 1, 0, 0, 0, host], 4433));
+        let _held = [pool.admit(v6(1)).unwrap(), pool.admit(v6(2)).unwrap()];
+        assert_eq!(pool.admit(v6(3)).err(), Some(Refused), "same /64");
+        let next_prefix = SocketAddr::from(([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1], 4433));
+        assert!(pool.admit(next_prefix).is_ok());
+        // An IPv4-mapped address counts as the IPv4 address it is.
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
+        assert_eq!(address_group(mapped), IpAddr::from([10, 0, 0, 7]));
     }
 }

@@ -42,6 +42,9 @@
 //!   closes the oldest anonymous connection. Such a flood can cut off callers without a
 //!   certificate (Enroll, unseal, health) whose connection has seen 512 newer anonymous ones,
 //!   and who must then reconnect; it cannot touch authenticated connections.
+//!
+//! An "address" here is an IPv4 address or an IPv6 /64 prefix ([`address_group`]): a host is
+//! usually given a whole /64, which would otherwise be billions of addresses.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -68,7 +71,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-use super::slots::{Pool, Ticket};
+use super::slots::{Pool, Ticket, address_group};
 
 /// How long a client may take to finish the TLS handshake, from the server accepting its TCP
 /// connection to its Finished message.
@@ -236,7 +239,11 @@ impl Admission {
     /// Runs the handshake of `stream` in a task of its own, holding `slot`, unless its address
     /// already holds its share of connections or of handshakes.
     fn start(&self, stream: TcpStream, peer: SocketAddr, slot: OwnedSemaphorePermit) {
-        let Some(peer_slot) = Peers::claim(&self.peers, peer.ip(), MAX_CONNECTIONS_PER_PEER) else {
+        let Some(peer_slot) = Peers::claim(
+            &self.peers,
+            address_group(peer.ip()),
+            MAX_CONNECTIONS_PER_PEER,
+        ) else {
             tracing::warn!(%peer, "refused: {MAX_CONNECTIONS_PER_PEER} connections are open from this address");
             return;
         };
