@@ -24,6 +24,7 @@ use crate::csr;
 use crate::hierarchy::{CaChain, Hierarchy};
 use crate::identity::{Network, Role, SERVER_IDENTITY, TrustDomain};
 use crate::issuance::{self, LeafSpec, Purpose};
+use crate::issuer::Serial;
 use crate::names::DnsName;
 use crate::records::{self, PersonRecord};
 use crate::reserved::{self, ServerNames};
@@ -71,8 +72,8 @@ pub struct Credential {
     pub private_key_pem: Option<Zeroizing<String>>,
     /// The identity in the certificate's URI SAN.
     pub spiffe_id: String,
-    /// Lowercase hex.
-    pub serial: String,
+    /// The serial number.
+    pub serial: Serial,
 }
 
 impl fmt::Debug for Credential {
@@ -308,9 +309,11 @@ fn certify(
     now: SystemTime,
     batch: &mut Batch,
 ) -> Result<Credential, Error> {
-    let issuer = ca.hierarchy.issuing(Network::Intranet);
-    let leaf = issuance::issue(issuer, spec, key, now, &ca.rng)?;
-    let record = certificates::from_leaf(leaf, holder, spec.spiffe_id, Network::Intranet, issuer);
+    let issuer = ca.hierarchy.issuer(Network::Intranet)?;
+    let leaf = issuance::issue(&issuer, spec, key, now, &ca.rng)?;
+    let authority = issuer.authority();
+    let record =
+        certificates::from_leaf(leaf, holder, spec.spiffe_id, Network::Intranet, authority);
     certificates::stage(batch, &record)?;
     Ok(Credential {
         certificate_pem: format!("{}{}", record.pem, ca.hierarchy.chain().intranet_pem),
@@ -336,14 +339,14 @@ fn init_event(
     .with("root_key", hierarchy.root.key_id)
     .with("extranet_key", hierarchy.extranet.key_id)
     .with("intranet_key", hierarchy.intranet.key_id)
-    .with("server_serial", server.serial.as_str());
+    .with("server_serial", server.serial.to_string());
     admins.iter().fold(event, |event, (role, credential)| {
         let key = match credential.private_key_pem {
             Some(_) => "generated",
             None => "csr",
         };
         event
-            .with(format!("{role}_serial"), credential.serial.as_str())
+            .with(format!("{role}_serial"), credential.serial.to_string())
             .with(format!("{role}_key"), key)
     })
 }

@@ -8,9 +8,9 @@ use std::time::SystemTime;
 
 use govtrust_store::{Batch, Store};
 
-use crate::hierarchy::CaCert;
 use crate::identity::Network;
 use crate::issuance::Leaf;
+use crate::issuer::{Authority, Serial};
 use crate::records::{self, CertRecordV1, LatestCertRecord};
 use crate::timestamps::{from_unix_ms, unix_ms};
 use crate::{Error, pem};
@@ -19,8 +19,6 @@ use crate::{Error, pem};
 const DEFAULT_PAGE: usize = 100;
 /// Largest page.
 const MAX_PAGE: usize = 1000;
-/// Longest serial accepted in a query (RFC 5280 allows 20 octets).
-const MAX_SERIAL_HEX: usize = 40;
 
 /// Where a certificate stands at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,16 +34,16 @@ pub enum CertStatus {
 /// An issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertRecord {
-    /// Lowercase hex.
-    pub serial: String,
+    /// The serial number.
+    pub serial: Serial,
     /// The holder: a system name, a person id (the administrator role) or `govtrust`.
     pub system: String,
     /// The identity in the certificate's URI SAN.
     pub spiffe_id: String,
     /// The network of the issuing CA.
     pub network: Network,
-    /// The issuing CA: `root`, `extranet` or `intranet`.
-    pub issuer: String,
+    /// The issuing CA.
+    pub issuer: Authority,
     /// Start of validity.
     pub not_before: SystemTime,
     /// End of validity.
@@ -75,11 +73,11 @@ impl CertRecord {
 
     fn stored(&self) -> CertRecordV1 {
         CertRecordV1 {
-            serial: self.serial.clone(),
+            serial: self.serial.to_string(),
             holder: self.system.clone(),
             spiffe_id: self.spiffe_id.clone(),
             network: self.network.to_string(),
-            issuer: self.issuer.clone(),
+            issuer: self.issuer.to_string(),
             not_before_ms: unix_ms(self.not_before),
             not_after_ms: unix_ms(self.not_after),
             der: records::base64(&self.der),
@@ -91,16 +89,14 @@ impl CertRecord {
     fn from_stored(key: &[u8], record: CertRecordV1) -> Result<Self, Error> {
         let context = String::from_utf8_lossy(key).into_owned();
         let der = records::unbase64(&record.der, &context)?;
+        let corrupt = |e: Error| Error::corrupt(format!("{context}: {e}"));
         Ok(Self {
-            network: record
-                .network
-                .parse()
-                .map_err(|e| Error::corrupt(format!("{context}: {e}")))?,
+            network: record.network.parse().map_err(corrupt)?,
             pem: pem::certificate(&der),
-            serial: record.serial,
+            serial: record.serial.parse().map_err(corrupt)?,
             system: record.holder,
             spiffe_id: record.spiffe_id,
-            issuer: record.issuer,
+            issuer: record.issuer.parse().map_err(corrupt)?,
             not_before: from_unix_ms(record.not_before_ms),
             not_after: from_unix_ms(record.not_after_ms),
             der,
@@ -141,7 +137,7 @@ pub(crate) fn stage(batch: &mut Batch, record: &CertRecord) -> Result<(), Error>
         record.serial
     );
     let latest = LatestCertRecord {
-        serial: record.serial.clone(),
+        serial: record.serial.to_string(),
     };
     batch
         .expect_absent(key.clone())
@@ -165,9 +161,9 @@ pub(crate) fn valid_of(
     holder: &str,
     now: SystemTime,
 ) -> Result<Option<CertRecord>, Error> {
-    let mut after: Option<String> = None;
+    let mut after: Option<Serial> = None;
     loop {
-        let serials = next_serials(store, Some(holder), after.as_deref(), DEFAULT_PAGE)?;
+        let serials = next_serials(store, Some(holder), after.as_ref(), DEFAULT_PAGE)?;
         let exhausted = serials.len() < DEFAULT_PAGE;
         for serial in serials {
             let record = find(store, &serial)?;
@@ -182,28 +178,13 @@ pub(crate) fn valid_of(
     }
 }
 
-/// The certificate with `serial` (hex, any case).
-pub(crate) fn find(store: &dyn Store, serial: &str) -> Result<CertRecord, Error> {
-    let serial = parse_serial("serial", serial)?;
-    let key = records::cert_key(&serial);
-    let value = store
-        .get(&key)?
-        .ok_or(Error::CertificateNotFound { serial })?;
+/// The certificate with `serial`.
+pub(crate) fn find(store: &dyn Store, serial: &Serial) -> Result<CertRecord, Error> {
+    let key = records::cert_key(serial);
+    let value = store.get(&key)?.ok_or_else(|| Error::CertificateNotFound {
+        serial: serial.clone(),
+    })?;
     CertRecord::from_stored(&key, records::decode(&key, &value)?)
-}
-
-/// Lowercase hex serial, or an error naming `field`.
-fn parse_serial(field: &'static str, serial: &str) -> Result<String, Error> {
-    let valid = !serial.is_empty()
-        && serial.len() <= MAX_SERIAL_HEX
-        && serial.bytes().all(|b| b.is_ascii_hexdigit());
-    match valid {
-        true => Ok(serial.to_ascii_lowercase()),
-        false => Err(Error::invalid(
-            field,
-            format!("{serial:?} is not a hexadecimal serial number"),
-        )),
-    }
 }
 
 /// One page of certificates matching `filter`, and the token of the next page if there may be
@@ -220,18 +201,18 @@ pub(crate) fn list(
         size => size.min(MAX_PAGE),
     };
     let mut after = page_token
-        .map(|t| parse_serial("page_token", t))
+        .map(|t| Serial::parse_field("page_token", t))
         .transpose()?;
     let mut page = Vec::new();
     loop {
-        let serials = next_serials(store, filter.system.as_deref(), after.as_deref(), page_size)?;
+        let serials = next_serials(store, filter.system.as_deref(), after.as_ref(), page_size)?;
         let exhausted = serials.len() < page_size;
         for serial in serials {
             let record = find(store, &serial)?;
             after = Some(serial);
             page.extend(Some(record).filter(|r| filter.matches(r, now)));
             if page.len() == page_size {
-                return Ok((page, after));
+                return Ok((page, after.as_ref().map(Serial::to_string)));
             }
         }
         if exhausted {
@@ -244,9 +225,9 @@ pub(crate) fn list(
 fn next_serials(
     store: &dyn Store,
     holder: Option<&str>,
-    after: Option<&str>,
+    after: Option<&Serial>,
     limit: usize,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<Serial>, Error> {
     let prefix = match holder {
         Some(holder) => records::holder_prefix(holder),
         None => records::CERT_PREFIX.to_owned(),
@@ -254,9 +235,11 @@ fn next_serials(
     let start = after.map(|serial| format!("{prefix}{serial}").into_bytes());
     let entries = store.scan(prefix.as_bytes(), start.as_deref(), limit)?;
     let serial = |key: &[u8]| {
-        String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default()).into_owned()
+        let text = String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default());
+        Serial::parse(&text)
+            .map_err(|e| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(key))))
     };
-    Ok(entries.iter().map(|(key, _)| serial(key)).collect())
+    entries.iter().map(|(key, _)| serial(key)).collect()
 }
 
 /// The record of a freshly signed leaf.
@@ -265,7 +248,7 @@ pub(crate) fn from_leaf(
     holder: &str,
     spiffe_id: &str,
     network: Network,
-    issuer: &CaCert,
+    issuer: Authority,
 ) -> CertRecord {
     CertRecord {
         pem: pem::certificate(&leaf.der),
@@ -273,11 +256,40 @@ pub(crate) fn from_leaf(
         system: holder.to_owned(),
         spiffe_id: spiffe_id.to_owned(),
         network,
-        issuer: issuer.authority().name().to_owned(),
+        issuer,
         not_before: leaf.not_before,
         not_after: leaf.not_after,
         der: leaf.der,
         revoked: false,
         generation: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A record as stored before serials and issuers were typed: it reads back, and writes back
+    /// the same JSON.
+    #[test]
+    fn stored_records_keep_their_json() {
+        let stored = concat!(
+            r#"{"serial":"01a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5","holder":"portal","#,
+            r#""spiffe_id":"spiffe://gov.example/org/tax/sys/portal","network":"extranet","#,
+            r#""issuer":"extranet","not_before_ms":1750000000000,"not_after_ms":1760000000000,"#,
+            r#""der":"MAA=","revoked":false,"generation":2}"#
+        );
+        let key = b"ca/cert/01a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5";
+        let record =
+            CertRecord::from_stored(key, records::decode(key, stored.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            record.serial,
+            Serial::parse("01a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5").unwrap()
+        );
+        assert_eq!(record.issuer, Authority::Extranet);
+        assert_eq!(records::cert_key(&record.serial), key);
+        let written = records::encode(&record.stored()).unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), stored);
     }
 }

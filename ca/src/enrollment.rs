@@ -18,6 +18,7 @@ use govtrust_store::{AuditEvent, Batch, Error as StoreError};
 use crate::certificates::{self, CertRecord, CertStatus};
 use crate::csr::{self, CheckedCsr};
 use crate::issuance::{self, LeafSpec, Purpose};
+use crate::issuer::Serial;
 use crate::lineage::{self, Lineage};
 use crate::records::{self, CurrentTokenRecord, ReEnrollmentRecord, TokenRecord};
 use crate::registry::{self, SystemRecord};
@@ -30,8 +31,8 @@ const SERIAL_ATTEMPTS: usize = 3;
 /// A certificate issued to a system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issued {
-    /// Lowercase hex.
-    pub serial: String,
+    /// The serial number.
+    pub serial: Serial,
     /// The certificate alone, PEM.
     pub certificate_pem: String,
     /// The issuing CA then the root, PEM.
@@ -258,7 +259,8 @@ fn check_generation(caller: &Caller, generation: u32, current: Lineage) -> Resul
 fn caller_certificate(ca: &Ca, caller: &Caller, now: SystemTime) -> Result<u32, Error> {
     let serial = &caller.serial;
     let not_current = |reason: String| Error::CallerNotCurrent { reason };
-    let record = match certificates::find(ca.store.as_ref(), serial) {
+    let found = Serial::parse(serial).and_then(|s| certificates::find(ca.store.as_ref(), &s));
+    let record = match found {
         Err(Error::CertificateNotFound { .. } | Error::InvalidArgument { .. }) => Err(not_current(
             format!("certificate {serial} was not issued by this CA"),
         )),
@@ -371,7 +373,7 @@ fn sign(
     csr: &CheckedCsr,
     now: SystemTime,
 ) -> Result<CertRecord, Error> {
-    let issuer = ca.hierarchy.issuing(system.network);
+    let issuer = ca.hierarchy.issuer(system.network)?;
     let spec = LeafSpec {
         common_name: system.name.as_str(),
         organization: Some(system.org_id.as_str()),
@@ -382,13 +384,13 @@ fn sign(
         key_encipherment: csr.key.enciphers(),
         validity: system.level.certificate_validity(),
     };
-    let leaf = issuance::issue(issuer, &spec, &csr.public_key, now, &ca.rng)?;
+    let leaf = issuance::issue(&issuer, &spec, &csr.public_key, now, &ca.rng)?;
     Ok(certificates::from_leaf(
         leaf,
         system.name.as_str(),
         &system.spiffe_id,
         system.network,
-        issuer,
+        issuer.authority(),
     ))
 }
 
@@ -402,11 +404,11 @@ fn event(
         unix_ms(now),
         request.action,
         request.actor,
-        record.serial.as_str(),
+        record.serial.to_string(),
     )
     .with("system", record.system.as_str())
     .with("spiffe_id", record.spiffe_id.as_str())
-    .with("issuer", record.issuer.as_str())
+    .with("issuer", record.issuer.name())
     .with("key", csr.key.to_string())
     .with("not_after", rfc3339(record.not_after))
     .with("generation", record.generation.to_string());

@@ -9,6 +9,7 @@
 
 use std::time::SystemTime;
 
+use crate::issuer::Serial;
 use crate::timestamps::rfc3339;
 
 /// Why a certificate-authority call failed.
@@ -80,7 +81,7 @@ pub enum Error {
     )]
     SystemHasCertificate {
         system: String,
-        serial: String,
+        serial: Serial,
         not_after: SystemTime,
     },
     /// A new token for a system that has held a certificate is a re-enrollment: whoever holds
@@ -98,7 +99,7 @@ pub enum Error {
     Approval(#[from] govtrust_approval::Error),
     /// No certificate with this serial was issued.
     #[error("no certificate with serial {serial}")]
-    CertificateNotFound { serial: String },
+    CertificateNotFound { serial: Serial },
     /// The caller's certificate does not entitle it to renew.
     #[error("caller may not renew: {reason}")]
     CallerNotCurrent { reason: String },

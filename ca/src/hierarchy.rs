@@ -3,24 +3,24 @@
 //!
 //! The hierarchy is created once by [`Hierarchy::create`] and stored at `ca/hierarchy`;
 //! [`Hierarchy::load`] reads it back without touching the kms, so a server can start (and serve
-//! its chain) while the kms is still sealed.
+//! its chain) while the kms is still sealed. Each signature asks the kms for the CA's signer
+//! afresh ([`Hierarchy::issuer`]), so a sealed kms refuses it, and an unsealed one serves it
+//! without reopening the CA.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use govtrust_kms::{Algorithm, KeyId, KeySpec, Kms};
+use govtrust_kms::{Algorithm, KeyId, KeySpec, Kms, Signer};
 use govtrust_store::Store;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyUsagePurpose,
-    PublicKeyData,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose,
 };
 use ring::rand::SecureRandom;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::identity::{Network, SERVER_IDENTITY, TrustDomain};
-use crate::issuance::{CLOCK_SKEW, Serial, later};
+use crate::issuer::{self, Authority, CLOCK_SKEW, Issuer, Serial, later};
 use crate::records::{self, CaRecord, HierarchyRecord};
-use crate::signer::CaKey;
 use crate::timestamps::{from_unix_ms, to_x509, unix_ms};
 use crate::{Error, pem};
 
@@ -43,24 +43,9 @@ pub struct CaChain {
     pub intranet_der: Vec<u8>,
 }
 
-/// One CA of the hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Authority {
-    Root,
-    Extranet,
-    Intranet,
-}
-
+/// What each CA of the hierarchy is: its name in certificates, key algorithm, lifetime and
+/// path length.
 impl Authority {
-    /// The name recorded as a certificate's issuer: `root`, `extranet` or `intranet`.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::Root => "root",
-            Self::Extranet => "extranet",
-            Self::Intranet => "intranet",
-        }
-    }
-
     fn common_name(self) -> &'static str {
         match self {
             Self::Root => "govtrust Root CA",
@@ -91,16 +76,16 @@ impl Authority {
     }
 }
 
-/// A CA certificate and the kms key that signs for it.
-pub(crate) struct CaCert {
+/// A CA certificate and the id of the kms key that signs for it.
+struct CaCert {
     authority: Authority,
-    key: CaKey,
+    key: KeyId,
     der: Vec<u8>,
     not_after: SystemTime,
 }
 
 impl CaCert {
-    fn new(authority: Authority, key: CaKey, der: Vec<u8>) -> Result<Self, Error> {
+    fn new(authority: Authority, key: KeyId, der: Vec<u8>) -> Result<Self, Error> {
         let not_after = parse(authority, &der)?.validity().not_after.timestamp();
         Ok(Self {
             authority,
@@ -110,34 +95,14 @@ impl CaCert {
         })
     }
 
-    /// Which CA this is.
-    pub(crate) fn authority(&self) -> Authority {
-        self.authority
-    }
-
-    /// When the CA certificate expires; nothing it issues may outlive it.
-    pub(crate) fn not_after(&self) -> SystemTime {
-        self.not_after
-    }
-
-    /// Signs a certificate for `subject` built from `params` with this CA's kms key.
-    pub(crate) fn sign(
-        &self,
-        params: &CertificateParams,
-        subject: &impl PublicKeyData,
-    ) -> Result<Vec<u8>, Error> {
-        let signer = self.key.signer();
-        let issuer = Issuer::from_ca_cert_der(&self.der.as_slice().into(), &signer)
-            .map_err(Error::certificate("parse issuing CA certificate"))?;
-        let certificate = params
-            .signed_by(subject, &issuer)
-            .map_err(|e| signer.error("sign certificate", e))?;
-        Ok(certificate.der().to_vec())
+    /// This CA, signing with `signer`.
+    fn issuer(&self, signer: Arc<dyn Signer>) -> Issuer<'_> {
+        Issuer::new(self.authority, &self.der, self.not_after, signer)
     }
 
     fn record(&self) -> CaRecord {
         CaRecord {
-            key_id: self.key.id().to_string(),
+            key_id: self.key.to_string(),
             certificate: records::base64(&self.der),
         }
     }
@@ -145,6 +110,8 @@ impl CaCert {
 
 /// The root CA, the two issuing CAs and the trust domain they serve.
 pub(crate) struct Hierarchy {
+    /// Holds the CA keys; only called to sign (and at creation).
+    kms: Arc<Kms>,
     trust_domain: TrustDomain,
     root: CaCert,
     extranet: CaCert,
@@ -162,16 +129,15 @@ impl Hierarchy {
         now: SystemTime,
         rng: &dyn SecureRandom,
     ) -> Result<Self, Error> {
-        let root_key = create_key(kms, &trust_domain, Authority::Root)?;
+        let (root_key, root_signer) = create_key(kms, &trust_domain, Authority::Root)?;
         let params = ca_params(&trust_domain, Authority::Root, now, rng)?;
-        let signer = root_key.signer();
-        let der = params
-            .self_signed(&signer)
-            .map_err(|e| signer.error("sign root CA certificate", e))?;
-        let root = CaCert::new(Authority::Root, root_key, der.der().to_vec())?;
-        let extranet = issuing_ca(kms, &trust_domain, &root, Authority::Extranet, now, rng)?;
-        let intranet = issuing_ca(kms, &trust_domain, &root, Authority::Intranet, now, rng)?;
-        Ok(Self::assemble(trust_domain, root, extranet, intranet, now))
+        let der = issuer::self_signed(Authority::Root, &*root_signer, &params)?;
+        let root = CaCert::new(Authority::Root, root_key, der)?;
+        let issuer = root.issuer(root_signer);
+        let extranet = issuing_ca(kms, &trust_domain, &issuer, Authority::Extranet, now, rng)?;
+        let intranet = issuing_ca(kms, &trust_domain, &issuer, Authority::Intranet, now, rng)?;
+        let parts = (root, extranet, intranet);
+        Ok(Self::assemble(Arc::clone(kms), trust_domain, parts, now))
     }
 
     /// Reads the hierarchy from `store`; the kms is only referenced, not called.
@@ -182,26 +148,27 @@ impl Hierarchy {
         let record: HierarchyRecord = records::decode(records::HIERARCHY, &value)?;
         let trust_domain = TrustDomain::parse(&record.trust_domain)
             .map_err(|e| Error::corrupt(format!("ca/hierarchy: {e}")))?;
-        let root = load_ca(kms, Authority::Root, &record.root)?;
-        let extranet = load_ca(kms, Authority::Extranet, &record.extranet)?;
-        let intranet = load_ca(kms, Authority::Intranet, &record.intranet)?;
+        let root = load_ca(Authority::Root, &record.root)?;
+        let extranet = load_ca(Authority::Extranet, &record.extranet)?;
+        let intranet = load_ca(Authority::Intranet, &record.intranet)?;
         let created_at = from_unix_ms(record.created_at_ms);
+        let parts = (root, extranet, intranet);
         Ok(Self::assemble(
+            Arc::clone(kms),
             trust_domain,
-            root,
-            extranet,
-            intranet,
+            parts,
             created_at,
         ))
     }
 
+    /// The hierarchy of the root, extranet and intranet CAs in `cas`.
     fn assemble(
+        kms: Arc<Kms>,
         trust_domain: TrustDomain,
-        root: CaCert,
-        extranet: CaCert,
-        intranet: CaCert,
+        cas: (CaCert, CaCert, CaCert),
         created_at: SystemTime,
     ) -> Self {
+        let (root, extranet, intranet) = cas;
         let chain = CaChain {
             root_pem: pem::certificate(&root.der),
             extranet_pem: pem::certificate(&extranet.der),
@@ -211,6 +178,7 @@ impl Hierarchy {
             intranet_der: intranet.der.clone(),
         };
         Self {
+            kms,
             trust_domain,
             root,
             extranet,
@@ -251,21 +219,23 @@ impl Hierarchy {
         format!("{issuing}{}", self.chain.root_pem)
     }
 
-    /// The issuing CA of `network`.
-    pub(crate) fn issuing(&self, network: Network) -> &CaCert {
-        match network {
+    /// The issuing CA of `network`, ready to sign: its signer comes from the kms now, so this
+    /// fails with the kms's error while it is sealed or refuses the CA key.
+    pub(crate) fn issuer(&self, network: Network) -> Result<Issuer<'_>, Error> {
+        let ca = match network {
             Network::Extranet => &self.extranet,
             Network::Intranet => &self.intranet,
-        }
+        };
+        Ok(ca.issuer(self.kms.signer(&ca.key)?))
     }
 }
 
-/// Creates an internal kms key for `authority`.
+/// Creates an internal kms key for `authority`: its id and its signer.
 fn create_key(
     kms: &Arc<Kms>,
     trust_domain: &TrustDomain,
     authority: Authority,
-) -> Result<CaKey, Error> {
+) -> Result<(KeyId, Arc<dyn Signer>), Error> {
     let spec = KeySpec {
         algorithm: authority.algorithm(),
         exportable: false,
@@ -276,22 +246,22 @@ fn create_key(
         internal: true,
     };
     let info = kms.create_key(SERVER_IDENTITY, spec)?;
-    let public = kms.public_key(&info.id, None)?;
-    CaKey::new(Arc::clone(kms), info.id, &public.spki_der)
+    let signer = kms.signer(&info.id)?;
+    Ok((info.id, signer))
 }
 
 /// Creates the issuing CA `authority`, certified by `root`.
 fn issuing_ca(
     kms: &Arc<Kms>,
     trust_domain: &TrustDomain,
-    root: &CaCert,
+    root: &Issuer<'_>,
     authority: Authority,
     now: SystemTime,
     rng: &dyn SecureRandom,
 ) -> Result<CaCert, Error> {
-    let key = create_key(kms, trust_domain, authority)?;
+    let (key, signer) = create_key(kms, trust_domain, authority)?;
     let params = ca_params(trust_domain, authority, now, rng)?;
-    let der = root.sign(&params, key.public())?;
+    let der = root.sign(&params, &issuer::subject_key(&*signer)?)?;
     CaCert::new(authority, key, der)
 }
 
@@ -319,18 +289,17 @@ fn ca_params(
     ];
     params.not_before = to_x509(not_before)?;
     params.not_after = to_x509(later(not_before, authority.lifetime())?)?;
-    params.serial_number = Some(Serial::generate(rng)?.into());
+    params.serial_number = Some(Serial::generate(rng)?.number());
     params.use_authority_key_identifier_extension = authority != Authority::Root;
     Ok(params)
 }
 
-/// Loads one stored CA: its certificate and a handle on its kms key.
-fn load_ca(kms: &Arc<Kms>, authority: Authority, record: &CaRecord) -> Result<CaCert, Error> {
+/// Loads one stored CA: its certificate and the id of its kms key.
+fn load_ca(authority: Authority, record: &CaRecord) -> Result<CaCert, Error> {
     let context = format!("ca/hierarchy {} CA", authority.name());
     let der = records::unbase64(&record.certificate, &context)?;
     let id = KeyId::parse(&record.key_id).map_err(|e| Error::corrupt(format!("{context}: {e}")))?;
-    let spki = parse(authority, &der)?.public_key().raw.to_vec();
-    CaCert::new(authority, CaKey::new(Arc::clone(kms), id, &spki)?, der)
+    CaCert::new(authority, id, der)
 }
 
 /// Parses a CA certificate.

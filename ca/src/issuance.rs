@@ -1,4 +1,4 @@
-//! Building and signing end-entity certificates: the one signing path of every leaf.
+//! Building end-entity certificates, signed by their issuing CA's [`Issuer`].
 //!
 //! Every leaf gets a serial of 128 random bits after a fixed first byte, `not_before` one minute
 //! in the past (clock skew), AKI and SKI, `basicConstraints CA:FALSE`, and a lifetime capped by
@@ -10,53 +10,14 @@ use std::time::{Duration, SystemTime};
 use rcgen::string::Ia5String;
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose,
-    PublicKeyData, SanType, SerialNumber,
+    PublicKeyData, SanType,
 };
 use ring::rand::SecureRandom;
 
 use crate::Error;
-use crate::hierarchy::CaCert;
+use crate::issuer::{CLOCK_SKEW, Issuer, Serial, later};
 use crate::names::DnsName;
 use crate::timestamps::{from_x509, to_x509};
-
-/// How far `not_before` is set back, for relying parties whose clocks run a little behind.
-pub(crate) const CLOCK_SKEW: Duration = Duration::from_secs(60);
-/// The first byte of every serial: non-zero and below 0x80, so the DER INTEGER is positive and
-/// minimal whatever the 16 random bytes after it are.
-const SERIAL_PREFIX: u8 = 0x01;
-
-/// `at + after`, or an error if that is past what `SystemTime` can hold.
-pub(crate) fn later(at: SystemTime, after: Duration) -> Result<SystemTime, Error> {
-    at.checked_add(after)
-        .ok_or_else(|| Error::invalid("time", "certificate validity overflows the clock"))
-}
-
-/// A certificate serial: a fixed first byte then 128 random bits, 17 bytes in all (RFC 5280
-/// allows 20), so it always encodes as a positive INTEGER of exactly 17 bytes and its hex form is
-/// canonical.
-pub(crate) struct Serial([u8; 17]);
-
-impl Serial {
-    /// A fresh random serial.
-    pub(crate) fn generate(rng: &dyn SecureRandom) -> Result<Self, Error> {
-        let mut bytes = [0u8; 17];
-        bytes[0] = SERIAL_PREFIX;
-        rng.fill(&mut bytes[1..])
-            .map_err(|_| Error::RandomUnavailable)?;
-        Ok(Self(bytes))
-    }
-
-    /// Lowercase hex, 34 characters.
-    pub(crate) fn hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl From<Serial> for SerialNumber {
-    fn from(serial: Serial) -> Self {
-        SerialNumber::from_slice(&serial.0)
-    }
-}
 
 /// What a leaf certificate is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +59,7 @@ pub(crate) struct LeafSpec<'a> {
 
 /// A signed leaf certificate.
 pub(crate) struct Leaf {
-    pub serial: String,
+    pub serial: Serial,
     pub der: Vec<u8>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
@@ -106,19 +67,18 @@ pub(crate) struct Leaf {
 
 /// Signs a leaf certificate for `subject` with `ca`.
 pub(crate) fn issue(
-    ca: &CaCert,
+    ca: &Issuer<'_>,
     spec: &LeafSpec<'_>,
     subject: &impl PublicKeyData,
     now: SystemTime,
     rng: &dyn SecureRandom,
 ) -> Result<Leaf, Error> {
     let serial = Serial::generate(rng)?;
-    let hex = serial.hex();
-    let params = leaf_params(ca, spec, serial, now)?;
+    let params = leaf_params(ca, spec, &serial, now)?;
     let der = ca.sign(&params, subject)?;
     let (not_before, not_after) = (from_x509(params.not_before), from_x509(params.not_after));
     Ok(Leaf {
-        serial: hex,
+        serial,
         der,
         not_before,
         not_after,
@@ -127,9 +87,9 @@ pub(crate) fn issue(
 
 /// The rcgen parameters of a leaf.
 fn leaf_params(
-    ca: &CaCert,
+    ca: &Issuer<'_>,
     spec: &LeafSpec<'_>,
-    serial: Serial,
+    serial: &Serial,
     now: SystemTime,
 ) -> Result<CertificateParams, Error> {
     let not_before = now.checked_sub(CLOCK_SKEW).unwrap_or(now);
@@ -142,7 +102,7 @@ fn leaf_params(
     params.extended_key_usages = spec.purpose.extended_key_usages();
     params.not_before = to_x509(not_before)?;
     params.not_after = to_x509(not_after)?;
-    params.serial_number = Some(serial.into());
+    params.serial_number = Some(serial.number());
     params.use_authority_key_identifier_extension = true;
     Ok(params)
 }
@@ -174,30 +134,4 @@ fn key_usages(key_encipherment: bool) -> Vec<KeyUsagePurpose> {
         usages.push(KeyUsagePurpose::KeyEncipherment);
     }
     usages
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn serials_are_a_positive_prefix_and_128_random_bits() {
-        let rng = ring::rand::SystemRandom::new();
-        let serials: Vec<[u8; 17]> = (0..200)
-            .map(|_| Serial::generate(&rng).unwrap().0)
-            .collect();
-        for serial in &serials {
-            assert_eq!(serial[0], SERIAL_PREFIX);
-            assert_eq!(hex::encode(serial).len(), 34);
-        }
-        // Every bit of the 16 random bytes takes both values across 200 draws.
-        for bit in 0..128 {
-            let set = serials
-                .iter()
-                .filter(|s| s[1 + bit / 8] & (0x80 >> (bit % 8)) != 0)
-                .count();
-            assert!(set > 0 && set < serials.len(), "bit {bit} never varies");
-        }
-    }
 }

@@ -2,8 +2,8 @@
 //!
 //! - **Hierarchy.** A root CA (ECDSA P-384, 20 years) over two issuing CAs, `extranet` and
 //!   `intranet`, one per government network (ECDSA P-256, 10 years, pathLen 0). All three keys
-//!   are internal keys of the kms; certificates are signed through rcgen's `SigningKey` trait
-//!   backed by the kms, so no CA private key exists outside it.
+//!   are internal keys of the kms; every certificate is signed on one path, through the CA's
+//!   [`govtrust_kms::Signer`] from the kms, so no CA private key exists outside it.
 //! - **Identities.** A certificate's identity is a SPIFFE URI SAN:
 //!   `spiffe://<trust-domain>/org/<org>/sys/<system>` for systems,
 //!   `spiffe://<trust-domain>/person/<id>` for people. The three administrator roles
@@ -36,13 +36,13 @@ pub mod fuzzing;
 mod hierarchy;
 mod identity;
 mod issuance;
+mod issuer;
 mod lineage;
 mod names;
 mod pem;
 mod records;
 mod registry;
 mod reserved;
-mod signer;
 mod timestamps;
 mod token;
 
@@ -60,6 +60,7 @@ pub use enrollment::{Caller, Issued};
 pub use error::Error;
 pub use hierarchy::CaChain;
 pub use identity::{Network, ProtectionLevel, Role};
+pub use issuer::{Authority, Serial};
 pub use lineage::Lineage;
 pub use names::{DnsName, OrgId, SystemName};
 pub use registry::{ReEnrollment, Registered, Registration, SystemRecord, TokenTtl, reenrollment};
@@ -212,8 +213,8 @@ impl Ca {
         enrollment::renew(self, caller, csr)
     }
 
-    /// The certificate with `serial` (hex).
-    pub fn certificate(&self, serial: &str) -> Result<CertRecord, Error> {
+    /// The certificate with `serial`.
+    pub fn certificate(&self, serial: &Serial) -> Result<CertRecord, Error> {
         certificates::find(self.store.as_ref(), serial)
     }
 

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::issuer::Serial;
 
 /// Key of the CA hierarchy.
 pub(crate) const HIERARCHY: &[u8] = b"ca/hierarchy";
@@ -53,7 +54,7 @@ pub(crate) fn current_token_key(system: &str) -> Vec<u8> {
 }
 
 /// Key of a certificate record.
-pub(crate) fn cert_key(serial: &str) -> Vec<u8> {
+pub(crate) fn cert_key(serial: &Serial) -> Vec<u8> {
     format!("{CERT_PREFIX}{serial}").into_bytes()
 }
 

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use crate::certificates;
 use crate::identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY, TrustDomain};
-use crate::issuance::later;
+use crate::issuer::later;
 use crate::names::{DnsName, OrgId, SystemName};
 use crate::records::{
     self, CurrentTokenRecord, DnsRecord, ReEnrollmentRecord, SystemRecordV1, TokenRecord,

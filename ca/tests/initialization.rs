@@ -122,7 +122,7 @@ fn admin_credentials_are_person_certificates_with_roles() {
         assert!(eku.client_auth && !eku.server_auth);
         let record = fx.ca.certificate(&credential.serial).unwrap();
         assert_eq!(
-            (record.system.as_str(), record.issuer.as_str()),
+            (record.system.as_str(), record.issuer.name()),
             (role.to_string().as_str(), "intranet")
         );
     }

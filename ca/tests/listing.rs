@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{csr, setup};
-use govtrust_ca::{CertFilter, CertStatus, Error, Network};
+use govtrust_ca::{CertFilter, CertStatus, Error, Network, Serial};
 
 #[test]
 fn pages_cover_every_certificate_once() {
@@ -55,8 +55,8 @@ fn filters_by_system_status_and_expiry() {
     };
     let (page, _) = fx.ca.list_certificates(&by_system, 10, None).unwrap();
     assert_eq!(
-        page.iter().map(|r| r.serial.as_str()).collect::<Vec<_>>(),
-        [short.serial.as_str()]
+        page.iter().map(|r| &r.serial).collect::<Vec<_>>(),
+        [&short.serial]
     );
     let soon = CertFilter {
         expiring_before: Some(fx.clock.now() + Duration::from_secs(100 * 86_400)),
@@ -88,12 +88,12 @@ fn filters_by_system_status_and_expiry() {
 #[test]
 fn lookups_of_unknown_or_malformed_serials_fail() {
     let fx = setup();
-    let result = fx.ca.certificate(&"1".repeat(32));
+    let result = Serial::parse(&"1".repeat(32)).and_then(|s| fx.ca.certificate(&s));
     assert!(
         matches!(result, Err(Error::CertificateNotFound { .. })),
         "{result:?}"
     );
-    let result = fx.ca.certificate("zz");
+    let result = Serial::parse("zz").and_then(|s| fx.ca.certificate(&s));
     assert!(
         matches!(
             result,

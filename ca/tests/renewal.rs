@@ -19,7 +19,7 @@ fn enrolled(fx: &Fixture) -> Issued {
 fn caller(issued: &Issued) -> Caller {
     Caller {
         spiffe_id: issued.spiffe_id.clone(),
-        serial: issued.serial.clone(),
+        serial: issued.serial.to_string(),
     }
 }
 
@@ -96,7 +96,7 @@ fn renewal_with_someone_elses_certificate_fails() {
     let payroll = fx.ca.enroll(&other.token, &csr("payroll", &[])).unwrap();
     let stolen = Caller {
         spiffe_id: first.spiffe_id.clone(),
-        serial: payroll.serial,
+        serial: payroll.serial.to_string(),
     };
     let reason = not_current(fx.ca.renew(&stolen, &csr("portal", &[])));
     assert!(reason.contains("belongs to"), "{reason}");
@@ -108,12 +108,12 @@ fn renewal_by_a_person_or_an_unregistered_system_fails() {
     let (_, admin) = &fx.artifacts.admins[0];
     let person = Caller {
         spiffe_id: admin.spiffe_id.clone(),
-        serial: admin.serial.clone(),
+        serial: admin.serial.to_string(),
     };
     not_current(fx.ca.renew(&person, &csr("system-admin", &[])));
     let ghost = Caller {
         spiffe_id: fx.spiffe("ghost"),
-        serial: admin.serial.clone(),
+        serial: admin.serial.to_string(),
     };
     let reason = not_current(fx.ca.renew(&ghost, &csr("ghost", &[])));
     assert!(reason.contains("not registered"), "{reason}");

@@ -17,6 +17,9 @@
 //!   data keys for envelope encryption, ECDSA P-256/P-384 and Ed25519 signatures. Each AES key
 //!   version makes at most 2^30 encryptions (random nonces), counted persistently; at the limit
 //!   the key rotates itself (see [`EncryptionLimit`]).
+//! - **Custody.** [`Kms::signer`] hands out a signature key as a [`Signer`] (algorithm, public
+//!   key, sign), the trait the CA signs through; signing goes through [`Kms::sign`] and its
+//!   checks. Other custodians (a hardware module) implement the same trait.
 //! - **Distribution (配发).** Exportable keys leave only wrapped with HPKE (RFC 9180) to a
 //!   recipient's X25519 public key, as single-use bundles bound to one recipient identity, their
 //!   source and their policy; [`Kms::import_key`] takes such a bundle, once, from its recipient,
@@ -33,6 +36,7 @@ mod budget;
 mod cache;
 mod centre;
 mod cipher;
+mod custody;
 mod destruction;
 mod distribution;
 mod error;
@@ -55,6 +59,7 @@ mod vault;
 
 pub use budget::EncryptionLimit;
 pub use centre::{DEFAULT_UNSEAL_TIMEOUT, Kms};
+pub use custody::Signer;
 pub use error::Error;
 pub use types::{
     Algorithm, BundleExport, BundleId, BundleImport, BundleTerms, Clock, DataKey, Decrypted,

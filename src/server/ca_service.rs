@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use govtrust_ca::{
     Ca, Caller, CertFilter, CertRecord, CertStatus, DnsName, Issued, Network, OrgId,
-    ProtectionLevel, ReEnrollment, Registration, SystemName, TokenTtl,
+    ProtectionLevel, ReEnrollment, Registration, Serial, SystemName, TokenTtl,
 };
 use govtrust_proto::ca as pb;
 use pb::certificate_authority_server::CertificateAuthority;
@@ -181,10 +181,8 @@ impl CertificateAuthority for CaService {
     ) -> Reply<pb::GetCertificateResponse> {
         let principal = self.principal(&request)?;
         authorize(&principal, Action::ReadCertificates)?;
-        let record = self
-            .ca
-            .certificate(&request.get_ref().serial)
-            .map_err(status::ca)?;
+        let serial = Serial::parse(&request.get_ref().serial).map_err(status::ca)?;
+        let record = self.ca.certificate(&serial).map_err(status::ca)?;
         Ok(Response::new(pb::GetCertificateResponse {
             certificate: Some(cert_message(&record, self.ca.now())),
         }))
@@ -302,7 +300,7 @@ fn system_message(system: &govtrust_ca::SystemRecord) -> pb::System {
 
 fn issued_message(issued: Issued) -> pb::IssuedCertificate {
     pb::IssuedCertificate {
-        serial: issued.serial,
+        serial: issued.serial.to_string(),
         certificate_pem: issued.certificate_pem,
         chain_pem: issued.chain_pem,
         not_before: Some(issued.not_before.into()),
@@ -319,7 +317,7 @@ fn cert_message(record: &CertRecord, now: SystemTime) -> pb::Certificate {
         CertStatus::Revoked => pb::CertificateStatus::Revoked,
     };
     pb::Certificate {
-        serial: record.serial.clone(),
+        serial: record.serial.to_string(),
         system: record.system.clone(),
         spiffe_id: record.spiffe_id.clone(),
         network: network_message(record.network) as i32,

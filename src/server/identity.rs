@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use govtrust_ca::{Ca, Lineage, Role};
+use govtrust_ca::{Ca, Lineage, Role, Serial};
 use govtrust_kms::Clock;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use tonic::Status;
@@ -190,7 +190,8 @@ impl Authenticator {
     /// The standing of a system certificate: its recorded generation (the lineage is filled
     /// per call). A certificate this CA never recorded is refused.
     fn standing(&self, serial: &str) -> Result<Standing, Status> {
-        let record = self.ca.certificate(serial).map_err(|_| {
+        let record = Serial::parse(serial).and_then(|s| self.ca.certificate(&s));
+        let record = record.map_err(|_| {
             Status::unauthenticated(format!(
                 "client certificate {serial} was not issued by this CA"
             ))
