@@ -37,15 +37,15 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
     let layout = Layout::new(&args.data);
     check(args)?;
     let shares = create_complete(&layout, args)?;
-    println!("Initialised deployment in {}", layout.root().display());
-    println!(
+    outln!("Initialised deployment in {}", layout.root().display());
+    outln!(
         "Wrote {} custodian shares to {} ({} needed to unseal): hand one to each custodian, then delete them here.",
         shares.len(),
         args.shares_out.display(),
         args.threshold
     );
-    println!("CA bundle:        {}", layout.ca_bundle().display());
-    println!("Root certificate: {}", layout.root_certificate().display());
+    outln!("CA bundle:        {}", layout.ca_bundle().display());
+    outln!("Root certificate: {}", layout.root_certificate().display());
     print_handover(&Handover::new(&layout, args));
     Ok(shares)
 }
@@ -407,18 +407,18 @@ pub fn write_shares(dir: &Path, shares: &[ShareFile]) -> anyhow::Result<()> {
 
 /// Says who must receive what, and what to delete.
 fn print_handover(handover: &Handover<'_>) {
-    println!("Administrator credentials (三员分立: each goes to its own administrator only):");
+    outln!("Administrator credentials (三员分立: each goes to its own administrator only):");
     for role in Role::ALL {
         let (name, whom) = (role.as_str(), title(role));
         let dir = handover.dir(role);
         if handover.brought_csr(role) {
-            println!(
+            outln!(
                 "  {name:<15} {}: cert.pem and ca.pem for the {whom}, who holds the CSR's key \
                  (use it as key.pem beside them)",
                 dir.display()
             );
         } else {
-            println!(
+            outln!(
                 "  {name:<15} {}: cert.pem, key.pem and ca.pem for the {whom} only; the key \
                  exists nowhere else",
                 dir.display()
@@ -426,7 +426,7 @@ fn print_handover(handover: &Handover<'_>) {
         }
     }
     if let Some(out) = handover.out.filter(|_| !handover.dev) {
-        println!(
+        outln!(
             "Hand each directory over, then delete {} here: nobody but its administrator may \
              keep a copy of a key.",
             out.display()

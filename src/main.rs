@@ -5,6 +5,9 @@
 //! client of a running server, for administrators (`system register`, `kms key ...`,
 //! `cert list`) and for government systems (`enroll`, `renew`).
 
+#[macro_use]
+mod output;
+
 mod cli;
 mod client;
 mod init;

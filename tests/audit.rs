@@ -83,3 +83,32 @@ fn every_state_change_is_audited_and_survives_a_crash() {
     let denied = fails(server.gt_as(&system, &["audit", "list"]));
     assert!(denied.contains("PermissionDenied"), "{denied}");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_client_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let auditor = server.admin("audit-admin");
+    for args in [
+        &["audit", "list"][..],
+        &["audit", "list", "--json"],
+        &["cert", "list"],
+        &["kms", "key", "list", "--json"],
+    ] {
+        // The reader is gone before the client writes its first line (`... | head -0`).
+        let mut child = server
+            .command_as(&auditor, args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() && !stderr.contains("panicked"),
+            "{args:?}: {:?} {stderr}",
+            output.status
+        );
+    }
+}

@@ -64,7 +64,7 @@ pub async fn run(command: ApprovalCommand) -> anyhow::Result<()> {
                     approvals.iter().map(json).collect(),
                 ));
             } else {
-                approvals.iter().for_each(|a| println!("{}", line(a)));
+                approvals.iter().for_each(|a| outln!("{}", line(a)));
             }
             Ok(())
         }
@@ -130,10 +130,10 @@ fn show(connection: &Connection, approval: Option<Approval>) -> anyhow::Result<(
     if connection.json {
         print_json(&json(&approval));
     } else {
-        println!("{}", line(&approval));
-        println!("  {}", printable(&approval.summary));
+        outln!("{}", line(&approval));
+        outln!("  {}", printable(&approval.summary));
         for decision in &approval.approvals {
-            println!(
+            outln!(
                 "  approved by {} ({}) at {}: {}",
                 printable(&decision.by),
                 decision.role,
@@ -188,14 +188,14 @@ pub fn pending(connection: &Connection, approval: &Approval, again: &str) {
         print_json(&serde_json::json!({ "pending_approval": json(approval) }));
         return;
     }
-    println!("{}", line(approval));
-    println!("  {}", printable(&approval.summary));
-    println!(
+    outln!("{}", line(approval));
+    outln!("  {}", printable(&approval.summary));
+    outln!(
         "This needs a second officer: a {} runs `govtrust approval approve {}`;",
         approval.approver_roles.join(" or "),
         approval.id
     );
-    println!(
+    outln!(
         "then run {again} --approval {} to carry it out.",
         approval.id
     );

@@ -123,7 +123,7 @@ fn show(connection: &Connection, events: &[Event]) {
             "kms.key.use" => key_use(event),
             _ => details(event),
         };
-        println!(
+        outln!(
             "{:>6} {} {:<24} {} -> {} {}",
             event.sequence,
             timestamp(event.time.as_ref()),

@@ -126,12 +126,15 @@ fn list(connection: &Connection, certs: &[Certificate]) {
         print_json(&serde_json::Value::Array(certs.iter().map(json).collect()));
         return;
     }
-    println!(
+    outln!(
         "{:<34} {:<20} {:<9} {:<27} SPIFFE ID",
-        "SERIAL", "SYSTEM", "ISSUER", "NOT AFTER"
+        "SERIAL",
+        "SYSTEM",
+        "ISSUER",
+        "NOT AFTER"
     );
     for cert in certs {
-        println!(
+        outln!(
             "{:<34} {:<20} {:<9} {:<27} {}",
             cert.serial,
             cert.system,
@@ -149,12 +152,12 @@ fn show(connection: &Connection, cert: &Certificate) {
         print_json(&value);
         return;
     }
-    println!("serial:     {}", cert.serial);
-    println!("system:     {}", cert.system);
-    println!("identity:   {}", cert.spiffe_id);
-    println!("issuer:     {}", cert.issuer);
-    println!("status:     {}", cert.status().as_str_name());
-    println!("not before: {}", timestamp(cert.not_before.as_ref()));
-    println!("not after:  {}", timestamp(cert.not_after.as_ref()));
-    print!("{}", cert.certificate_pem);
+    outln!("serial:     {}", cert.serial);
+    outln!("system:     {}", cert.system);
+    outln!("identity:   {}", cert.spiffe_id);
+    outln!("issuer:     {}", cert.issuer);
+    outln!("status:     {}", cert.status().as_str_name());
+    outln!("not before: {}", timestamp(cert.not_before.as_ref()));
+    outln!("not after:  {}", timestamp(cert.not_after.as_ref()));
+    out!("{}", cert.certificate_pem);
 }

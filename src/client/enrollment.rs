@@ -204,9 +204,9 @@ fn show(connection: &Connection, issued: &IssuedCertificate, dir: &std::path::Pa
             "directory": dir.display().to_string(),
         }));
     } else {
-        println!("certificate {} for {}", issued.serial, issued.spiffe_id);
-        println!("valid until {}", timestamp(issued.not_after.as_ref()));
-        println!(
+        outln!("certificate {} for {}", issued.serial, issued.spiffe_id);
+        outln!("valid until {}", timestamp(issued.not_after.as_ref()));
+        outln!(
             "written to {} (cert.pem, chain.pem, ca.pem, key.pem)",
             dir.display()
         );

@@ -264,7 +264,7 @@ pub async fn run(command: KmsCommand) -> anyhow::Result<()> {
                 .get_wrapping_key(pb::GetWrappingKeyRequest {})
                 .await
                 .map_err(status_error)?;
-            println!("{}", B64.encode(key.into_inner().public_key));
+            outln!("{}", B64.encode(key.into_inner().public_key));
             Ok(())
         }
     }
@@ -330,7 +330,7 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::PublicKey(KeyArg { key_id, connection }) => {
             let request = pb::GetPublicKeyRequest { key_id, version: 0 };
             let response = client(&connection).await?.get_public_key(request).await;
-            print!(
+            out!(
                 "{}",
                 response.map_err(status_error)?.into_inner().public_key_pem
             );
@@ -467,7 +467,7 @@ async fn encrypt(key: KeyArg, input: &Input, aad: String) -> anyhow::Result<()> 
             &serde_json::json!({"ciphertext": text, "key_id": out.key_id, "version": out.version}),
         );
     } else {
-        println!("{text}");
+        outln!("{text}");
     }
     Ok(())
 }
@@ -496,7 +496,7 @@ async fn sign(key: KeyArg, input: &Input) -> anyhow::Result<()> {
         message: input.bytes()?,
     };
     let response = client(&key.connection).await?.sign(request).await;
-    println!(
+    outln!(
         "{}",
         B64.encode(response.map_err(status_error)?.into_inner().signature)
     );
@@ -517,7 +517,7 @@ async fn verify(key: KeyArg, input: &Input, signature: &str) -> anyhow::Result<(
         response.map_err(status_error)?.into_inner().valid,
         "signature is NOT valid"
     );
-    println!("signature is valid");
+    outln!("signature is valid");
     Ok(())
 }
 
@@ -536,7 +536,7 @@ async fn export(
         .context("the server returned no bundle terms")?;
     let file = BundleFile::new(&terms, &wrapped.encapsulated_key, &wrapped.ciphertext)?;
     crate::init::write_public(out, &serde_json::to_string_pretty(&file)?)?;
-    println!(
+    outln!(
         "wrapped {} version {} to {} as bundle {}: only {} can import it, once, until {}",
         file.key_id,
         file.version,
@@ -715,12 +715,15 @@ async fn list(connection: &Connection) -> anyhow::Result<()> {
         ));
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<34} {:<22} {:<12} {:>7}  OWNER",
-        "KEY ID", "ALGORITHM", "STATE", "VERSION"
+        "KEY ID",
+        "ALGORITHM",
+        "STATE",
+        "VERSION"
     );
     for key in &keys {
-        println!(
+        outln!(
             "{:<34} {:<22} {:<12} {:>7}  {}",
             key.key_id,
             algorithm_name(key.algorithm()),
@@ -795,21 +798,21 @@ fn show_key(connection: &Connection, key: Option<pb::Key>) -> anyhow::Result<()>
         print_json(&key_json(&key));
         return Ok(());
     }
-    println!("key:        {}", key.key_id);
-    println!("algorithm:  {}", algorithm_name(key.algorithm()));
-    println!("state:      {}", state_name(key.state()));
-    println!(
+    outln!("key:        {}", key.key_id);
+    outln!("algorithm:  {}", algorithm_name(key.algorithm()));
+    outln!("state:      {}", state_name(key.state()));
+    outln!(
         "version:    {} (of {})",
         key.primary_version,
         key.versions.len()
     );
-    println!("exportable: {}", key.exportable);
-    println!("owner:      {}", key.owner);
+    outln!("exportable: {}", key.exportable);
+    outln!("owner:      {}", key.owner);
     if !key.created_by.is_empty() {
-        println!("created by: {}", key.created_by);
+        outln!("created by: {}", key.created_by);
     }
     match &key.imported_from {
-        Some(terms) => println!(
+        Some(terms) => outln!(
             "origin:     imported from key {} version {} of centre {} (bundle {}, exported by {} at {})",
             terms.source_key_id,
             terms.source_version,
@@ -818,19 +821,19 @@ fn show_key(connection: &Connection, key: Option<pb::Key>) -> anyhow::Result<()>
             terms.exporter,
             timestamp(terms.exported_at.as_ref())
         ),
-        None => println!("origin:     generated"),
+        None => outln!("origin:     generated"),
     }
     for export in &key.exports {
         show_export(export);
     }
     if key.destruction_scheduled_at.is_some() {
-        println!(
+        outln!(
             "destroy at: {}",
             timestamp(key.destruction_scheduled_at.as_ref())
         );
     }
     if key.destroyed_at.is_some() {
-        println!("destroyed:  {}", timestamp(key.destroyed_at.as_ref()));
+        outln!("destroyed:  {}", timestamp(key.destroyed_at.as_ref()));
     }
     Ok(())
 }
@@ -853,7 +856,7 @@ fn show_export(export: &pb::KeyExport) {
         0 => String::new(),
         n => format!(", {n} encryptions given"),
     };
-    println!(
+    outln!(
         "exported:   bundle {} (version {}{allotted}) to {} at {}: {fate}",
         terms.bundle_id,
         terms.source_version,

@@ -93,7 +93,7 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 /// Prints a value as pretty JSON.
 pub fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

@@ -72,7 +72,7 @@ pub async fn seal(connection: &Connection, reason: &str) -> anyhow::Result<()> {
         .map_err(status_error)?;
     let status = response.into_inner().status.unwrap_or_default();
     if !connection.json {
-        println!(
+        outln!(
             "sealed: every key operation fails until {} custodians unseal the server again",
             status.threshold
         );
@@ -96,7 +96,7 @@ fn show(connection: &Connection, status: &SealStatus) {
         return;
     }
     if status.progress_reset {
-        println!(
+        outln!(
             "an earlier unseal attempt expired: its shares were forgotten, custodians must give theirs again"
         );
     }
@@ -105,14 +105,17 @@ fn show(connection: &Connection, status: &SealStatus) {
             .filter(|e| !e.is_empty())
             .map(|e| format!("; this attempt expires at {e}"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "sealed: {}/{} shares received ({} of {} needed){until}",
-            status.progress, status.threshold, status.threshold, status.shares_total
+            status.progress,
+            status.threshold,
+            status.threshold,
+            status.shares_total
         );
     } else if status.deployment_id.is_empty() {
-        println!("unsealed");
+        outln!("unsealed");
     } else {
-        println!("unsealed (deployment {})", status.deployment_id);
+        outln!("unsealed (deployment {})", status.deployment_id);
     }
 }
 

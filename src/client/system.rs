@@ -161,9 +161,9 @@ fn show(
             "token_expires_at": expires,
         }));
     } else {
-        println!("{what} {} ({})", system.name, system.spiffe_id);
-        println!("enrollment token (shown once, expires {expires}):");
-        println!("{token}");
+        outln!("{what} {} ({})", system.name, system.spiffe_id);
+        outln!("enrollment token (shown once, expires {expires}):");
+        outln!("{token}");
     }
     Ok(())
 }

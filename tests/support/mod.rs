@@ -156,13 +156,18 @@ impl Server {
 
     /// Runs a client subcommand as `role` (an admin role name) or a credential directory.
     pub fn gt_as(&self, identity: &Path, args: &[&str]) -> Output {
-        Command::new(binary())
+        self.command_as(identity, args).output().unwrap()
+    }
+
+    /// A client subcommand as `identity` (a credential directory), not yet started.
+    pub fn command_as(&self, identity: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(binary());
+        command
             .args(args)
             .env("GOVTRUST_SERVER", &self.url)
             .env("GOVTRUST_CA", self.root())
-            .env("GOVTRUST_IDENTITY", identity)
-            .output()
-            .unwrap()
+            .env("GOVTRUST_IDENTITY", identity);
+        command
     }
 
     /// Creates a key as `identity` (a credential directory); returns its metadata as JSON.
