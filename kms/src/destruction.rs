@@ -211,12 +211,8 @@ impl Kms {
         {
             batch.delete(key);
         }
-        for (key, _) in vault
-            .store
-            .scan(&record::nonces_prefix(&old.id), None, MAX_VERSIONS)?
-        {
-            batch.delete(key);
-        }
+        // The encryption counts stay: copies of this key's material imported here count
+        // against them (see `crate::budget`), and would start afresh if they were gone.
         if let Some(due) = old.destruction_due_ms {
             batch.delete(record::due_key(record::from_unix_ms(due), &old.id));
         }

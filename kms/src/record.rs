@@ -12,7 +12,7 @@
 //! | `kms/due/<unix ms as 16 hex>/<id>` | empty: destruction index | — |
 //! | `kms/export/<id>/<bundle id>` | [`ExportRecord`] JSON: a bundle exported from key `<id>` | `govtrust-kms-v1\|export\|<id>\|<bundle id>` |
 //! | `kms/bundle/<bundle id>` | [`ImportRecord`] JSON: the bundle was imported (single use) | `govtrust-kms-v1\|bundle\|<bundle id>` |
-//! | `kms/nonces/<id>/<version as 8 hex>` | u64 BE: encryptions reserved under that version | — |
+//! | `kms/nonces/<id>/<version as 8 hex>` | u64 BE: encryptions reserved under that version (kept when the key is destroyed: copies here count against it) | — |
 //!
 //! The material encoding is 32 raw bytes for AES-256-GCM and PKCS#8 DER for ECDSA and Ed25519.
 //! The AAD binds a value to its place, so a record copied or swapped onto another key, version
@@ -89,11 +89,6 @@ pub(crate) fn bundle_key(bundle: &BundleId) -> Vec<u8> {
 /// AAD of an import record.
 pub(crate) fn bundle_aad(bundle: &BundleId) -> Vec<u8> {
     format!("govtrust-kms-v1|bundle|{bundle}").into_bytes()
-}
-
-/// `kms/nonces/<id>/`: the encryption counts of every version of a key.
-pub(crate) fn nonces_prefix(id: &KeyId) -> Vec<u8> {
-    format!("kms/nonces/{id}/").into_bytes()
 }
 
 /// `kms/nonces/<id>/<version as 8 hex>`.

@@ -932,3 +932,28 @@ fn an_allotment_is_checked() {
     ));
     assert_eq!(bundle(&source, &other, DR).terms.encryptions, 0);
 }
+
+#[test]
+fn destroying_the_source_does_not_give_its_copy_here_a_fresh_budget() {
+    let centre = Centre::unsealed_with(govtrust_kms::EncryptionLimit::new(10, 1).unwrap());
+    let id = centre.create_exportable(Algorithm::Aes256Gcm);
+    let copy = centre
+        .kms
+        .import_key(DR, import_spec(&bundle(&centre, &id, DR)))
+        .unwrap();
+    let under_v1 = (0..10)
+        .filter(|_| centre.kms.encrypt(&id, b"p", b"").unwrap().version == 1)
+        .count();
+    assert_eq!(under_v1, 10, "the source used the whole shared budget");
+    centre
+        .kms
+        .destroy_now(SECURITY, &id, "retired", &govtrust_store::Batch::new())
+        .unwrap();
+    let copy_v1 = (0..5)
+        .filter(|_| centre.kms.encrypt(&copy.id, b"c", b"").unwrap().version == 1)
+        .count();
+    assert_eq!(
+        copy_v1, 0,
+        "the same material made {copy_v1} more encryptions"
+    );
+}
