@@ -331,20 +331,19 @@ fn connections_without_a_certificate_cannot_take_every_slot() {
     let peer = Peer::new(&server, None);
     let before = rss_kib(&server);
 
-    // One address gets 32 connections without a certificate; its 33rd is closed after the
-    // handshake.
-    let (mut oldest, refused) = runtime.block_on(async {
+    // One address gets 32 connections without a certificate: its 33rd closes its own oldest
+    // (so a flood from one address behind a NAT cannot lock its neighbours out).
+    let mut oldest = runtime.block_on(async {
         let mut held = Vec::new();
         for _ in 0..33 {
-            held.push(healthy_connection(&peer, [127, 0, 0, 2]).await);
+            held.push(healthy_connection(&peer, [127, 0, 0, 2]).await.unwrap());
         }
-        let refused = held.pop().unwrap().is_none();
-        (
-            held.into_iter().map(Option::unwrap).collect::<Vec<_>>(),
-            refused,
-        )
+        let first = held.remove(0);
+        let mut first = [first];
+        assert_eq!(serving(&mut first).await, 0, "the first is still served");
+        assert_eq!(serving(&mut held).await, 32);
+        held
     });
-    assert!(refused, "a 33rd connection from one address was served");
 
     // 512 more from 16 other addresses (32 each): the server keeps the newest 512 and closes
     // the oldest, the first address's 32, to make room.
@@ -525,20 +524,31 @@ fn one_address_cannot_hold_more_than_its_share_of_handshakes() {
     let admin = server.admin("security-admin");
     let port = port(&server);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    // 40 connections from one address that never start their handshake: beyond 16 the server
-    // closes them at once instead of letting them wait out the handshake timeout.
-    let closed_at_once = runtime.block_on(async {
+    // 40 connections from one address that never start their handshake: beyond 16 each closes
+    // that address's oldest, instead of all of them waiting out the handshake timeout.
+    let (closed, served) = runtime.block_on(async {
         let mut silent = Vec::new();
         for _ in 0..40 {
             silent.push(silent_connection(port, [127, 0, 0, 5]).await);
         }
         let closed = closed_by(&mut silent, Instant::now() + Duration::from_millis(300)).await;
-        closed.iter().filter(|c| **c).count()
+        // A neighbour behind the same address, here with a certificate, still gets in.
+        let neighbour = Peer::new(&server, Some(&admin));
+        let served = healthy_connection(&neighbour, [127, 0, 0, 5])
+            .await
+            .is_some();
+        (closed, served)
     });
     assert_eq!(
-        closed_at_once, 24,
+        closed.iter().filter(|c| **c).count(),
+        24,
         "16 handshakes per address may wait, no more"
     );
+    assert!(
+        closed[..24].iter().all(|c| *c),
+        "the oldest made way: {closed:?}"
+    );
+    assert!(served, "the address's 17th handshake was not served");
     let started = Instant::now();
     ok(server.gt_as(&admin, &["kms", "key", "list"]));
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -584,4 +594,26 @@ fn silent_connections_from_many_addresses_cannot_stall_new_ones() {
     // the rest still wait for their ClientHello, well inside the handshake timeout.
     assert!((128..160).contains(&evicted), "{closed:?}");
     assert_eq!(closed.iter().filter(|c| **c).count(), evicted, "{closed:?}");
+}
+
+#[test]
+fn one_certificate_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let admin = server.admin("security-admin");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let peer = Peer::new(&server, Some(&admin));
+    // A client with a certificate holds at most 128 connections: its 129th closes its first.
+    let (first, rest) = runtime.block_on(async {
+        let mut held = Vec::new();
+        for n in 0..129usize {
+            let source = [127, 0, 3, 1 + u8::try_from(n / 64).unwrap()];
+            held.push(healthy_connection(&peer, source).await.unwrap());
+        }
+        let mut first = [held.remove(0)];
+        (serving(&mut first).await, serving(&mut held).await)
+    });
+    assert_eq!((first, rest), (0, 128));
+    // Another identity is untouched.
+    ok(server.gt_as(&server.admin("audit-admin"), &["audit", "list"]));
 }

@@ -1,15 +1,17 @@
 //! Connection slots that make way for newcomers instead of making them wait.
 //!
-//! A [`Pool`] holds at most `capacity` entries, at most `per_peer` of them from one address.
-//! An address at its share is refused. A full pool evicts its oldest entry and admits the
-//! newcomer, so whoever fills a pool cannot keep everyone else out: a flood's own entries are
-//! pushed out as fast as it sends new ones, and the code admitting them never waits.
+//! A [`Pool`] holds at most `capacity` entries, at most `per_share` of them of one [`Share`]
+//! (an address, or a verified identity). A newcomer whose share is full evicts the oldest entry
+//! of its own share; otherwise a full pool evicts its oldest entry. Either way the newcomer is
+//! admitted, so whoever fills a pool, or an address's share of it, cannot keep anyone else out
+//! (neighbours behind the same NAT included): a flood's own entries are pushed out as fast as it
+//! sends new ones, and the code admitting them never waits.
 //!
 //! Entries are in one of two phases: *silent* (admitted, nothing shown yet) and *spoken* (has
 //! done something that cost it, such as sending a complete TLS ClientHello; see
-//! [`Ticket::spoke`]). The oldest silent entry is evicted first, a spoken one only when none is
-//! silent, so entries that cost nothing to make push out one that has spoken only when every
-//! entry in the pool has.
+//! [`Ticket::spoke`]). The oldest silent entry (of the share, or of the pool) is evicted first,
+//! a spoken one only when none is silent, so entries that cost nothing to make push out one
+//! that has spoken only when every entry in the pool (or the share) has.
 //!
 //! Each admitted entry is represented by a [`Ticket`], which is told when it was evicted and
 //! releases its entry when dropped.
@@ -27,42 +29,51 @@ use tokio::sync::oneshot;
 pub struct Pool {
     /// At least 1, so a full pool always has an entry to evict.
     capacity: usize,
-    per_peer: usize,
+    /// At least 1, so a full share always has an entry to evict.
+    per_share: usize,
     state: Mutex<State>,
 }
 
-/// A peer address already holds its share of a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused;
+/// Whose allowance of a pool an entry counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Share {
+    /// A peer address, as [`address_group`] counts it.
+    Address(IpAddr),
+    /// A verified client certificate, by the SHA-256 of its DER.
+    Certificate([u8; 32]),
+}
 
 impl Pool {
-    /// A pool of `capacity` entries (at least 1), at most `per_peer` from one address.
-    pub fn new(capacity: usize, per_peer: usize) -> Arc<Self> {
+    /// A pool of `capacity` entries, at most `per_share` of one share (each at least 1).
+    pub fn new(capacity: usize, per_share: usize) -> Arc<Self> {
         Arc::new(Self {
             capacity: capacity.max(1),
-            per_peer,
+            per_share: per_share.max(1),
             state: Mutex::new(State::default()),
         })
     }
 
-    /// An entry for `peer`, evicting the oldest entry if the pool is full; refused if `peer`'s
-    /// address already holds its share.
-    pub fn admit(self: &Arc<Self>, peer: SocketAddr) -> Result<Ticket, Refused> {
+    /// An entry for `peer`, counted against its address's share.
+    pub fn admit(self: &Arc<Self>, peer: SocketAddr) -> Ticket {
+        self.admit_as(Share::Address(address_group(peer.ip())), peer)
+    }
+
+    /// An entry for `peer` counted against `share`: if the share is full its own oldest entry
+    /// is evicted, else if the pool is full the pool's oldest.
+    pub fn admit_as(self: &Arc<Self>, share: Share, peer: SocketAddr) -> Ticket {
         let mut state = self.lock();
-        let group = address_group(peer.ip());
-        if state.held_by(group) >= self.per_peer {
-            return Err(Refused);
-        }
-        if state.len() >= self.capacity {
+        if state.held_by(share) >= self.per_share {
+            state.evict_oldest_of(share);
+        } else if state.len() >= self.capacity {
             state.evict_oldest();
         }
-        let (sequence, evicted) = state.insert(group);
-        Ok(Ticket {
+        let (sequence, evicted) = state.insert(share);
+        Ticket {
             pool: self.clone(),
             sequence,
             peer,
             evicted: Some(evicted),
-        })
+        }
     }
 
     /// The state, also after a panic elsewhere while it was locked: every change to it is
@@ -92,13 +103,13 @@ struct State {
     next: u64,
     silent: BTreeMap<u64, Entry>,
     spoken: BTreeMap<u64, Entry>,
-    /// Entries per [`address_group`]; a group with none has no key.
-    per_peer: HashMap<IpAddr, usize>,
+    /// Entries per share; a share with none has no key.
+    per_share: HashMap<Share, usize>,
 }
 
 /// One admitted entry, as the pool keeps it.
 struct Entry {
-    ip: IpAddr,
+    share: Share,
     /// Never sent on: dropping it (removing the entry) is what tells the ticket it was evicted.
     _evict: oneshot::Sender<()>,
 }
@@ -108,18 +119,38 @@ impl State {
         self.silent.len() + self.spoken.len()
     }
 
-    fn held_by(&self, ip: IpAddr) -> usize {
-        self.per_peer.get(&ip).copied().unwrap_or(0)
+    fn held_by(&self, share: Share) -> usize {
+        self.per_share.get(&share).copied().unwrap_or(0)
     }
 
-    /// A new silent entry for `ip`: its sequence and the receiver its eviction closes.
-    fn insert(&mut self, ip: IpAddr) -> (u64, oneshot::Receiver<()>) {
+    /// A new silent entry of `share`: its sequence and the receiver its eviction closes.
+    fn insert(&mut self, share: Share) -> (u64, oneshot::Receiver<()>) {
         let (evict, evicted) = oneshot::channel();
         let sequence = self.next;
         self.next += 1;
-        self.silent.insert(sequence, Entry { ip, _evict: evict });
-        *self.per_peer.entry(ip).or_insert(0) += 1;
+        self.silent.insert(
+            sequence,
+            Entry {
+                share,
+                _evict: evict,
+            },
+        );
+        *self.per_share.entry(share).or_insert(0) += 1;
         (sequence, evicted)
+    }
+
+    /// Removes the oldest silent entry of `share`, or if it has none its oldest spoken one.
+    /// Scans the pool (at most its capacity), only when a share is full.
+    fn evict_oldest_of(&mut self, share: Share) {
+        let of_share = |entries: &BTreeMap<u64, Entry>| {
+            entries
+                .iter()
+                .find(|(_, entry)| entry.share == share)
+                .map(|(sequence, _)| *sequence)
+        };
+        if let Some(sequence) = of_share(&self.silent).or_else(|| of_share(&self.spoken)) {
+            self.release(sequence);
+        }
     }
 
     /// Removes the oldest silent entry, or if there is none the oldest spoken one.
@@ -129,7 +160,7 @@ impl State {
             None => self.spoken.pop_first().map(|(_, entry)| entry),
         };
         if let Some(entry) = oldest {
-            self.forget(entry.ip);
+            self.forget(entry.share);
         }
     }
 
@@ -147,16 +178,16 @@ impl State {
             .remove(&sequence)
             .or_else(|| self.spoken.remove(&sequence));
         if let Some(entry) = entry {
-            self.forget(entry.ip);
+            self.forget(entry.share);
         }
     }
 
-    /// Counts one entry of `ip` less.
-    fn forget(&mut self, ip: IpAddr) {
-        if let Some(count) = self.per_peer.get_mut(&ip) {
+    /// Counts one entry of `share` less.
+    fn forget(&mut self, share: Share) {
+        if let Some(count) = self.per_share.get_mut(&share) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                self.per_peer.remove(&ip);
+                self.per_share.remove(&share);
             }
         }
     }
@@ -225,18 +256,40 @@ mod tests {
     }
 
     #[test]
-    fn an_address_beyond_its_share_is_refused() {
+    fn an_address_beyond_its_share_evicts_its_own_oldest() {
         let pool = Pool::new(8, 2);
-        let _held = [pool.admit(peer(1)).unwrap(), pool.admit(peer(1)).unwrap()];
-        assert_eq!(pool.admit(peer(1)).err(), Some(Refused));
-        assert!(pool.admit(peer(2)).is_ok());
+        let mut first = pool.admit(peer(1));
+        let mut second = pool.admit(peer(1));
+        let mut other = pool.admit(peer(2));
+        let mut third = pool.admit(peer(1));
+        assert!(evicted(&mut first), "the address's oldest made way");
+        assert!(!evicted(&mut second) && !evicted(&mut other) && !evicted(&mut third));
+        // Within the share too, a silent entry goes before one that has spoken.
+        second.spoke();
+        let _fourth = pool.admit(peer(1));
+        assert!(evicted(&mut third));
+        assert!(!evicted(&mut second));
+        assert_eq!(pool.lock().held_by(Share::Address(peer(1).ip())), 2);
+    }
+
+    #[test]
+    fn a_certificate_has_a_share_of_its_own() {
+        let pool = Pool::new(8, 2);
+        let (one, two) = (Share::Certificate([1; 32]), Share::Certificate([2; 32]));
+        let mut held = [pool.admit_as(one, peer(1)), pool.admit_as(two, peer(1))];
+        let _again = [pool.admit_as(one, peer(1)), pool.admit_as(one, peer(3))];
+        assert!(
+            evicted(&mut held[0]),
+            "its third connection closes its first"
+        );
+        assert!(!evicted(&mut held[1]), "another certificate's is untouched");
     }
 
     #[test]
     fn a_full_pool_evicts_its_oldest_entry() {
         let pool = Pool::new(3, 1);
-        let mut held: Vec<_> = (1..=3).map(|n| pool.admit(peer(n)).unwrap()).collect();
-        let mut newest = pool.admit(peer(4)).unwrap();
+        let mut held: Vec<_> = (1..=3).map(|n| pool.admit(peer(n))).collect();
+        let mut newest = pool.admit(peer(4));
         let seen: Vec<_> = held.iter_mut().map(evicted).collect();
         assert_eq!(seen, [true, false, false]);
         assert!(!evicted(&mut newest));
@@ -247,10 +300,10 @@ mod tests {
     #[test]
     fn silent_entries_are_evicted_before_spoken_ones() {
         let pool = Pool::new(3, 3);
-        let mut held: Vec<_> = (0..3).map(|_| pool.admit(peer(1)).unwrap()).collect();
+        let mut held: Vec<_> = (0..3).map(|_| pool.admit(peer(1))).collect();
         held[0].spoke();
         held[2].spoke();
-        let mut flood: Vec<_> = (0..2).map(|_| pool.admit(peer(2)).unwrap()).collect();
+        let mut flood: Vec<_> = (0..2).map(|_| pool.admit(peer(2))).collect();
         let seen: Vec<_> = held.iter_mut().map(evicted).collect();
         // The first newcomer evicted the one silent entry; the second the oldest silent one
         // then, the first newcomer, not the older entries that had spoken.
@@ -261,9 +314,9 @@ mod tests {
         );
         // Only with nothing silent left is the oldest spoken entry evicted.
         drop(flood);
-        let filler = pool.admit(peer(3)).unwrap();
+        let filler = pool.admit(peer(3));
         filler.spoke();
-        let _last = pool.admit(peer(3)).unwrap();
+        let _last = pool.admit(peer(3));
         assert!(evicted(&mut held[0]));
         assert!(!evicted(&mut held[2]));
     }
@@ -271,33 +324,41 @@ mod tests {
     #[test]
     fn a_dropped_ticket_frees_its_slot() {
         let pool = Pool::new(2, 2);
-        let mut first = pool.admit(peer(1)).unwrap();
-        drop(pool.admit(peer(1)).unwrap());
-        let _again = pool.admit(peer(1)).unwrap();
+        let mut first = pool.admit(peer(1));
+        drop(pool.admit(peer(1)));
+        let _again = pool.admit(peer(1));
         assert!(!evicted(&mut first));
     }
 
     #[test]
     fn an_evicted_ticket_frees_nothing_when_dropped() {
         let pool = Pool::new(2, 2);
-        let first = pool.admit(peer(1)).unwrap();
-        let _second = pool.admit(peer(2)).unwrap();
-        let _third = pool.admit(peer(1)).unwrap();
+        let first = pool.admit(peer(1));
+        let mut second = pool.admit(peer(2));
+        let _third = pool.admit(peer(1));
         // `first` was evicted, and its address counted once less; dropping it changes nothing.
         drop(first);
-        let _fourth = pool.admit(peer(1)).unwrap();
-        assert_eq!(pool.admit(peer(1)).err(), Some(Refused));
-        assert_eq!(pool.lock().len(), 2);
+        let _fourth = pool.admit(peer(1));
+        assert!(
+            evicted(&mut second),
+            "the pool was full: its oldest made way"
+        );
+        let state = pool.lock();
+        assert_eq!(state.len(), 2);
+        assert_eq!(state.held_by(Share::Address(peer(1).ip())), 2);
+        assert_eq!(state.held_by(Share::Address(peer(2).ip())), 0);
     }
 
     #[test]
     fn an_ipv6_host_shares_one_allowance_per_64_prefix() {
         let pool = Pool::new(8, 2);
         let v6 = |host: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 1, 0, 0, 0, host], 4433));
-        let _held = [pool.admit(v6(1)).unwrap(), pool.admit(v6(2)).unwrap()];
-        assert_eq!(pool.admit(v6(3)).err(), Some(Refused), "same /64");
+        let mut held = [pool.admit(v6(1)), pool.admit(v6(2))];
+        let _third = pool.admit(v6(3));
+        assert!(evicted(&mut held[0]), "same /64, same share");
         let next_prefix = SocketAddr::from(([0x2001, 0xdb8, 0, 2, 0, 0, 0, 1], 4433));
-        assert!(pool.admit(next_prefix).is_ok());
+        let _elsewhere = pool.admit(next_prefix);
+        assert!(!evicted(&mut held[1]));
         // An IPv4-mapped address counts as the IPv4 address it is.
         let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
         assert_eq!(address_group(mapped), IpAddr::from([10, 0, 0, 7]));

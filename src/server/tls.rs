@@ -16,11 +16,15 @@
 //! Of the [`MAX_CONNECTIONS`] (at most [`MAX_CONNECTIONS_PER_PEER`] per address), at most
 //! [`MAX_HANDSHAKES`] are in their TLS handshake and at most [`MAX_ANONYMOUS_CONNECTIONS`] are
 //! established without a verified certificate, so at least 3,072 are always left for
-//! authenticated callers, whose connections are never closed to make room. The handshake and
-//! anonymous shares are [`Pool`]s: an address beyond its share ([`MAX_HANDSHAKES_PER_PEER`]
-//! handshakes, [`MAX_ANONYMOUS_CONNECTIONS_PER_PEER`] anonymous connections) is refused, and a
-//! full pool closes its oldest entry to admit the newcomer. The accept loop never waits for
-//! either, so a flood can delay nobody's connection; what it can do is close others':
+//! authenticated callers. Their connections are closed to make room only for a newer
+//! connection of the same certificate, beyond its [`MAX_CONNECTIONS_PER_CERTIFICATE`] (so one
+//! enrolled system cannot take every slot either: that takes 32 certificates). The handshake
+//! and anonymous shares are [`Pool`]s: a newcomer from an address at its share
+//! ([`MAX_HANDSHAKES_PER_PEER`] handshakes, [`MAX_ANONYMOUS_CONNECTIONS_PER_PEER`] anonymous
+//! connections) closes that address's own oldest entry, so a flood from one address cannot
+//! lock out its neighbours behind the same NAT; otherwise a full pool closes its oldest entry
+//! to admit the newcomer. The accept loop never waits for either, so a flood can delay
+//! nobody's connection; what it can do is close others':
 //!
 //! - *Silent connections* (TCP only, never a complete ClientHello) cost the attacker nothing
 //!   but a socket. Filling the 512 handshakes takes at least 32 addresses (16 each); beyond
@@ -71,7 +75,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-use super::slots::{Pool, Ticket, address_group};
+use super::slots::{Pool, Share, Ticket, address_group};
 
 /// How long a client may take to finish the TLS handshake, from the server accepting its TCP
 /// connection to its Finished message.
@@ -93,6 +97,12 @@ const MAX_HANDSHAKES_PER_PEER: usize = 16;
 /// addresses, so one host (or a few behind one NAT) cannot push out everyone else's, while a
 /// NAT with many enrolling machines behind it still gets a useful share.
 const MAX_ANONYMOUS_CONNECTIONS_PER_PEER: usize = 32;
+/// Of [`MAX_CONNECTIONS`], how many established connections one verified client certificate
+/// may hold; one more closes its oldest. Below [`MAX_CONNECTIONS_PER_PEER`], so one enrolled
+/// system cannot fill its address's share (others behind the same NAT), and filling the server
+/// takes 32 certificates, each accountable. HTTP/2 carries many calls per connection; a client
+/// rarely needs more than a few.
+const MAX_CONNECTIONS_PER_CERTIFICATE: usize = 128;
 /// A connection from which nothing arrives for this long is closed. Longer than the HTTP/2
 /// keepalive interval, whose pings live clients answer.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -139,6 +149,8 @@ struct Sorter {
     authenticated: Sender<std::io::Result<Connection>>,
     anonymous: Sender<std::io::Result<Connection>>,
     anonymous_slots: Arc<Pool>,
+    /// Connections per verified client certificate.
+    certified_slots: Arc<Pool>,
 }
 
 impl Sorter {
@@ -155,17 +167,25 @@ impl Sorter {
             .peer_certificates()
             .is_some_and(|chain| (self.vouch)(chain));
         if certified {
+            let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+            let fingerprint = leaf.map_or([0; 32], |leaf| {
+                let digest = ring::digest::digest(&ring::digest::SHA256, leaf);
+                let mut fingerprint = [0; 32];
+                fingerprint.copy_from_slice(digest.as_ref());
+                fingerprint
+            });
+            let ticket = self
+                .certified_slots
+                .admit_as(Share::Certificate(fingerprint), peer);
+            let slots = slots.pooled(ticket, Pooled::Certified);
             let _ = self
                 .authenticated
                 .send(Ok(Limited::new(tls, IDLE_TIMEOUT, slots)))
                 .await;
             return;
         }
-        let Ok(ticket) = self.anonymous_slots.admit(peer) else {
-            tracing::warn!(%peer, "refused: {MAX_ANONYMOUS_CONNECTIONS_PER_PEER} connections without a client certificate are open from this address");
-            return;
-        };
-        let slots = slots.without_certificate(ticket);
+        let ticket = self.anonymous_slots.admit(peer);
+        let slots = slots.pooled(ticket, Pooled::Anonymous);
         let _ = self
             .anonymous
             .send(Ok(Limited::new(tls, IDLE_TIMEOUT, slots)))
@@ -192,6 +212,7 @@ pub fn incoming(
             MAX_ANONYMOUS_CONNECTIONS,
             MAX_ANONYMOUS_CONNECTIONS_PER_PEER,
         ),
+        certified_slots: Pool::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CERTIFICATE),
     };
     tokio::spawn(accept_loop(listener, config, sorter));
     Incoming {
@@ -247,15 +268,12 @@ impl Admission {
             tracing::warn!(%peer, "refused: {MAX_CONNECTIONS_PER_PEER} connections are open from this address");
             return;
         };
-        let Ok(ticket) = self.handshakes.admit(peer) else {
-            tracing::warn!(%peer, "refused: {MAX_HANDSHAKES_PER_PEER} handshakes are under way from this address");
-            return;
-        };
+        let ticket = self.handshakes.admit(peer);
         let _ = stream.set_nodelay(true);
         let slots = Slots {
             _total: slot,
             _peer: peer_slot,
-            anonymous: None,
+            pooled: None,
         };
         let (config, sorter) = (self.config.clone(), self.sorter.clone());
         tokio::spawn(async move {
@@ -339,8 +357,14 @@ impl<S> Limited<S> {
 
     /// The error a read fails with once this connection's slot went to a newer one.
     fn evicted(&self) -> std::io::Error {
-        if let Some(ticket) = &self.slots.anonymous {
-            tracing::warn!(peer = %ticket.peer(), "closed: the oldest of {MAX_ANONYMOUS_CONNECTIONS} connections without a client certificate, to make room for a newer one");
+        match &self.slots.pooled {
+            Some((ticket, Pooled::Anonymous)) => {
+                tracing::warn!(peer = %ticket.peer(), "closed: the oldest connection without a client certificate (of {MAX_ANONYMOUS_CONNECTIONS} in all, {MAX_ANONYMOUS_CONNECTIONS_PER_PEER} per address), to make room for a newer one");
+            }
+            Some((ticket, Pooled::Certified)) => {
+                tracing::warn!(peer = %ticket.peer(), "closed: the oldest of {MAX_CONNECTIONS_PER_CERTIFICATE} connections with one client certificate, to make room for a newer one");
+            }
+            None => {}
         }
         std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
@@ -361,28 +385,36 @@ impl<S> Limited<S> {
     }
 }
 
-/// The slots one connection holds: one of the server's, one of its peer address's, and for a
-/// peer without a verified certificate one of theirs.
+/// The slots one connection holds: one of the server's, one of its peer address's, and after
+/// the handshake one of its kind's pool (per certificate, or of those without one).
 pub struct Slots {
     _total: OwnedSemaphorePermit,
     _peer: PeerSlot,
-    anonymous: Option<Ticket>,
+    pooled: Option<(Ticket, Pooled)>,
+}
+
+/// Which pool an established connection holds a slot of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pooled {
+    /// Connections without a verified certificate: [`MAX_ANONYMOUS_CONNECTIONS`].
+    Anonymous,
+    /// Connections of one verified certificate: [`MAX_CONNECTIONS_PER_CERTIFICATE`].
+    Certified,
 }
 
 impl Slots {
-    /// These slots and one of the connections without a verified certificate.
-    fn without_certificate(self, ticket: Ticket) -> Self {
+    /// These slots and `ticket` of the `kind` pool.
+    fn pooled(self, ticket: Ticket, kind: Pooled) -> Self {
         Self {
-            anonymous: Some(ticket),
+            pooled: Some((ticket, kind)),
             ..self
         }
     }
 
-    /// Ready once the slot of a connection without a certificate went to a newer one (never
-    /// for an authenticated connection).
+    /// Ready once this connection's pool slot went to a newer connection.
     fn poll_evicted(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
-        match self.anonymous.as_mut() {
-            Some(ticket) => ticket.poll_evicted(cx),
+        match self.pooled.as_mut() {
+            Some((ticket, _)) => ticket.poll_evicted(cx),
             None => Poll::Pending,
         }
     }
@@ -575,7 +607,7 @@ mod tests {
             Slots {
                 _total: total,
                 _peer: peer,
-                anonymous: None,
+                pooled: None,
             },
         )
     }
@@ -586,7 +618,7 @@ mod tests {
         let mut stream = limited(server, IDLE_TIMEOUT);
         let pool = Pool::new(1, 1);
         let peer = SocketAddr::from(([10, 0, 0, 1], 4433));
-        stream.slots.anonymous = Some(pool.admit(peer).unwrap());
+        stream.slots.pooled = Some((pool.admit(peer), Pooled::Anonymous));
         client.write_all(b"hello").await.unwrap();
         let mut buf = [0u8; 5];
         stream.read_exact(&mut buf).await.unwrap();
@@ -594,7 +626,7 @@ mod tests {
         let reading = tokio::spawn(async move { stream.read(&mut buf).await });
         // The read is waiting for data when the eviction comes.
         tokio::task::yield_now().await;
-        let _newer = pool.admit(SocketAddr::from(([10, 0, 0, 2], 4433))).unwrap();
+        let _newer = pool.admit(SocketAddr::from(([10, 0, 0, 2], 4433)));
         let error = reading.await.unwrap().unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::ConnectionAborted);
     }
