@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use govtrust_ca::Role;
 
 use crate::client;
+use crate::init::{self, AdminCsr};
+use crate::server;
 
 /// govtrust: certificate authority and key-management centre for e-government.
 #[derive(Debug, Parser)]
@@ -95,6 +97,23 @@ pub struct ServeArgs {
     pub unseal_timeout: Duration,
 }
 
+impl From<ServeArgs> for server::Options {
+    fn from(args: ServeArgs) -> Self {
+        let default_data = if args.dev {
+            "govtrust-dev"
+        } else {
+            "govtrust-data"
+        };
+        Self {
+            data: args.data.unwrap_or_else(|| default_data.into()),
+            listen: args.listen,
+            dev: args.dev,
+            dev_clock_offset_days: args.dev_clock_offset_days,
+            unseal_timeout: args.unseal_timeout,
+        }
+    }
+}
+
 /// Longest unseal timeout accepted.
 const MAX_UNSEAL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -153,18 +172,26 @@ pub struct InitArgs {
     /// Repeatable; the roles without one get a key generated into --admin-out.
     #[arg(long = "admin-csr", value_name = "ROLE=FILE", value_parser = parse_admin_csr)]
     pub admin_csrs: Vec<AdminCsr>,
-    /// Set by `serve --dev` alone: shares and administrator keys stay in the data directory.
-    #[arg(skip)]
-    pub dev: bool,
 }
 
-/// One `--admin-csr ROLE=FILE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdminCsr {
-    pub role: Role,
-    pub file: PathBuf,
+impl From<InitArgs> for init::Options {
+    fn from(args: InitArgs) -> Self {
+        Self {
+            data: args.data,
+            shares_out: args.shares_out,
+            threshold: args.threshold,
+            shares: args.shares,
+            trust_domain: args.trust_domain,
+            server_names: args.server_names,
+            server_ips: args.server_ips,
+            admin_out: args.admin_out,
+            admin_csrs: args.admin_csrs,
+            dev: false,
+        }
+    }
 }
 
+/// Parses one `--admin-csr ROLE=FILE`.
 fn parse_admin_csr(text: &str) -> Result<AdminCsr, String> {
     let (role, file) = text
         .split_once('=')
@@ -184,8 +211,8 @@ fn parse_admin_csr(text: &str) -> Result<AdminCsr, String> {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => crate::server::serve(args).await,
-        Command::Init(args) => crate::init::run(&args).map(|_| ()),
+        Command::Serve(args) => server::serve(args.into()).await,
+        Command::Init(args) => init::run(&args.into()).map(|_| ()),
         Command::Unseal { share, connection } => client::seal::unseal(&connection, &share).await,
         Command::Status { connection } => client::seal::status(&connection).await,
         Command::Seal { reason, connection } => client::seal::seal(&connection, &reason).await,

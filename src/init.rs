@@ -14,6 +14,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,50 +24,100 @@ use govtrust_ca::{Ca, Credential, InitArtifacts, InitParams, Role};
 use govtrust_kms::{Kms, ShareFile, SystemClock};
 use govtrust_store::{RedbStore, Store};
 
-use crate::cli::{AdminCsr, InitArgs};
 use crate::layout::Layout;
 
 /// Largest certificate signing request file read.
 const MAX_CSR_FILE: u64 = 64 * 1024;
 
-/// Creates the deployment described by `args`; returns the shares it wrote.
+/// What to create: the settings of `govtrust init`, or those `serve --dev` chooses.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Data directory to create (must be empty or absent).
+    pub data: PathBuf,
+    /// Where the custodians' share files go, one per custodian.
+    pub shares_out: PathBuf,
+    /// Shares needed to unseal (M).
+    pub threshold: u8,
+    /// Shares to create (N).
+    pub shares: u8,
+    /// SPIFFE trust domain of the deployment's identities.
+    pub trust_domain: String,
+    /// DNS names of the server certificate.
+    pub server_names: Vec<String>,
+    /// IP addresses of the server certificate.
+    pub server_ips: Vec<IpAddr>,
+    /// Where the administrators' credentials go; `None` when every role brings a CSR.
+    pub admin_out: Option<PathBuf>,
+    /// Roles whose certificate is issued for a key the administrator keeps.
+    pub admin_csrs: Vec<AdminCsr>,
+    /// Dev mode: shares and administrator keys stay in the data directory.
+    pub dev: bool,
+}
+
+impl Options {
+    /// The deployment `serve --dev` creates in `layout` on first start: 3 of 5 shares kept
+    /// in the data directory, a server for localhost, every administrator key beside them.
+    pub fn dev(layout: &Layout) -> Self {
+        Self {
+            data: layout.root().to_path_buf(),
+            shares_out: layout.dev_unseal(),
+            threshold: 3,
+            shares: 5,
+            trust_domain: "gov.example".to_owned(),
+            server_names: vec!["localhost".to_owned()],
+            server_ips: vec![IpAddr::from([127, 0, 0, 1])],
+            admin_out: None,
+            admin_csrs: Vec::new(),
+            dev: true,
+        }
+    }
+}
+
+/// One administrator role whose certificate is issued for the key of a CSR in `file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminCsr {
+    pub role: Role,
+    pub file: PathBuf,
+}
+
+/// Creates the deployment described by `options`; returns the shares it wrote.
 ///
 /// Nothing is left half-made: if any step fails, what this command wrote is removed again (a
 /// deployment whose shares were not all written could never be unsealed).
-pub fn run(args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
-    let layout = Layout::new(&args.data);
-    check(args)?;
-    let shares = create_complete(&layout, args)?;
+pub fn run(options: &Options) -> anyhow::Result<Vec<ShareFile>> {
+    let layout = Layout::new(&options.data);
+    check(options)?;
+    let shares = create_complete(&layout, options)?;
     outln!("Initialised deployment in {}", layout.root().display());
     outln!(
         "Wrote {} custodian shares to {} ({} needed to unseal): hand one to each custodian, then delete them here.",
         shares.len(),
-        args.shares_out.display(),
-        args.threshold
+        options.shares_out.display(),
+        options.threshold
     );
     outln!("CA bundle:        {}", layout.ca_bundle().display());
     outln!("Root certificate: {}", layout.root_certificate().display());
-    print_handover(&Handover::new(&layout, args));
+    print_handover(&Handover::new(&layout, options));
     Ok(shares)
 }
 
-/// Creates the deployment and writes its shares to `args.shares_out` and the administrators'
+/// Creates the deployment and writes its shares to `options.shares_out` and the administrators'
 /// credentials where [`Handover`] says; marks the deployment complete last. The directories
 /// written must be empty or absent and apart from each other. On failure removes what it
 /// wrote, and nothing else: a directory that existed stays.
-pub fn create_complete(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<ShareFile>> {
-    check_admins(args)?;
-    let csrs = read_csrs(&args.admin_csrs)?;
-    ensure_all_apart(layout, args)?;
-    let handover = Handover::new(layout, args);
+pub fn create_complete(layout: &Layout, options: &Options) -> anyhow::Result<Vec<ShareFile>> {
+    check_admins(options)?;
+    let csrs = read_csrs(&options.admin_csrs)?;
+    ensure_all_apart(layout, options)?;
+    let handover = Handover::new(layout, options);
     let mut claims = Claims::default();
     claims.claim(layout.root())?;
-    claims.claim(&args.shares_out)?;
-    if let Some(out) = handover.out.filter(|_| !args.dev) {
+    claims.claim(&options.shares_out)?;
+    if let Some(out) = handover.out.filter(|_| !options.dev) {
         claims.claim(out)?;
     }
-    create(layout, args, csrs, &handover)
-        .and_then(|shares| write_shares(&args.shares_out, &shares).map(|()| shares))
+    create(layout, options, csrs, &handover)
+        .and_then(|shares| write_shares(&options.shares_out, &shares).map(|()| shares))
         .and_then(|shares| {
             write_public(&layout.complete_marker(), "initialised\n").map(|()| shares)
         })
@@ -75,18 +126,18 @@ pub fn create_complete(layout: &Layout, args: &InitArgs) -> anyhow::Result<Vec<S
 
 /// Dev mode alone keeps shares and administrator keys inside the data directory; otherwise
 /// the data directory, the shares and the administrators' credentials are three apart places.
-fn ensure_all_apart(layout: &Layout, args: &InitArgs) -> anyhow::Result<()> {
-    if args.dev {
+fn ensure_all_apart(layout: &Layout, options: &Options) -> anyhow::Result<()> {
+    if options.dev {
         return Ok(());
     }
     let data = ("--data", layout.root());
-    let shares = ("--shares-out", args.shares_out.as_path());
+    let shares = ("--shares-out", options.shares_out.as_path());
     ensure_apart(
         shares,
         data,
         "keep the custodians' shares out of the data directory",
     )?;
-    if let Some(out) = &args.admin_out {
+    if let Some(out) = &options.admin_out {
         let admins = ("--admin-out", out.as_path());
         ensure_apart(
             admins,
@@ -193,12 +244,12 @@ struct Handover<'a> {
 }
 
 impl<'a> Handover<'a> {
-    fn new(layout: &'a Layout, args: &'a InitArgs) -> Self {
+    fn new(layout: &'a Layout, options: &'a Options) -> Self {
         Self {
             layout,
-            out: args.admin_out.as_deref(),
-            csr_roles: args.admin_csrs.iter().map(|csr| csr.role).collect(),
-            dev: args.dev,
+            out: options.admin_out.as_deref(),
+            csr_roles: options.admin_csrs.iter().map(|csr| csr.role).collect(),
+            dev: options.dev,
         }
     }
 
@@ -217,24 +268,24 @@ impl<'a> Handover<'a> {
 }
 
 /// Refuses impossible settings before anything touches the disk.
-fn check(args: &InitArgs) -> anyhow::Result<()> {
-    if !(2..=16).contains(&args.shares) || !(2..=args.shares).contains(&args.threshold) {
+fn check(options: &Options) -> anyhow::Result<()> {
+    if !(2..=16).contains(&options.shares) || !(2..=options.shares).contains(&options.threshold) {
         bail!(
             "--threshold {} of --shares {}: need 2 <= threshold <= shares <= 16",
-            args.threshold,
-            args.shares
+            options.threshold,
+            options.shares
         );
     }
-    if args.server_names.is_empty() && args.server_ips.is_empty() {
+    if options.server_names.is_empty() && options.server_ips.is_empty() {
         bail!("give the server at least one --server-name or --server-ip");
     }
     Ok(())
 }
 
 /// Every role is covered by a CSR or by `--admin-out`, and has at most one CSR.
-fn check_admins(args: &InitArgs) -> anyhow::Result<()> {
-    for (at, csr) in args.admin_csrs.iter().enumerate() {
-        if args
+fn check_admins(options: &Options) -> anyhow::Result<()> {
+    for (at, csr) in options.admin_csrs.iter().enumerate() {
+        if options
             .admin_csrs
             .iter()
             .skip(at + 1)
@@ -243,12 +294,12 @@ fn check_admins(args: &InitArgs) -> anyhow::Result<()> {
             bail!("--admin-csr is given twice for {}", csr.role);
         }
     }
-    if args.dev || args.admin_out.is_some() {
+    if options.dev || options.admin_out.is_some() {
         return Ok(());
     }
     let uncovered: Vec<&str> = Role::ALL
         .into_iter()
-        .filter(|role| args.admin_csrs.iter().all(|csr| csr.role != *role))
+        .filter(|role| options.admin_csrs.iter().all(|csr| csr.role != *role))
         .map(Role::as_str)
         .collect();
     if !uncovered.is_empty() {
@@ -290,7 +341,7 @@ fn read_csr(csr: &AdminCsr) -> anyhow::Result<(Role, Vec<u8>)> {
 /// without writing them.
 fn create(
     layout: &Layout,
-    args: &InitArgs,
+    options: &Options,
     admin_csrs: Vec<(Role, Vec<u8>)>,
     handover: &Handover<'_>,
 ) -> anyhow::Result<Vec<ShareFile>> {
@@ -302,17 +353,17 @@ fn create(
         store.as_ref(),
         audit.as_ref(),
         clock.as_ref(),
-        args.threshold,
-        args.shares,
+        options.threshold,
+        options.shares,
     )?;
     let kms = Arc::new(Kms::open(store.clone(), audit.clone(), clock.clone())?);
-    for share in shares.iter().take(usize::from(args.threshold)) {
+    for share in shares.iter().take(usize::from(options.threshold)) {
         kms.unseal(share.contents.as_bytes())?;
     }
     let params = InitParams {
-        trust_domain: args.trust_domain.clone(),
-        server_dns_names: args.server_names.clone(),
-        server_ips: args.server_ips.clone(),
+        trust_domain: options.trust_domain.clone(),
+        server_dns_names: options.server_names.clone(),
+        server_ips: options.server_ips.clone(),
         admin_csrs,
     };
     let (_, artifacts) = Ca::initialize(store, kms, audit, clock, &params)?;

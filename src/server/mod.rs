@@ -29,6 +29,7 @@ mod status;
 mod tls;
 mod usage;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,7 @@ use tonic::Status;
 use tonic::service::Routes;
 use tower_layer::{Identity, Stack};
 
-use crate::cli::{InitArgs, ServeArgs};
+use crate::init;
 use crate::layout::Layout;
 
 /// HTTP/2 pings find dead peers so their connection slots are freed.
@@ -57,25 +58,40 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often keys whose waiting period ended are destroyed.
 const DESTRUCTION_SWEEP: Duration = Duration::from_secs(60);
 
+/// How `govtrust serve` runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Data directory of the deployment.
+    pub data: PathBuf,
+    /// Address of the gRPC port.
+    pub listen: SocketAddr,
+    /// Development mode: create the deployment on first start and unseal from local shares.
+    pub dev: bool,
+    /// Dev mode only: run the server's clock this many days ahead.
+    pub dev_clock_offset_days: Option<u32>,
+    /// How long an unseal attempt lasts after its first share.
+    pub unseal_timeout: Duration,
+}
+
 /// Runs the server until Ctrl-C or SIGTERM.
-pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(options: Options) -> anyhow::Result<()> {
     tls::install_provider();
-    let layout = Layout::new(data_dir(&args));
-    if args.dev {
+    let layout = Layout::new(&options.data);
+    if options.dev {
         prepare_dev(&layout)?;
     }
-    let domains = open(&layout, clock(&args), args.unseal_timeout)?;
-    if args.dev {
+    let domains = open(&layout, clock(&options), options.unseal_timeout)?;
+    if options.dev {
         dev_unseal(&layout, &domains.kms)?;
     }
     let config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(options.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
     // Keys whose waiting period ended while the server was down are gone before it answers.
     let kms = domains.kms.clone();
     tokio::task::spawn_blocking(move || destroy_due(&kms)).await?;
-    announce(&layout, &args, &domains.kms);
+    announce(&layout, &options, &domains.kms);
     tokio::spawn(sweep_destructions(domains.kms.clone()));
     let auth = Arc::new(identity::Authenticator::new(
         domains.ca.clone(),
@@ -84,7 +100,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(sweep_unseal_attempts(domains.kms.clone()));
     let recorders = Recorders::new(&domains);
     let incoming = tls::incoming(listener, config, vouch(auth.clone()));
-    let routes = routes(domains, auth.clone(), args.dev, &recorders).await?;
+    let routes = routes(domains, auth.clone(), options.dev, &recorders).await?;
     let served = serve_tiers(routes, incoming, &recorders, &auth).await;
     recorders.flush().await;
     served
@@ -180,20 +196,9 @@ async fn stopping(mut stopped: watch::Receiver<()>) {
     let _ = stopped.changed().await;
 }
 
-fn data_dir(args: &ServeArgs) -> PathBuf {
-    args.data.clone().unwrap_or_else(|| {
-        if args.dev {
-            "govtrust-dev"
-        } else {
-            "govtrust-data"
-        }
-        .into()
-    })
-}
-
 /// The server's clock: the system clock, or in dev mode optionally one running ahead.
-fn clock(args: &ServeArgs) -> Arc<dyn Clock> {
-    match args.dev_clock_offset_days.filter(|_| args.dev) {
+fn clock(options: &Options) -> Arc<dyn Clock> {
+    match options.dev_clock_offset_days.filter(|_| options.dev) {
         Some(days) => {
             eprintln!("WARNING: dev mode clock runs {days} days ahead");
             Arc::new(AheadClock(Duration::from_secs(u64::from(days) * 86_400)))
@@ -338,16 +343,16 @@ async fn health()
     service
 }
 
-fn announce(layout: &Layout, args: &ServeArgs, kms: &Kms) {
+fn announce(layout: &Layout, options: &Options, kms: &Kms) {
     let sealed = if kms.is_sealed() {
         "sealed: unseal with `govtrust unseal --share FILE`"
     } else {
         "unsealed"
     };
-    println!("govtrust listening on {} ({sealed})", args.listen);
+    println!("govtrust listening on {} ({sealed})", options.listen);
     println!("CA bundle:  {}", layout.ca_bundle().display());
     println!("Root CA:    {}", layout.root_certificate().display());
-    if args.dev {
+    if options.dev {
         for role in ["system-admin", "security-admin", "audit-admin"] {
             println!(
                 "{role:<15} credentials in {} (dev mode: keys on local disk)",
@@ -371,19 +376,7 @@ fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
             layout.root().display()
         );
     }
-    let args = InitArgs {
-        data: layout.root().to_path_buf(),
-        shares_out: layout.dev_unseal(),
-        threshold: 3,
-        shares: 5,
-        trust_domain: "gov.example".to_owned(),
-        server_names: vec!["localhost".to_owned()],
-        server_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
-        admin_out: None,
-        admin_csrs: Vec::new(),
-        dev: true,
-    };
-    crate::init::create_complete(layout, &args)?;
+    init::create_complete(layout, &init::Options::dev(layout))?;
     println!(
         "dev mode: created a new deployment in {}",
         layout.root().display()
