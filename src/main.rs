@@ -10,6 +10,7 @@ mod output;
 
 mod cli;
 mod client;
+mod files;
 mod init;
 mod layout;
 mod server;

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::init::{write_public, write_secret};
+use crate::files::{write_public, write_secret};
 
 /// Replaces the key and certificate in `dir` as a pair.
 pub fn replace(dir: &Path, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {

@@ -14,7 +14,7 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
 use super::credential;
 use super::{Connection, print_json, status_error, timestamp};
-use crate::init::write_public;
+use crate::files::write_public;
 
 #[derive(Debug, Args)]
 pub struct EnrollArgs {

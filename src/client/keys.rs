@@ -535,7 +535,7 @@ async fn export(
         .terms
         .context("the server returned no bundle terms")?;
     let file = BundleFile::new(&terms, &wrapped.encapsulated_key, &wrapped.ciphertext)?;
-    crate::init::write_public(out, &serde_json::to_string_pretty(&file)?)?;
+    crate::files::write_public(out, &serde_json::to_string_pretty(&file)?)?;
     outln!(
         "wrapped {} version {} to {} as bundle {}: only {} can import it, once, until {}",
         file.key_id,
@@ -740,7 +740,7 @@ fn write_output(out: Option<PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
     match out {
         // The plaintext is as secret as the key that protected it: an owner-only file.
         Some(path) => {
-            crate::init::write_file(&path, bytes, 0o600, crate::init::Replace::Atomically)
+            crate::files::write_file(&path, bytes, 0o600, crate::files::Replace::Atomically)
         }
         None => Ok(std::io::stdout().write_all(bytes)?),
     }
