@@ -9,8 +9,9 @@ use pb::audit_log_server::AuditLog as AuditLogService;
 use tonic::{Request, Response, Status};
 
 use super::authz::{Action, authorize};
-use super::identity::Authenticator;
-use super::{blocking, status};
+use super::handler::answer;
+use super::identity::{Authenticator, Principal};
+use super::status;
 
 /// Default and maximum page sizes of ListEvents.
 const PAGE_DEFAULT: usize = 100;
@@ -34,24 +35,22 @@ impl AuditLogService for AuditService {
         &self,
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        let principal = self
-            .auth
-            .principal(request.peer_certs().as_deref().map(Vec::as_slice))?;
-        authorize(&principal, Action::ReadAudit)?;
-        let request = request.into_inner();
-        let size = match usize::try_from(request.page_size).unwrap_or(PAGE_MAX) {
-            0 => PAGE_DEFAULT,
-            n => n.min(PAGE_MAX),
-        };
         let log = self.log.clone();
-        let records = blocking(move || {
-            log.records(request.after_sequence, size)
-                .map_err(|e| status::internal(&e))
+        let admit = |principal: &Principal, request: pb::ListEventsRequest| {
+            authorize(principal, Action::ReadAudit)?;
+            let size = match usize::try_from(request.page_size).unwrap_or(PAGE_MAX) {
+                0 => PAGE_DEFAULT,
+                n => n.min(PAGE_MAX),
+            };
+            Ok((request.after_sequence, size))
+        };
+        answer(&self.auth, request, admit, move |_, (after, size)| {
+            let records = log.records(after, size).map_err(|e| status::internal(&e))?;
+            Ok(pb::ListEventsResponse {
+                events: records.iter().map(event).collect(),
+            })
         })
-        .await?;
-        Ok(Response::new(pb::ListEventsResponse {
-            events: records.iter().map(event).collect(),
-        }))
+        .await
     }
 }
 

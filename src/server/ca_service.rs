@@ -13,10 +13,11 @@ use tonic::{Request, Response, Status};
 
 use super::authz::{Action, authorize};
 use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
+use super::handler::{answer, blocking};
 use super::identity::{Authenticator, Principal};
 use super::refusal_layer::ENROLL;
 use super::refusals::{Kind, Refusal, Refusals, token_actor};
-use super::{blocking, status};
+use super::status;
 
 /// Default enrollment-token lifetime.
 const TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -99,34 +100,46 @@ impl CertificateAuthority for CaService {
         &self,
         request: Request<pb::RegisterSystemRequest>,
     ) -> Reply<pb::RegisterSystemResponse> {
-        let principal = self.principal(&request)?;
-        authorize(&principal, Action::RegisterSystem)?;
-        let registration = registration(request.into_inner())?;
         let ca = self.ca.clone();
-        let registered = blocking(move || {
-            ca.register_system(&principal.spiffe_id, registration)
-                .map_err(status::ca)
-        })
-        .await?;
-        Ok(Response::new(pb::RegisterSystemResponse {
-            system: Some(system_message(&registered.system)),
-            enrollment_token: registered.token.to_string(),
-            token_expires_at: Some(registered.token_expires_at.into()),
-        }))
+        let admit = |principal: &Principal, request| {
+            authorize(principal, Action::RegisterSystem)?;
+            registration(request)
+        };
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, registration| {
+                let registered = ca
+                    .register_system(&principal.spiffe_id, registration)
+                    .map_err(status::ca)?;
+                Ok(pb::RegisterSystemResponse {
+                    system: Some(system_message(&registered.system)),
+                    enrollment_token: registered.token.to_string(),
+                    token_expires_at: Some(registered.token_expires_at.into()),
+                })
+            },
+        )
+        .await
     }
 
     async fn issue_enrollment_token(
         &self,
         request: Request<pb::IssueEnrollmentTokenRequest>,
     ) -> Reply<pb::IssueEnrollmentTokenResponse> {
-        let principal = self.principal(&request)?;
-        authorize(&principal, Action::IssueToken)?;
-        let request = request.into_inner();
-        let ttl = token_ttl(request.token_ttl_seconds)?;
         let (ca, gate) = (self.ca.clone(), self.gate.clone());
-        blocking(move || issue_token(&ca, &gate, &principal, &request, ttl))
-            .await
-            .map(Response::new)
+        let admit = |principal: &Principal, request: pb::IssueEnrollmentTokenRequest| {
+            authorize(principal, Action::IssueToken)?;
+            let ttl = token_ttl(request.token_ttl_seconds)?;
+            Ok((request, ttl))
+        };
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, (request, ttl)| issue_token(&ca, &gate, &principal, &request, ttl),
+        )
+        .await
     }
 
     async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Reply<pb::EnrollResponse> {
@@ -147,18 +160,22 @@ impl CertificateAuthority for CaService {
     }
 
     async fn renew(&self, request: Request<pb::RenewRequest>) -> Reply<pb::RenewResponse> {
-        let principal = self.principal(&request)?;
-        authorize(&principal, Action::Renew)?;
-        let caller = Caller {
-            spiffe_id: principal.spiffe_id,
-            serial: principal.serial,
-        };
-        let csr = request.into_inner().csr;
         let ca = self.ca.clone();
-        let issued = blocking(move || ca.renew(&caller, &csr).map_err(status::ca)).await?;
-        Ok(Response::new(pb::RenewResponse {
-            certificate: Some(issued_message(issued)),
-        }))
+        let admit = |principal: &Principal, request: pb::RenewRequest| {
+            authorize(principal, Action::Renew)?;
+            Ok(request.csr)
+        };
+        answer(&self.auth, request, admit, move |principal, csr| {
+            let caller = Caller {
+                spiffe_id: principal.spiffe_id,
+                serial: principal.serial,
+            };
+            let issued = ca.renew(&caller, &csr).map_err(status::ca)?;
+            Ok(pb::RenewResponse {
+                certificate: Some(issued_message(issued)),
+            })
+        })
+        .await
     }
 
     async fn get_ca_chain(

@@ -24,8 +24,9 @@ use pb::approvals_server::Approvals as ApprovalsApi;
 use tonic::{Request, Response, Status};
 
 use super::authz::{Action, authorize};
+use super::handler::{answer, blocking};
 use super::identity::{Authenticator, Kind, Principal};
-use super::{blocking, status};
+use super::status;
 
 /// How long a request may wait to be approved and carried out.
 const REQUEST_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -249,58 +250,64 @@ impl ApprovalsApi for ApprovalService {
         &self,
         request: Request<pb::ListApprovalsRequest>,
     ) -> Reply<pb::ListApprovalsResponse> {
-        let principal = self.principal(&request, Action::ReadApprovals)?;
-        let only_own = own_only(&principal);
-        let request = request.into_inner();
-        let only = domain_status(request.status)?;
-        let after = match request.page_token.as_str() {
-            "" => None,
-            token => Some(Self::id(token)?),
-        };
-        let size = usize::try_from(request.page_size).unwrap_or(PAGE_MAX);
         let gate = self.gate.clone();
-        let (found, next) = blocking(move || {
-            let now = gate.now();
-            let (found, next) = gate
-                .approvals
-                .list(only, now, size, after.as_ref())
-                .map_err(status::approval)?;
-            let shown = found
-                .iter()
-                .filter(|r| only_own.as_ref().is_none_or(|me| &r.requester == me))
-                .map(|r| message(r, now))
-                .collect();
-            Ok((shown, next))
-        })
-        .await?;
-        Ok(Response::new(pb::ListApprovalsResponse {
-            approvals: found,
-            next_page_token: next.unwrap_or_default(),
-        }))
+        let admit = |principal: &Principal, request: pb::ListApprovalsRequest| {
+            authorize(principal, Action::ReadApprovals)?;
+            let only = domain_status(request.status)?;
+            let after = match request.page_token.as_str() {
+                "" => None,
+                token => Some(Self::id(token)?),
+            };
+            let size = usize::try_from(request.page_size).unwrap_or(PAGE_MAX);
+            Ok((only, after, size))
+        };
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, (only, after, size)| {
+                let only_own = own_only(&principal);
+                let now = gate.now();
+                let (found, next) = gate
+                    .approvals
+                    .list(only, now, size, after.as_ref())
+                    .map_err(status::approval)?;
+                let shown = found
+                    .iter()
+                    .filter(|r| only_own.as_ref().is_none_or(|me| &r.requester == me))
+                    .map(|r| message(r, now))
+                    .collect();
+                Ok(pb::ListApprovalsResponse {
+                    approvals: shown,
+                    next_page_token: next.unwrap_or_default(),
+                })
+            },
+        )
+        .await
     }
 
     async fn get_approval(
         &self,
         request: Request<pb::GetApprovalRequest>,
     ) -> Reply<pb::GetApprovalResponse> {
-        let principal = self.principal(&request, Action::ReadApprovals)?;
-        let only_own = own_only(&principal);
-        let id = Self::id(&request.into_inner().id)?;
         let gate = self.gate.clone();
-        let approval = blocking(move || {
+        let admit = |principal: &Principal, request: pb::GetApprovalRequest| {
+            authorize(principal, Action::ReadApprovals)?;
+            Self::id(&request.id)
+        };
+        answer(&self.auth, request, admit, move |principal, id| {
             let found = gate.approvals.get(&id).map_err(status::approval)?;
-            if only_own.is_some_and(|me| me != found.requester) {
+            if own_only(&principal).is_some_and(|me| me != found.requester) {
                 return Err(Status::permission_denied(format!(
                     "{} may read only its own approval requests",
                     principal.spiffe_id
                 )));
             }
-            Ok(message(&found, gate.now()))
+            Ok(pb::GetApprovalResponse {
+                approval: Some(message(&found, gate.now())),
+            })
         })
-        .await?;
-        Ok(Response::new(pb::GetApprovalResponse {
-            approval: Some(approval),
-        }))
+        .await
     }
 
     async fn approve(&self, request: Request<pb::ApproveRequest>) -> Reply<pb::ApproveResponse> {

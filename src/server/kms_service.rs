@@ -25,9 +25,10 @@ use zeroize::Zeroize;
 
 use super::authz::{Action, KeyOperation, authorize};
 use super::dual_control::{self, Gate, KEY_APPROVERS};
+use super::handler::{answer, blocking};
 use super::identity::{Authenticator, Principal};
+use super::status;
 use super::usage::{Ledger, Operation};
-use super::{blocking, status};
 
 /// Default and maximum page sizes of ListKeys.
 const PAGE_DEFAULT: usize = 100;
@@ -103,6 +104,12 @@ impl KeyService {
         .await
     }
 
+    /// The id of the key named by `key_id`, after checking `principal` may manage it.
+    fn managed_key(&self, principal: &Principal, key_id: &str) -> Result<KeyId, Status> {
+        let (id, _) = self.authorized_key(principal, key_id, KeyOperation::Manage)?;
+        Ok(id)
+    }
+
     /// The key named by `key_id`, after checking `principal` may do `action` with it.
     fn authorized_key(
         &self,
@@ -125,19 +132,22 @@ impl KeyManagement for KeyService {
         &self,
         request: Request<pb::CreateKeyRequest>,
     ) -> Reply<pb::CreateKeyResponse> {
-        let principal = self.principal(&request)?;
-        authorize(&principal, Action::CreateKey)?;
-        let mut spec = key_spec(request.into_inner(), &principal, &self.identity_prefix)?;
-        spec.owner_generation = self.owner_generation(&principal, &spec.owner)?;
         let kms = self.kms.clone();
-        let key = blocking(move || {
-            kms.create_key(&principal.spiffe_id, spec)
-                .map_err(status::kms)
+        let admit = |principal: &Principal, request| {
+            authorize(principal, Action::CreateKey)?;
+            let mut spec = key_spec(request, principal, &self.identity_prefix)?;
+            spec.owner_generation = self.owner_generation(principal, &spec.owner)?;
+            Ok(spec)
+        };
+        answer(&self.auth, request, admit, move |principal, spec| {
+            let key = kms
+                .create_key(&principal.spiffe_id, spec)
+                .map_err(status::kms)?;
+            Ok(pb::CreateKeyResponse {
+                key: Some(key_message(&key)),
+            })
         })
-        .await?;
-        Ok(Response::new(pb::CreateKeyResponse {
-            key: Some(key_message(&key)),
-        }))
+        .await
     }
 
     async fn get_key(&self, request: Request<pb::GetKeyRequest>) -> Reply<pb::GetKeyResponse> {
@@ -173,18 +183,19 @@ impl KeyManagement for KeyService {
         &self,
         request: Request<pb::RotateKeyRequest>,
     ) -> Reply<pb::RotateKeyResponse> {
-        let principal = self.principal(&request)?;
-        let (id, _) =
-            self.authorized_key(&principal, &request.get_ref().key_id, KeyOperation::Manage)?;
         let kms = self.kms.clone();
-        let key = blocking(move || {
-            kms.rotate_key(&principal.spiffe_id, &id)
-                .map_err(status::kms)
+        let admit = |principal: &Principal, request: pb::RotateKeyRequest| {
+            self.managed_key(principal, &request.key_id)
+        };
+        answer(&self.auth, request, admit, move |principal, id| {
+            let key = kms
+                .rotate_key(&principal.spiffe_id, &id)
+                .map_err(status::kms)?;
+            Ok(pb::RotateKeyResponse {
+                key: Some(key_message(&key)),
+            })
         })
-        .await?;
-        Ok(Response::new(pb::RotateKeyResponse {
-            key: Some(key_message(&key)),
-        }))
+        .await
     }
 
     async fn encrypt(&self, request: Request<pb::EncryptRequest>) -> Reply<pb::EncryptResponse> {
@@ -415,43 +426,45 @@ impl KeyManagement for KeyService {
         &self,
         request: Request<pb::CancelKeyDestructionRequest>,
     ) -> Reply<pb::CancelKeyDestructionResponse> {
-        let principal = self.principal(&request)?;
-        let (id, _) =
-            self.authorized_key(&principal, &request.get_ref().key_id, KeyOperation::Manage)?;
         let kms = self.kms.clone();
-        let key = blocking(move || {
-            kms.cancel_destruction(&principal.spiffe_id, &id)
-                .map_err(status::kms)
+        let admit = |principal: &Principal, request: pb::CancelKeyDestructionRequest| {
+            self.managed_key(principal, &request.key_id)
+        };
+        answer(&self.auth, request, admit, move |principal, id| {
+            let key = kms
+                .cancel_destruction(&principal.spiffe_id, &id)
+                .map_err(status::kms)?;
+            Ok(pb::CancelKeyDestructionResponse {
+                key: Some(key_message(&key)),
+            })
         })
-        .await?;
-        Ok(Response::new(pb::CancelKeyDestructionResponse {
-            key: Some(key_message(&key)),
-        }))
+        .await
     }
 
     async fn wrap_key_for_recipient(
         &self,
         request: Request<pb::WrapKeyForRecipientRequest>,
     ) -> Reply<pb::WrapKeyForRecipientResponse> {
-        let principal = self.principal(&request)?;
-        let request = request.into_inner();
-        let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Export)?;
-        let spec = export_spec(request)?;
         let kms = self.kms.clone();
-        let wrapped = blocking(move || {
-            kms.wrap_for_recipient(&principal.spiffe_id, &id, spec)
-                .map_err(status::kms)
+        let admit = |principal: &Principal, request: pb::WrapKeyForRecipientRequest| {
+            let (id, _) = self.authorized_key(principal, &request.key_id, KeyOperation::Export)?;
+            Ok((id, export_spec(request)?))
+        };
+        answer(&self.auth, request, admit, move |principal, (id, spec)| {
+            let wrapped = kms
+                .wrap_for_recipient(&principal.spiffe_id, &id, spec)
+                .map_err(status::kms)?;
+            let terms = &wrapped.terms;
+            Ok(pb::WrapKeyForRecipientResponse {
+                algorithm: algorithm_message(terms.algorithm) as i32,
+                key_id: terms.source_key.to_string(),
+                version: terms.source_version,
+                terms: Some(terms_message(terms)),
+                encapsulated_key: wrapped.encapsulated_key,
+                ciphertext: wrapped.ciphertext,
+            })
         })
-        .await?;
-        let terms = &wrapped.terms;
-        Ok(Response::new(pb::WrapKeyForRecipientResponse {
-            algorithm: algorithm_message(terms.algorithm) as i32,
-            key_id: terms.source_key.to_string(),
-            version: terms.source_version,
-            terms: Some(terms_message(terms)),
-            encapsulated_key: wrapped.encapsulated_key,
-            ciphertext: wrapped.ciphertext,
-        }))
+        .await
     }
 
     async fn get_wrapping_key(
@@ -468,18 +481,20 @@ impl KeyManagement for KeyService {
         &self,
         request: Request<pb::ImportKeyRequest>,
     ) -> Reply<pb::ImportKeyResponse> {
-        let principal = self.principal(&request)?;
-        authorize(&principal, Action::ImportKey)?;
-        let spec = import_spec(request.into_inner(), &principal)?;
         let kms = self.kms.clone();
-        let key = blocking(move || {
-            kms.import_key(&principal.spiffe_id, spec)
-                .map_err(status::kms)
+        let admit = |principal: &Principal, request| {
+            authorize(principal, Action::ImportKey)?;
+            import_spec(request, principal)
+        };
+        answer(&self.auth, request, admit, move |principal, spec| {
+            let key = kms
+                .import_key(&principal.spiffe_id, spec)
+                .map_err(status::kms)?;
+            Ok(pb::ImportKeyResponse {
+                key: Some(key_message(&key)),
+            })
         })
-        .await?;
-        Ok(Response::new(pb::ImportKeyResponse {
-            key: Some(key_message(&key)),
-        }))
+        .await
     }
 }
 
@@ -553,21 +568,20 @@ impl Seal for SealService {
     }
 
     async fn seal(&self, request: Request<pb::SealRequest>) -> Reply<pb::SealResponse> {
-        let principal = self
-            .auth
-            .principal(request.peer_certs().as_deref().map(Vec::as_slice))?;
-        authorize(&principal, Action::Seal)?;
-        let peer = peer(&request);
-        let reason = request.into_inner().reason;
-        let kms = self.kms.clone();
-        let status = blocking(move || {
-            kms.seal(&principal.spiffe_id, &peer, &reason)
-                .map_err(status::kms)
+        let (kms, peer) = (self.kms.clone(), peer(&request));
+        let admit = |principal: &Principal, request: pb::SealRequest| {
+            authorize(principal, Action::Seal)?;
+            Ok(request.reason)
+        };
+        answer(&self.auth, request, admit, move |principal, reason| {
+            let sealed = kms
+                .seal(&principal.spiffe_id, &peer, &reason)
+                .map_err(status::kms)?;
+            Ok(pb::SealResponse {
+                status: Some(seal_message(&sealed, true)),
+            })
         })
-        .await?;
-        Ok(Response::new(pb::SealResponse {
-            status: Some(seal_message(&status, true)),
-        }))
+        .await
     }
 }
 

@@ -17,6 +17,7 @@ mod audit_service;
 mod authz;
 mod ca_service;
 mod dual_control;
+mod handler;
 mod identity;
 mod journal;
 mod kms_service;
@@ -44,7 +45,6 @@ use govtrust_proto::audit::audit_log_server::AuditLogServer;
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
 use tokio::sync::watch;
-use tonic::Status;
 use tonic::service::Routes;
 use tower_layer::{Identity, Stack};
 
@@ -477,15 +477,4 @@ async fn shutdown() {
         () = terminate => {}
     }
     tracing::info!("shutting down");
-}
-
-/// Runs blocking domain work (store commits wait for the group fsync) off the async workers.
-pub async fn blocking<T, F>(work: F) -> Result<T, Status>
-where
-    F: FnOnce() -> Result<T, Status> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| Status::internal(format!("worker failed: {error}")))?
 }
