@@ -30,16 +30,7 @@ pub enum KmsCommand {
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create a key (it starts active unless --pre-active).
-    Create {
-        #[arg(long, value_enum)]
-        algorithm: AlgorithmArg,
-        #[command(flatten)]
-        options: KeyOptions,
-        #[arg(long)]
-        pre_active: bool,
-        #[command(flatten)]
-        connection: Connection,
-    },
+    Create(CreateArgs),
     /// List keys.
     List {
         #[command(flatten)]
@@ -50,125 +41,170 @@ pub enum KeyCommand {
     /// Make a new primary version; old versions still decrypt and verify.
     Rotate(KeyArg),
     /// Encrypt data (from --plaintext or --in) and print the ciphertext, base64.
-    Encrypt {
-        #[command(flatten)]
-        key: KeyArg,
-        #[command(flatten)]
-        input: Input,
-        /// Additional authenticated data (text); Decrypt needs the same.
-        #[arg(long, default_value = "")]
-        aad: String,
-    },
+    Encrypt(EncryptArgs),
     /// Decrypt a base64 ciphertext (from --ciphertext or --in) to stdout or --out.
-    Decrypt {
-        #[arg(long, conflicts_with = "input")]
-        ciphertext: Option<String>,
-        /// File holding the base64 ciphertext.
-        #[arg(long = "in")]
-        input: Option<PathBuf>,
-        #[arg(long, default_value = "")]
-        aad: String,
-        /// Write the plaintext to this file instead of stdout.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        connection: Connection,
-    },
+    Decrypt(DecryptArgs),
     /// Sign data and print the signature, base64.
-    Sign {
-        #[command(flatten)]
-        key: KeyArg,
-        #[command(flatten)]
-        input: Input,
-    },
+    Sign(SignArgs),
     /// Verify a base64 signature over data.
-    Verify {
-        #[command(flatten)]
-        key: KeyArg,
-        #[command(flatten)]
-        input: Input,
-        #[arg(long)]
-        signature: String,
-    },
+    Verify(VerifyArgs),
     /// Print a key's public key, PEM.
     PublicKey(KeyArg),
     /// Change a key's state.
     /// A key you do not own changes only with a second officer's approval: the first run
     /// files the request, the run with --approval after it was approved changes the key.
-    State {
-        #[command(flatten)]
-        key: KeyArg,
-        #[arg(value_enum)]
-        change: ChangeArg,
-        #[arg(long, default_value = "")]
-        reason: String,
-        /// Carry out this approved request (ap-…); give the same change and reason.
-        #[arg(long)]
-        approval: Option<String>,
-    },
+    State(StateArgs),
     /// Schedule a key's destruction after a waiting period, or with --now destroy it at once
     /// under dual control (the first run files the request, the run with --approval destroys).
-    Destroy {
-        #[command(flatten)]
-        key: KeyArg,
-        /// Waiting period in days, 7 to 30.
-        #[arg(long, default_value_t = 30, conflicts_with = "now")]
-        days: u32,
-        /// Destroy at once, without the waiting period (needs a second officer's approval).
-        #[arg(long)]
-        now: bool,
-        /// Why; recorded with an immediate destruction and its approval.
-        #[arg(long, default_value = "", requires = "now")]
-        reason: String,
-        /// Carry out this approved destruction request (ap-…): an immediate one, or one of a
-        /// key you do not own.
-        #[arg(long)]
-        approval: Option<String>,
-    },
+    Destroy(DestroyArgs),
     /// Cancel a scheduled destruction.
     CancelDestroy(KeyArg),
     /// Export an exportable key wrapped (HPKE) to a centre's X25519 wrapping key, as a
     /// single-use JSON bundle that only the identity `--to` may import (`kms key import`), once,
     /// before it expires. The recipient, source, policy and dates are bound into the bundle.
-    Export {
-        #[command(flatten)]
-        key: KeyArg,
-        /// The one identity (SPIFFE URI) that may import the bundle; it will own the copy.
-        #[arg(long)]
-        to: String,
-        /// The X25519 wrapping key of the centre the bundle goes to, base64 (`kms wrapping-key`
-        /// there; this centre's own for a copy here).
-        #[arg(long)]
-        recipient: String,
-        /// Version to export; default: the primary version.
-        #[arg(long = "key-version", default_value_t = 0)]
-        key_version: u32,
-        /// Let the imported copy be exported again (default: it cannot).
-        #[arg(long)]
-        allow_reexport: bool,
-        /// How long the bundle can be imported, in hours (1 to 720).
-        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
-        valid_for_hours: u32,
-        /// For an AES key going to another centre: how many encryptions the copy may make
-        /// there, given up by this key's version (default: half of what it has left). The two
-        /// together never exceed one key's random-nonce limit.
-        #[arg(long)]
-        encryptions: Option<u64>,
-        /// Where to write the bundle.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Export(ExportArgs),
     /// Import a key bundle written by `kms key export`: only its recipient can, once. The copy
     /// belongs to you and is exportable only with --exportable on a bundle that allows it.
-    Import {
-        /// The bundle file.
-        #[arg(long = "in")]
-        input: PathBuf,
-        #[command(flatten)]
-        options: KeyOptions,
-        #[command(flatten)]
-        connection: Connection,
-    },
+    Import(ImportArgs),
+}
+
+/// `kms key create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[arg(long, value_enum)]
+    algorithm: AlgorithmArg,
+    #[command(flatten)]
+    options: KeyOptions,
+    #[arg(long)]
+    pre_active: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// `kms key encrypt`.
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    #[command(flatten)]
+    key: KeyArg,
+    #[command(flatten)]
+    input: Input,
+    /// Additional authenticated data (text); Decrypt needs the same.
+    #[arg(long, default_value = "")]
+    aad: String,
+}
+
+/// `kms key decrypt`.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    #[arg(long, conflicts_with = "input")]
+    ciphertext: Option<String>,
+    /// File holding the base64 ciphertext.
+    #[arg(long = "in")]
+    input: Option<PathBuf>,
+    #[arg(long, default_value = "")]
+    aad: String,
+    /// Write the plaintext to this file instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// `kms key sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    key: KeyArg,
+    #[command(flatten)]
+    input: Input,
+}
+
+/// `kms key verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    key: KeyArg,
+    #[command(flatten)]
+    input: Input,
+    #[arg(long)]
+    signature: String,
+}
+
+/// `kms key state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(flatten)]
+    key: KeyArg,
+    #[arg(value_enum)]
+    change: ChangeArg,
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Carry out this approved request (ap-…); give the same change and reason.
+    #[arg(long)]
+    approval: Option<String>,
+}
+
+/// `kms key destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    key: KeyArg,
+    /// Waiting period in days, 7 to 30.
+    #[arg(long, default_value_t = 30, conflicts_with = "now")]
+    days: u32,
+    /// Destroy at once, without the waiting period (needs a second officer's approval).
+    #[arg(long)]
+    now: bool,
+    /// Why; recorded with an immediate destruction and its approval.
+    #[arg(long, default_value = "", requires = "now")]
+    reason: String,
+    /// Carry out this approved destruction request (ap-…): an immediate one, or one of a
+    /// key you do not own.
+    #[arg(long)]
+    approval: Option<String>,
+}
+
+/// `kms key export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    key: KeyArg,
+    /// The one identity (SPIFFE URI) that may import the bundle; it will own the copy.
+    #[arg(long)]
+    to: String,
+    /// The X25519 wrapping key of the centre the bundle goes to, base64 (`kms wrapping-key`
+    /// there; this centre's own for a copy here).
+    #[arg(long)]
+    recipient: String,
+    /// Version to export; default: the primary version.
+    #[arg(long = "key-version", default_value_t = 0)]
+    key_version: u32,
+    /// Let the imported copy be exported again (default: it cannot).
+    #[arg(long)]
+    allow_reexport: bool,
+    /// How long the bundle can be imported, in hours (1 to 720).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+    valid_for_hours: u32,
+    /// For an AES key going to another centre: how many encryptions the copy may make
+    /// there, given up by this key's version (default: half of what it has left). The two
+    /// together never exceed one key's random-nonce limit.
+    #[arg(long)]
+    encryptions: Option<u64>,
+    /// Where to write the bundle.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `kms key import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The bundle file.
+    #[arg(long = "in")]
+    input: PathBuf,
+    #[command(flatten)]
+    options: KeyOptions,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 /// What a new key (created or imported) is allowed and for whom.
@@ -272,188 +308,164 @@ pub async fn run(command: KmsCommand) -> anyhow::Result<()> {
 
 async fn key(command: KeyCommand) -> anyhow::Result<()> {
     match command {
-        KeyCommand::Create {
-            algorithm,
-            options,
-            pre_active,
-            connection,
-        } => {
-            let request = pb::CreateKeyRequest {
-                algorithm: algorithm_message(algorithm) as i32,
-                exportable: options.exportable,
-                description: options.description,
-                owner: options.owner.unwrap_or_default(),
-                pre_active,
-            };
-            let response = client(&connection).await?.create_key(request).await;
-            show_key(
-                &connection,
-                response.map_err(status_error)?.into_inner().key,
-            )
-        }
+        KeyCommand::Create(args) => create(args).await,
         KeyCommand::List { connection } => list(&connection).await,
-        KeyCommand::Show(KeyArg { key_id, connection }) => {
-            let response = client(&connection)
-                .await?
-                .get_key(pb::GetKeyRequest { key_id })
-                .await;
-            show_key(
-                &connection,
-                response.map_err(status_error)?.into_inner().key,
-            )
-        }
-        KeyCommand::Rotate(KeyArg { key_id, connection }) => {
-            let request = pb::RotateKeyRequest { key_id };
-            let response = client(&connection).await?.rotate_key(request).await;
-            show_key(
-                &connection,
-                response.map_err(status_error)?.into_inner().key,
-            )
-        }
-        KeyCommand::Encrypt { key, input, aad } => encrypt(key, &input, aad).await,
-        KeyCommand::Decrypt {
-            ciphertext,
-            input,
-            aad,
-            out,
-            connection,
-        } => {
-            let text = text_or_file(ciphertext, input.as_deref(), "--ciphertext")?;
-            decrypt(&connection, &text, aad, out).await
-        }
-        KeyCommand::Sign { key, input } => sign(key, &input).await,
-        KeyCommand::Verify {
-            key,
-            input,
-            signature,
-        } => verify(key, &input, &signature).await,
-        KeyCommand::PublicKey(KeyArg { key_id, connection }) => {
-            let request = pb::GetPublicKeyRequest { key_id, version: 0 };
-            let response = client(&connection).await?.get_public_key(request).await;
-            out!(
-                "{}",
-                response.map_err(status_error)?.into_inner().public_key_pem
-            );
-            Ok(())
-        }
-        KeyCommand::State {
-            key,
-            change,
-            reason,
-            approval,
-        } => {
-            let again = "the same `govtrust kms key state` command";
-            let request = pb::SetKeyStateRequest {
-                key_id: key.key_id,
-                change: change_message(change) as i32,
-                reason,
-                approval_id: approval.unwrap_or_default(),
-            };
-            let response = client(&key.connection).await?.set_key_state(request).await;
-            let response = response.map_err(status_error)?.into_inner();
-            acted(
-                &key.connection,
-                response.key,
-                response.pending_approval,
-                again,
-            )
-        }
-        KeyCommand::Destroy {
-            key,
-            now: true,
-            reason,
-            approval,
-            ..
-        } => {
-            let again = "the same `govtrust kms key destroy --now` command";
-            let request = pb::DestroyKeyRequest {
-                key_id: key.key_id,
-                reason,
-                approval_id: approval.unwrap_or_default(),
-            };
-            let response = client(&key.connection).await?.destroy_key(request).await;
-            let response = response.map_err(status_error)?.into_inner();
-            acted(
-                &key.connection,
-                response.key,
-                response.pending_approval,
-                again,
-            )
-        }
-        KeyCommand::Destroy {
-            key,
-            days,
-            approval,
-            ..
-        } => {
-            let again = "the same `govtrust kms key destroy` command";
-            let request = pb::ScheduleKeyDestructionRequest {
-                key_id: key.key_id,
-                waiting_period_days: days,
-                approval_id: approval.unwrap_or_default(),
-            };
-            let response = client(&key.connection)
-                .await?
-                .schedule_key_destruction(request)
-                .await;
-            let response = response.map_err(status_error)?.into_inner();
-            acted(
-                &key.connection,
-                response.key,
-                response.pending_approval,
-                again,
-            )
-        }
-        KeyCommand::CancelDestroy(KeyArg { key_id, connection }) => {
-            let request = pb::CancelKeyDestructionRequest { key_id };
-            let response = client(&connection)
-                .await?
-                .cancel_key_destruction(request)
-                .await;
-            show_key(
-                &connection,
-                response.map_err(status_error)?.into_inner().key,
-            )
-        }
-        KeyCommand::Export {
-            key,
-            to,
-            recipient,
-            key_version,
-            allow_reexport,
-            valid_for_hours,
-            encryptions,
-            out,
-        } => {
-            let request = pb::WrapKeyForRecipientRequest {
-                key_id: key.key_id.clone(),
-                version: key_version,
-                recipient_public_key: B64
-                    .decode(recipient.trim())
-                    .context("--recipient is not base64")?,
-                recipient: to,
-                allow_reexport,
-                valid_for_seconds: valid_for_hours.saturating_mul(3600),
-                encryptions,
-            };
-            export(&key.connection, request, &out).await
-        }
-        KeyCommand::Import {
-            input,
-            options,
-            connection,
-        } => {
-            let request = import_request(&input, options)?;
-            let response = client(&connection).await?.import_key(request).await;
-            show_key(
-                &connection,
-                response.map_err(status_error)?.into_inner().key,
-            )
-        }
+        KeyCommand::Show(key) => show(key).await,
+        KeyCommand::Rotate(key) => rotate(key).await,
+        KeyCommand::Encrypt(args) => encrypt(args).await,
+        KeyCommand::Decrypt(args) => decrypt(args).await,
+        KeyCommand::Sign(args) => sign(args).await,
+        KeyCommand::Verify(args) => verify(args).await,
+        KeyCommand::PublicKey(key) => public_key(key).await,
+        KeyCommand::State(args) => set_state(args).await,
+        KeyCommand::Destroy(args) if args.now => destroy_now(args).await,
+        KeyCommand::Destroy(args) => schedule_destruction(args).await,
+        KeyCommand::CancelDestroy(key) => cancel_destruction(key).await,
+        KeyCommand::Export(args) => export(args).await,
+        KeyCommand::Import(args) => import(args).await,
     }
 }
 
-async fn encrypt(key: KeyArg, input: &Input, aad: String) -> anyhow::Result<()> {
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    let CreateArgs {
+        algorithm,
+        options,
+        pre_active,
+        connection,
+    } = args;
+    let request = pb::CreateKeyRequest {
+        algorithm: algorithm_message(algorithm) as i32,
+        exportable: options.exportable,
+        description: options.description,
+        owner: options.owner.unwrap_or_default(),
+        pre_active,
+    };
+    let response = client(&connection).await?.create_key(request).await;
+    show_key(
+        &connection,
+        response.map_err(status_error)?.into_inner().key,
+    )
+}
+
+async fn show(KeyArg { key_id, connection }: KeyArg) -> anyhow::Result<()> {
+    let request = pb::GetKeyRequest { key_id };
+    let response = client(&connection).await?.get_key(request).await;
+    show_key(
+        &connection,
+        response.map_err(status_error)?.into_inner().key,
+    )
+}
+
+async fn rotate(KeyArg { key_id, connection }: KeyArg) -> anyhow::Result<()> {
+    let request = pb::RotateKeyRequest { key_id };
+    let response = client(&connection).await?.rotate_key(request).await;
+    show_key(
+        &connection,
+        response.map_err(status_error)?.into_inner().key,
+    )
+}
+
+async fn public_key(KeyArg { key_id, connection }: KeyArg) -> anyhow::Result<()> {
+    let request = pb::GetPublicKeyRequest { key_id, version: 0 };
+    let response = client(&connection).await?.get_public_key(request).await;
+    out!(
+        "{}",
+        response.map_err(status_error)?.into_inner().public_key_pem
+    );
+    Ok(())
+}
+
+async fn set_state(args: StateArgs) -> anyhow::Result<()> {
+    let StateArgs {
+        key,
+        change,
+        reason,
+        approval,
+    } = args;
+    let request = pb::SetKeyStateRequest {
+        key_id: key.key_id,
+        change: change_message(change) as i32,
+        reason,
+        approval_id: approval.unwrap_or_default(),
+    };
+    let response = client(&key.connection).await?.set_key_state(request).await;
+    let response = response.map_err(status_error)?.into_inner();
+    let again = "the same `govtrust kms key state` command";
+    acted(
+        &key.connection,
+        response.key,
+        response.pending_approval,
+        again,
+    )
+}
+
+async fn destroy_now(args: DestroyArgs) -> anyhow::Result<()> {
+    let DestroyArgs {
+        key,
+        reason,
+        approval,
+        ..
+    } = args;
+    let request = pb::DestroyKeyRequest {
+        key_id: key.key_id,
+        reason,
+        approval_id: approval.unwrap_or_default(),
+    };
+    let response = client(&key.connection).await?.destroy_key(request).await;
+    let response = response.map_err(status_error)?.into_inner();
+    let again = "the same `govtrust kms key destroy --now` command";
+    acted(
+        &key.connection,
+        response.key,
+        response.pending_approval,
+        again,
+    )
+}
+
+async fn schedule_destruction(args: DestroyArgs) -> anyhow::Result<()> {
+    let DestroyArgs {
+        key,
+        days,
+        approval,
+        ..
+    } = args;
+    let request = pb::ScheduleKeyDestructionRequest {
+        key_id: key.key_id,
+        waiting_period_days: days,
+        approval_id: approval.unwrap_or_default(),
+    };
+    let mut client = client(&key.connection).await?;
+    let response = client.schedule_key_destruction(request).await;
+    let response = response.map_err(status_error)?.into_inner();
+    let again = "the same `govtrust kms key destroy` command";
+    acted(
+        &key.connection,
+        response.key,
+        response.pending_approval,
+        again,
+    )
+}
+
+async fn cancel_destruction(KeyArg { key_id, connection }: KeyArg) -> anyhow::Result<()> {
+    let request = pb::CancelKeyDestructionRequest { key_id };
+    let mut client = client(&connection).await?;
+    let response = client.cancel_key_destruction(request).await;
+    show_key(
+        &connection,
+        response.map_err(status_error)?.into_inner().key,
+    )
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let request = import_request(&args.input, args.options)?;
+    let response = client(&args.connection).await?.import_key(request).await;
+    show_key(
+        &args.connection,
+        response.map_err(status_error)?.into_inner().key,
+    )
+}
+
+async fn encrypt(EncryptArgs { key, input, aad }: EncryptArgs) -> anyhow::Result<()> {
     let request = pb::EncryptRequest {
         key_id: key.key_id,
         plaintext: input.bytes()?.into(),
@@ -472,25 +484,24 @@ async fn encrypt(key: KeyArg, input: &Input, aad: String) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn decrypt(
-    connection: &Connection,
-    text: &str,
-    aad: String,
-    out: Option<PathBuf>,
-) -> anyhow::Result<()> {
+async fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
+    let text = text_or_file(args.ciphertext, args.input.as_deref(), "--ciphertext")?;
     let ciphertext = B64
         .decode(text.trim())
         .context("the ciphertext is not base64")?;
     let request = pb::DecryptRequest {
         ciphertext: ciphertext.into(),
-        aad: aad.into_bytes().into(),
+        aad: args.aad.into_bytes().into(),
         key_id: String::new(),
     };
-    let response = client(connection).await?.decrypt(request).await;
-    write_output(out, &response.map_err(status_error)?.into_inner().plaintext)
+    let response = client(&args.connection).await?.decrypt(request).await;
+    write_output(
+        args.out,
+        &response.map_err(status_error)?.into_inner().plaintext,
+    )
 }
 
-async fn sign(key: KeyArg, input: &Input) -> anyhow::Result<()> {
+async fn sign(SignArgs { key, input }: SignArgs) -> anyhow::Result<()> {
     let request = pb::SignRequest {
         key_id: key.key_id,
         message: input.bytes()?,
@@ -503,7 +514,12 @@ async fn sign(key: KeyArg, input: &Input) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn verify(key: KeyArg, input: &Input, signature: &str) -> anyhow::Result<()> {
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let VerifyArgs {
+        key,
+        input,
+        signature,
+    } = args;
     let request = pb::VerifyRequest {
         key_id: key.key_id,
         message: input.bytes()?,
@@ -521,7 +537,23 @@ async fn verify(key: KeyArg, input: &Input, signature: &str) -> anyhow::Result<(
     Ok(())
 }
 
-async fn export(
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let request = pb::WrapKeyForRecipientRequest {
+        key_id: args.key.key_id.clone(),
+        version: args.key_version,
+        recipient_public_key: B64
+            .decode(args.recipient.trim())
+            .context("--recipient is not base64")?,
+        recipient: args.to,
+        allow_reexport: args.allow_reexport,
+        valid_for_seconds: args.valid_for_hours.saturating_mul(3600),
+        encryptions: args.encryptions,
+    };
+    write_bundle(&args.key.connection, request, &args.out).await
+}
+
+/// Asks the server to wrap the key of `request` and writes the bundle to `out`.
+async fn write_bundle(
     connection: &Connection,
     request: pb::WrapKeyForRecipientRequest,
     out: &Path,
