@@ -34,12 +34,12 @@ pub enum Command {
         #[arg(long)]
         share: PathBuf,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: client::connection::Connection,
     },
     /// Show whether the server is sealed and how far unsealing has come.
     Status {
         #[command(flatten)]
-        connection: client::Connection,
+        connection: client::connection::Connection,
     },
     /// Seal the running server at once (security administrator): every key leaves its memory
     /// and every key operation fails until the custodians unseal it again.
@@ -48,7 +48,7 @@ pub enum Command {
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
-        connection: client::Connection,
+        connection: client::connection::Connection,
     },
     /// Government systems: register them and issue enrollment tokens (system administrator).
     #[command(subcommand)]

@@ -13,6 +13,7 @@ mod client;
 mod files;
 mod init;
 mod layout;
+mod rfc3339;
 mod server;
 
 use clap::Parser;

@@ -7,7 +7,8 @@ use govtrust_proto::approval::{
     RejectRequest, approvals_client::ApprovalsClient,
 };
 
-use super::{Connection, print_json, printable, status_error, timestamp};
+use super::connection::Connection;
+use super::text::{print_json, printable, status_error, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum ApprovalCommand {

@@ -7,7 +7,8 @@
 use clap::Subcommand;
 use govtrust_proto::audit::{Detail, Event, ListEventsRequest, audit_log_client::AuditLogClient};
 
-use super::{Connection, print_json, printable, status_error, timestamp};
+use super::connection::Connection;
+use super::text::{print_json, printable, status_error, timestamp};
 
 /// Events fetched per call.
 const PAGE: u32 = 1000;

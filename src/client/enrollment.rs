@@ -12,8 +12,9 @@ use govtrust_proto::ca::{
 };
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
+use super::connection::Connection;
 use super::credential;
-use super::{Connection, print_json, status_error, timestamp};
+use super::text::{print_json, status_error, timestamp};
 use crate::files::write_public;
 
 #[derive(Debug, Args)]

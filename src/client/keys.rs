@@ -12,7 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use govtrust_proto::kms::{self as pb, key_management_client::KeyManagementClient};
 use tonic::transport::Channel;
 
-use super::{Connection, print_json, status_error, timestamp};
+use super::connection::Connection;
+use super::text::{print_json, status_error, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum KmsCommand {

@@ -9,7 +9,8 @@ use govtrust_proto::kms::{
 };
 use zeroize::Zeroizing;
 
-use super::{Connection, print_json, status_error, timestamp};
+use super::connection::Connection;
+use super::text::{print_json, status_error, timestamp};
 
 /// Largest share file read; a real one is under 300 bytes, the server takes at most 1 KiB.
 const MAX_SHARE_FILE: u64 = 4096;

@@ -6,7 +6,8 @@ use govtrust_proto::ca::{
     certificate_authority_client::CertificateAuthorityClient,
 };
 
-use super::{Connection, print_json, status_error, timestamp};
+use super::connection::Connection;
+use super::text::{print_json, status_error, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {

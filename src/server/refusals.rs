@@ -263,7 +263,7 @@ fn summary_event(action: &str, actor: &str, method: &str, tally: &Tally, at_ms: 
 
 fn rfc3339_ms(ms: i64) -> String {
     let ms = u64::try_from(ms).unwrap_or(0);
-    crate::client::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+    crate::rfc3339::format(std::time::UNIX_EPOCH + Duration::from_millis(ms))
 }
 
 /// The refusal recorder: the one place refused calls are audited.

@@ -181,7 +181,7 @@ fn rest(uses: &Uses) -> Option<Tally> {
 
 fn event(minute: i64, call: &Use<'_>, tally: &Tally, at_ms: i64) -> AuditEvent {
     let start = u64::try_from(minute.saturating_mul(MINUTE_MS)).unwrap_or(0);
-    let start = crate::client::rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(start));
+    let start = crate::rfc3339::format(std::time::UNIX_EPOCH + Duration::from_millis(start));
     AuditEvent::new(at_ms, "kms.key.use", call.caller, call.key)
         .with("operation", call.operation.name())
         .with("minute", start)
