@@ -227,6 +227,22 @@ impl Ticket {
         Poll::Ready(())
     }
 
+    /// Whether the pool has evicted this entry, without registering for a wake-up: one atomic
+    /// load, and unlike polling it spends none of the task's cooperative budget (it is
+    /// asked before every read of a connection).
+    pub fn was_evicted(&mut self) -> bool {
+        let Some(signal) = self.evicted.as_mut() else {
+            return true;
+        };
+        match signal.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => false,
+            _ => {
+                self.evicted = None;
+                true
+            }
+        }
+    }
+
     /// Completes once the pool has evicted this entry.
     pub async fn evicted(&mut self) {
         poll_fn(|cx| self.poll_evicted(cx)).await;

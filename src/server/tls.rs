@@ -411,6 +411,13 @@ impl Slots {
         }
     }
 
+    /// Whether this connection's pool slot went to a newer connection (no wake-up registered).
+    fn was_evicted(&mut self) -> bool {
+        self.pooled
+            .as_mut()
+            .is_some_and(|(ticket, _)| ticket.was_evicted())
+    }
+
     /// Ready once this connection's pool slot went to a newer connection.
     fn poll_evicted(&mut self, cx: &mut TaskContext<'_>) -> Poll<()> {
         match self.pooled.as_mut() {
@@ -477,8 +484,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
-        // Checked before reading, so a peer that keeps data coming cannot outlive its eviction.
-        if this.slots.poll_evicted(cx).is_ready() {
+        // Checked before reading, so a peer that keeps data coming cannot outlive its eviction;
+        // a waiting read registers for the eviction below.
+        if this.slots.was_evicted() {
             return Poll::Ready(Err(this.evicted()));
         }
         let before = buf.filled().len();
@@ -488,6 +496,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Limited<S> {
                     this.last_read = tokio::time::Instant::now();
                 }
                 Poll::Ready(result)
+            }
+            Poll::Pending if this.slots.poll_evicted(cx).is_ready() => {
+                Poll::Ready(Err(this.evicted()))
             }
             Poll::Pending if this.poll_silence(cx).is_ready() => Poll::Ready(Err(
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle"),
