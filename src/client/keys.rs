@@ -273,18 +273,31 @@ pub enum ChangeArg {
 }
 
 /// Shows the key a call under dual control changed, or the request it filed instead.
-fn acted(
-    connection: &Connection,
-    key: Option<pb::Key>,
-    pending: Option<govtrust_proto::approval::Approval>,
-    again: &str,
-) -> anyhow::Result<()> {
-    match pending {
-        Some(pending) => {
+/// What a call under dual control answered: the key it acted on, or the request it filed.
+enum Acted {
+    Key(pb::Key),
+    Pending(govtrust_proto::approval::Approval),
+}
+
+/// Reads one of the three dual-control answers' `oneof outcome` into an [`Acted`].
+macro_rules! acted {
+    ($module:ident, $outcome:expr) => {
+        match $outcome {
+            Some(pb::$module::Outcome::Key(key)) => Some(Acted::Key(key)),
+            Some(pb::$module::Outcome::PendingApproval(approval)) => Some(Acted::Pending(approval)),
+            None => None,
+        }
+    };
+}
+
+fn acted(connection: &Connection, outcome: Option<Acted>, again: &str) -> anyhow::Result<()> {
+    match outcome {
+        Some(Acted::Pending(pending)) => {
             super::approval::pending(connection, &pending, again);
             Ok(())
         }
-        None => show_key(connection, key),
+        Some(Acted::Key(key)) => show_key(connection, Some(key)),
+        None => anyhow::bail!("the server answered neither a key nor a pending approval"),
     }
 }
 
@@ -392,12 +405,8 @@ async fn set_state(args: StateArgs) -> anyhow::Result<()> {
     let response = client(&key.connection).await?.set_key_state(request).await;
     let response = response.map_err(status_error)?.into_inner();
     let again = "the same `govtrust kms key state` command";
-    acted(
-        &key.connection,
-        response.key,
-        response.pending_approval,
-        again,
-    )
+    let outcome = acted!(set_key_state_response, response.outcome);
+    acted(&key.connection, outcome, again)
 }
 
 async fn destroy_now(args: DestroyArgs) -> anyhow::Result<()> {
@@ -415,12 +424,8 @@ async fn destroy_now(args: DestroyArgs) -> anyhow::Result<()> {
     let response = client(&key.connection).await?.destroy_key(request).await;
     let response = response.map_err(status_error)?.into_inner();
     let again = "the same `govtrust kms key destroy --now` command";
-    acted(
-        &key.connection,
-        response.key,
-        response.pending_approval,
-        again,
-    )
+    let outcome = acted!(destroy_key_response, response.outcome);
+    acted(&key.connection, outcome, again)
 }
 
 async fn schedule_destruction(args: DestroyArgs) -> anyhow::Result<()> {
@@ -439,12 +444,8 @@ async fn schedule_destruction(args: DestroyArgs) -> anyhow::Result<()> {
     let response = client.schedule_key_destruction(request).await;
     let response = response.map_err(status_error)?.into_inner();
     let again = "the same `govtrust kms key destroy` command";
-    acted(
-        &key.connection,
-        response.key,
-        response.pending_approval,
-        again,
-    )
+    let outcome = acted!(schedule_key_destruction_response, response.outcome);
+    acted(&key.connection, outcome, again)
 }
 
 async fn cancel_destruction(KeyArg { key_id, connection }: KeyArg) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@ use clap::{Subcommand, ValueEnum};
 use govtrust_proto::ca::{
     IssueEnrollmentTokenRequest, Network, RegisterSystemRequest, System,
     certificate_authority_client::CertificateAuthorityClient,
+    issue_enrollment_token_response::Outcome,
 };
 
 use super::connection::Connection;
@@ -128,15 +129,19 @@ pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
                 .await
                 .map_err(status_error)?;
             let response = response.into_inner();
-            if let Some(pending) = &response.pending_approval {
-                super::approval::pending(&connection, pending, &again);
-                return Ok(());
-            }
+            let token = match response.outcome {
+                Some(Outcome::EnrollmentToken(token)) => token,
+                Some(Outcome::PendingApproval(pending)) => {
+                    super::approval::pending(&connection, &pending, &again);
+                    return Ok(());
+                }
+                None => anyhow::bail!("the server answered neither a token nor a pending approval"),
+            };
             show(
                 &connection,
                 "new token for",
                 response.system,
-                &response.enrollment_token,
+                &token,
                 response.token_expires_at,
             )
         }

@@ -9,6 +9,7 @@ use govtrust_ca::{
 };
 use govtrust_proto::ca as pb;
 use pb::certificate_authority_server::CertificateAuthority;
+use pb::issue_enrollment_token_response::Outcome as TokenOutcome;
 use tonic::{Request, Response, Status};
 
 use super::authz::{Action, authorize};
@@ -74,9 +75,8 @@ fn issue_token(
     match ca.issue_token(&principal.spiffe_id, &request.name, ttl, approved) {
         Ok(registered) => Ok(pb::IssueEnrollmentTokenResponse {
             system: Some(system_message(&registered.system)),
-            enrollment_token: registered.token.to_string(),
+            outcome: Some(TokenOutcome::EnrollmentToken(registered.token.to_string())),
             token_expires_at: Some(registered.token_expires_at.into()),
-            pending_approval: None,
         }),
         Err(govtrust_ca::Error::ApprovalRequired { system, .. }) => {
             let keys = if request.carry_keys { "keeps" } else { "loses" };
@@ -85,8 +85,9 @@ fn issue_token(
                  it becomes {system}; the new enrollment {keys} access to the keys of earlier ones"
             );
             let filed = gate.request(principal, operation, summary, REENROLLMENT_APPROVERS)?;
+            let pending = dual_control::message(&filed, gate.now());
             Ok(pb::IssueEnrollmentTokenResponse {
-                pending_approval: Some(dual_control::message(&filed, gate.now())),
+                outcome: Some(TokenOutcome::PendingApproval(pending)),
                 ..Default::default()
             })
         }

@@ -343,9 +343,12 @@ impl KeyManagement for KeyService {
                 },
             )
             .await?;
+        let outcome = outcome.into_oneof(
+            pb::set_key_state_response::Outcome::Key,
+            pb::set_key_state_response::Outcome::PendingApproval,
+        );
         Ok(Response::new(pb::SetKeyStateResponse {
-            key: outcome.key.as_ref().map(key_message),
-            pending_approval: outcome.pending,
+            outcome: Some(outcome),
         }))
     }
 
@@ -376,9 +379,12 @@ impl KeyManagement for KeyService {
                 move |kms, actor, approval| kms.destroy_now(actor, &id, &request.reason, approval),
             )
             .await?;
+        let outcome = outcome.into_oneof(
+            pb::destroy_key_response::Outcome::Key,
+            pb::destroy_key_response::Outcome::PendingApproval,
+        );
         Ok(Response::new(pb::DestroyKeyResponse {
-            key: outcome.key.as_ref().map(key_message),
-            pending_approval: outcome.pending,
+            outcome: Some(outcome),
         }))
     }
 
@@ -416,9 +422,12 @@ impl KeyManagement for KeyService {
                 },
             )
             .await?;
+        let outcome = outcome.into_oneof(
+            pb::schedule_key_destruction_response::Outcome::Key,
+            pb::schedule_key_destruction_response::Outcome::PendingApproval,
+        );
         Ok(Response::new(pb::ScheduleKeyDestructionResponse {
-            key: outcome.key.as_ref().map(key_message),
-            pending_approval: outcome.pending,
+            outcome: Some(outcome),
         }))
     }
 
@@ -586,9 +595,23 @@ impl Seal for SealService {
 }
 
 /// What a call under dual control did: acted (the key after the act) or filed a request.
-struct Outcome {
-    key: Option<KeyInfo>,
-    pending: Option<govtrust_proto::approval::Approval>,
+enum Outcome {
+    Acted(KeyInfo),
+    Pending(govtrust_proto::approval::Approval),
+}
+
+impl Outcome {
+    /// The answer's `oneof outcome`, built by its two constructors.
+    fn into_oneof<T>(
+        self,
+        acted: impl FnOnce(pb::Key) -> T,
+        pending: impl FnOnce(govtrust_proto::approval::Approval) -> T,
+    ) -> T {
+        match self {
+            Self::Acted(key) => acted(key_message(&key)),
+            Self::Pending(approval) => pending(approval),
+        }
+    }
 }
 
 impl KeyService {
@@ -613,25 +636,17 @@ impl KeyService {
             let actor = principal.spiffe_id.as_str();
             if !gated.needed {
                 let key = act(&kms, actor, &govtrust_store::Batch::new()).map_err(status::kms)?;
-                return Ok(Outcome {
-                    key: Some(key),
-                    pending: None,
-                });
+                return Ok(Outcome::Acted(key));
             }
             if approval_id.is_empty() {
                 let filed =
                     gate.request(&principal, gated.operation, gated.summary, KEY_APPROVERS)?;
-                return Ok(Outcome {
-                    key: None,
-                    pending: Some(dual_control::message(&filed, gate.now())),
-                });
+                let pending = dual_control::message(&filed, gate.now());
+                return Ok(Outcome::Pending(pending));
             }
             let claim = gate.claim(&principal, &approval_id, &gated.operation)?;
             let key = act(&kms, actor, claim.batch()).map_err(status::kms)?;
-            Ok(Outcome {
-                key: Some(key),
-                pending: None,
-            })
+            Ok(Outcome::Acted(key))
         })
         .await
     }
