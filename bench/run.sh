@@ -28,7 +28,7 @@ trap 'exit 130' INT TERM
 cd "$root"
 cargo build --release -p govtrust -p govtrust-bench
 
-target/release/govtrust serve --dev --data "$work/data" --listen "127.0.0.1:$port" \
+target/release/govtrust serve --dev --data "$work/data" --listen "127.0.0.1:$port" --http-listen 127.0.0.1:0 \
   >"$work/server.log" 2>&1 &
 server_pid=$!
 

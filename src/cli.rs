@@ -2,12 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use govtrust_ca::Role;
 
 use crate::client;
+use crate::config;
 use crate::init::{self, AdminCsr};
 use crate::server;
 
@@ -69,18 +69,33 @@ pub enum Command {
     /// Dual control: approve or reject what another officer asked to do.
     #[command(subcommand)]
     Approval(client::approval::ApprovalCommand),
+    /// The server's configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
 }
 
-/// `govtrust serve`.
+/// `govtrust serve`. Every setting may also come from the `--config` file; a flag wins over its
+/// environment variable, which wins over the file.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Configuration file (TOML); `govtrust config check FILE` validates one.
+    #[arg(long, env = "GOVTRUST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Data directory of the deployment (created by `govtrust init`, or by `--dev`).
     /// Default: ./govtrust-data, or ./govtrust-dev with `--dev`.
     #[arg(long, env = "GOVTRUST_DATA")]
     pub data: Option<PathBuf>,
-    /// Address of the gRPC port.
-    #[arg(long, env = "GOVTRUST_LISTEN", default_value = "127.0.0.1:8443")]
-    pub listen: SocketAddr,
+    /// Address of the gRPC port [default: 127.0.0.1:8443].
+    #[arg(long, env = "GOVTRUST_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the plain-HTTP port for relying parties: CRLs, OCSP, CA certificates, trust
+    /// bundles, metrics [default: 127.0.0.1:8080].
+    #[arg(long, env = "GOVTRUST_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Where relying parties reach the HTTP port, written into certificates (CRL distribution
+    /// point, OCSP, CA issuers) [default: http://<http-listen>].
+    #[arg(long, env = "GOVTRUST_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Development mode: initialise an empty data directory (default ./govtrust-dev) and unseal
     /// from shares kept on local disk. Never use it for real keys.
     #[arg(long)]
@@ -91,49 +106,95 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub dev_clock_offset_days: Option<u32>,
     /// How long an unseal attempt lasts after its first share; then its shares are forgotten
-    /// and the custodians start again. Seconds, or with a unit: 90s, 10m, 1h (1 s to 24 h).
-    #[arg(long, env = "GOVTRUST_UNSEAL_TIMEOUT", default_value = "10m",
-          value_parser = parse_unseal_timeout)]
-    pub unseal_timeout: Duration,
+    /// and the custodians start again. Seconds, or with a unit: 90s, 10m, 1h (1 s to 24 h)
+    /// [default: 10m].
+    #[arg(long, env = "GOVTRUST_UNSEAL_TIMEOUT", value_name = "DURATION")]
+    pub unseal_timeout: Option<String>,
+    /// No certificate lives longer, whatever its profile allows [default: 397d].
+    #[arg(long, env = "GOVTRUST_MAX_VALIDITY", value_name = "DURATION")]
+    pub max_validity: Option<String>,
+    /// How long a renewed certificate may still renew, for a lost answer [default: 1h].
+    #[arg(long, env = "GOVTRUST_RENEWAL_GRACE", value_name = "DURATION")]
+    pub renewal_grace: Option<String>,
+    /// How long each CRL is valid (nextUpdate) [default: 7d].
+    #[arg(long, env = "GOVTRUST_CRL_NEXT_UPDATE", value_name = "DURATION")]
+    pub crl_next_update: Option<String>,
+    /// CRLs are made anew at least this often [default: 1d].
+    #[arg(long, env = "GOVTRUST_CRL_REFRESH", value_name = "DURATION")]
+    pub crl_refresh: Option<String>,
+    /// How long each OCSP response is valid (nextUpdate) [default: 1d].
+    #[arg(long, env = "GOVTRUST_OCSP_NEXT_UPDATE", value_name = "DURATION")]
+    pub ocsp_next_update: Option<String>,
+    /// OCSP responses are signed anew at least this often [default: 12h].
+    #[arg(long, env = "GOVTRUST_OCSP_REFRESH", value_name = "DURATION")]
+    pub ocsp_refresh: Option<String>,
+    /// A directory of certificate profiles (*.toml) to use instead of the built-in ones.
+    #[arg(long, env = "GOVTRUST_PROFILES", value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
 }
 
-impl From<ServeArgs> for server::Options {
-    fn from(args: ServeArgs) -> Self {
-        let default_data = if args.dev {
-            "govtrust-dev"
-        } else {
-            "govtrust-data"
+impl ServeArgs {
+    /// The server's options: the file, then the environment and flags.
+    fn options(self) -> anyhow::Result<server::Options> {
+        let file = match &self.config {
+            Some(path) => config::File::read(path)?,
+            None => config::File::default(),
         };
-        Self {
-            data: args.data.unwrap_or_else(|| default_data.into()),
-            listen: args.listen,
-            dev: args.dev,
-            dev_clock_offset_days: args.dev_clock_offset_days,
-            unseal_timeout: args.unseal_timeout,
+        let defaults = config::Defaults {
+            data: if self.dev {
+                "govtrust-dev"
+            } else {
+                "govtrust-data"
+            },
+        };
+        let (dev, dev_clock_offset_days) = (self.dev, self.dev_clock_offset_days);
+        let config = config::Config::resolve(file, self.overrides(), defaults)?;
+        Ok(server::Options {
+            config,
+            dev,
+            dev_clock_offset_days,
+        })
+    }
+
+    fn overrides(self) -> config::Overrides {
+        config::Overrides {
+            data: self.data,
+            listen: self.listen,
+            http_listen: self.http_listen,
+            public_url: self.public_url,
+            unseal_timeout: self.unseal_timeout,
+            max_validity: self.max_validity,
+            renewal_grace: self.renewal_grace,
+            crl_next_update: self.crl_next_update,
+            crl_refresh: self.crl_refresh,
+            ocsp_next_update: self.ocsp_next_update,
+            ocsp_refresh: self.ocsp_refresh,
+            profiles: self.profiles,
         }
     }
 }
 
-/// Longest unseal timeout accepted.
-const MAX_UNSEAL_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+/// `govtrust config`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file: every key known and every value valid. Prints the settings
+    /// the server would run with (defaults filled in); names the bad key otherwise.
+    Check {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
 
-/// A duration of `N`, `Ns`, `Nm` or `Nh`, from 1 s to 24 h.
-fn parse_unseal_timeout(text: &str) -> Result<Duration, String> {
-    let units = [('h', 3600), ('m', 60), ('s', 1)];
-    let (number, unit) = units
-        .iter()
-        .find_map(|&(suffix, unit)| text.strip_suffix(suffix).map(|number| (number, unit)))
-        .unwrap_or((text, 1));
-    let seconds = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| format!("{text:?} is not a duration such as 600, 90s, 10m or 1h"))?;
-    let timeout = Duration::from_secs(seconds);
-    if timeout.is_zero() || timeout > MAX_UNSEAL_TIMEOUT {
-        return Err(format!("{text:?}: the unseal timeout is 1 s to 24 h"));
-    }
-    Ok(timeout)
+/// `govtrust config check FILE`.
+fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let defaults = config::Defaults {
+        data: "govtrust-data",
+    };
+    let file_config = config::File::read(file)?;
+    let config = config::Config::resolve(file_config, config::Overrides::default(), defaults)?;
+    outln!("# {}: valid; the server would run with:", file.display());
+    out!("{}", config.to_toml());
+    Ok(())
 }
 
 /// `govtrust init`.
@@ -211,7 +272,8 @@ fn parse_admin_csr(text: &str) -> Result<AdminCsr, String> {
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => server::serve(args.into()).await,
+        Command::Serve(args) => server::serve(args.options()?).await,
+        Command::Config(ConfigCommand::Check { file }) => check_config(&file),
         Command::Init(args) => init::run(&args.into()).map(|_| ()),
         Command::Unseal { share, connection } => client::seal::unseal(&connection, &share).await,
         Command::Status { connection } => client::seal::status(&connection).await,
@@ -231,34 +293,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 mod tests {
     use clap::CommandFactory;
 
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn unseal_timeouts() {
-        let minutes = |m: u64| Duration::from_secs(m * 60);
-        assert_eq!(parse_unseal_timeout("10m"), Ok(minutes(10)));
-        assert_eq!(parse_unseal_timeout("600"), Ok(minutes(10)));
-        assert_eq!(parse_unseal_timeout("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_unseal_timeout("24h"), Ok(minutes(24 * 60)));
-        for bad in [
-            "0",
-            "25h",
-            "",
-            "m",
-            "-5m",
-            "10 m",
-            "1d",
-            "99999999999999999999h",
-        ] {
-            assert!(parse_unseal_timeout(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod output;
 
 mod cli;
 mod client;
+mod config;
 mod files;
 mod init;
 mod layout;
@@ -44,8 +45,11 @@ fn init_tracing(verbose: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GOVTRUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal: a log file must not carry escape codes.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(terminal)
         .with_writer(std::io::stderr)
         .init();
 }

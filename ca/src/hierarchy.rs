@@ -43,6 +43,26 @@ pub struct CaChain {
     pub intranet_der: Vec<u8>,
 }
 
+impl CaChain {
+    /// The certificate of `authority`, DER.
+    pub fn der(&self, authority: Authority) -> &[u8] {
+        match authority {
+            Authority::Root => &self.root_der,
+            Authority::Extranet => &self.extranet_der,
+            Authority::Intranet => &self.intranet_der,
+        }
+    }
+
+    /// The certificate of `authority`, PEM.
+    pub fn pem(&self, authority: Authority) -> &str {
+        match authority {
+            Authority::Root => &self.root_pem,
+            Authority::Extranet => &self.extranet_pem,
+            Authority::Intranet => &self.intranet_pem,
+        }
+    }
+}
+
 /// What each CA of the hierarchy is: its name in certificates, key algorithm, lifetime and
 /// path length.
 impl Authority {

@@ -15,13 +15,16 @@
 
 mod audit_service;
 mod authz;
+mod bundle;
 mod ca_service;
 mod dual_control;
 mod handler;
+mod http;
 mod identity;
 mod journal;
 mod kms_service;
 mod limits;
+mod metrics;
 mod reflection;
 mod refusal_layer;
 mod refusals;
@@ -31,7 +34,6 @@ mod tls;
 mod usage;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +50,7 @@ use tokio::sync::watch;
 use tonic::service::Routes;
 use tower_layer::{Identity, Stack};
 
+use crate::config::{Config, PublicUrl};
 use crate::init;
 use crate::layout::Layout;
 
@@ -61,37 +64,37 @@ const DESTRUCTION_SWEEP: Duration = Duration::from_secs(60);
 /// How `govtrust serve` runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Data directory of the deployment.
-    pub data: PathBuf,
-    /// Address of the gRPC port.
-    pub listen: SocketAddr,
+    /// The settings from the file, the environment and the flags.
+    pub config: Config,
     /// Development mode: create the deployment on first start and unseal from local shares.
     pub dev: bool,
     /// Dev mode only: run the server's clock this many days ahead.
     pub dev_clock_offset_days: Option<u32>,
-    /// How long an unseal attempt lasts after its first share.
-    pub unseal_timeout: Duration,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn serve(options: Options) -> anyhow::Result<()> {
     tls::install_provider();
-    let layout = Layout::new(&options.data);
+    let config = &options.config;
+    let layout = Layout::new(&config.data);
     if options.dev {
         prepare_dev(&layout)?;
     }
-    let domains = open(&layout, clock(&options), options.unseal_timeout)?;
+    let domains = open(&layout, clock(&options), config.unseal_timeout)?;
     if options.dev {
         dev_unseal(&layout, &domains.kms)?;
     }
-    let config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
-    let listener = tokio::net::TcpListener::bind(options.listen)
+    let tls_config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let (http_listener, http_address) = http::bind(config.http_listen).await?;
     // Keys whose waiting period ended while the server was down are gone before it answers.
     let kms = domains.kms.clone();
     tokio::task::spawn_blocking(move || destroy_due(&kms)).await?;
-    announce(&layout, &options, &domains.kms);
+    let public_url = config.public_url.clone();
+    let public_url = public_url.unwrap_or_else(|| PublicUrl::for_address(http_address));
+    announce(&layout, &options, &domains.kms, (http_address, &public_url));
     tokio::spawn(sweep_destructions(domains.kms.clone()));
     let auth = Arc::new(identity::Authenticator::new(
         domains.ca.clone(),
@@ -99,9 +102,21 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     ));
     tokio::spawn(sweep_unseal_attempts(domains.kms.clone()));
     let recorders = Recorders::new(&domains);
-    let incoming = tls::incoming(listener, config, vouch(auth.clone()));
+    let (stop, stopped) = watch::channel(());
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop.send(());
+    });
+    let web = Arc::new(http::Http {
+        ca: domains.ca.clone(),
+        kms: domains.kms.clone(),
+        metrics: recorders.metrics.clone(),
+    });
+    let web = http::serve(http_listener, web, stopped.clone());
+    let incoming = tls::incoming(listener, tls_config, vouch(auth.clone()));
     let routes = routes(domains, auth.clone(), options.dev, &recorders).await?;
-    let served = serve_tiers(routes, incoming, &recorders, &auth).await;
+    let served = serve_tiers(routes, incoming, &recorders, &auth, stopped);
+    let served = tokio::try_join!(served, web).map(|_| ());
     recorders.flush().await;
     served
 }
@@ -110,6 +125,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
 struct Recorders {
     refusals: Arc<refusals::Refusals>,
     usage: Arc<usage::Ledger>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl Recorders {
@@ -123,6 +139,7 @@ impl Recorders {
         let recorders = Self {
             refusals: Arc::new(refusals::Refusals::new(journal.clone())),
             usage: Arc::new(usage::Ledger::new(journal)),
+            metrics: Arc::new(metrics::Metrics::default()),
         };
         tokio::spawn(recorders.refusals.clone().run());
         tokio::spawn(recorders.usage.clone().run());
@@ -148,14 +165,10 @@ async fn serve_tiers(
     incoming: tls::Incoming,
     recorders: &Recorders,
     auth: &Arc<identity::Authenticator>,
+    stopped: watch::Receiver<()>,
 ) -> anyhow::Result<()> {
     let refusals = refusal_layer::RefusalLayer::new(recorders.refusals.clone(), auth.clone());
     let calls = limits::Bound::new(limits::MAX_CALLS);
-    let (stop, stopped) = watch::channel(());
-    tokio::spawn(async move {
-        shutdown().await;
-        let _ = stop.send(());
-    });
     let authenticated = tier(limits::AUTHENTICATED, &calls, &refusals)
         .serve_with_incoming_shutdown(
             routes.clone(),
@@ -343,13 +356,20 @@ async fn health()
     service
 }
 
-fn announce(layout: &Layout, options: &Options, kms: &Kms) {
+fn announce(layout: &Layout, options: &Options, kms: &Kms, http: (SocketAddr, &PublicUrl)) {
     let sealed = if kms.is_sealed() {
         "sealed: unseal with `govtrust unseal --share FILE`"
     } else {
         "unsealed"
     };
-    println!("govtrust listening on {} ({sealed})", options.listen);
+    // The "listening" line comes last: scripts wait for it, and then find the HTTP port.
+    let (address, public_url) = http;
+    println!(
+        "HTTP for relying parties on http://{address} (CRLs, OCSP, CA certificates, metrics); \
+         certificates name {}",
+        public_url.join("/")
+    );
+    println!("govtrust listening on {} ({sealed})", options.config.listen);
     println!("CA bundle:  {}", layout.ca_bundle().display());
     println!("Root CA:    {}", layout.root_certificate().display());
     if options.dev {

@@ -13,6 +13,16 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_govtrust")
 }
 
+/// The HTTP port's URL a server announced in `log`.
+fn http_url(log: &str) -> String {
+    let marker = "HTTP for relying parties on ";
+    let start = log
+        .find(marker)
+        .expect("the server announces its HTTP port")
+        + marker.len();
+    log[start..].split_whitespace().next().unwrap().to_owned()
+}
+
 /// Runs the binary with `args` and no server settings (init, serve in the foreground).
 pub fn govtrust(args: &[&str]) -> Output {
     Command::new(binary()).args(args).output().unwrap()
@@ -22,6 +32,8 @@ pub fn govtrust(args: &[&str]) -> Output {
 pub struct Server {
     pub data: PathBuf,
     pub url: String,
+    /// The HTTP port for relying parties, `http://127.0.0.1:PORT` (the server picks the port).
+    pub http: String,
     /// Where the administrators' credential directories are: `data/admin` in dev mode.
     admins: PathBuf,
     child: Child,
@@ -54,7 +66,8 @@ impl Server {
     fn spawn(data: &Path, dev: bool, extra: &[&str], port: u16) -> Server {
         let mut command = Command::new(binary());
         command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--http-listen", "127.0.0.1:0", "--data"])
             .arg(data);
         if dev {
             command.arg("--dev");
@@ -69,6 +82,7 @@ impl Server {
         Server {
             data: data.to_path_buf(),
             url: format!("https://localhost:{port}"),
+            http: String::new(),
             admins: data.join("admin"),
             child,
         }
@@ -81,7 +95,9 @@ impl Server {
         let line = format!("govtrust listening on 127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if self.log().contains(&line) {
+            let log = self.log();
+            if log.contains(&line) {
+                self.http = http_url(&log);
                 return true;
             }
             if self.child.try_wait().unwrap().is_some() {
@@ -93,6 +109,11 @@ impl Server {
             "server did not listen on {port} within 60 s; log: {}",
             self.log()
         );
+    }
+
+    /// `path` on the HTTP port.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
     }
 
     /// The server's log so far.
@@ -327,4 +348,107 @@ pub fn openssl_csr(dir: &Path, stem: &str, subject: &str, extra: &[&str]) -> Pat
     args.extend_from_slice(extra);
     openssl(dir, &args);
     dir.join(csr)
+}
+
+/// An HTTP answer: status code, headers (names lower-case) and body.
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The value of header `name` (lower-case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET url` (plain `http://host:port/path`) over HTTP/1.1, with no client library in between.
+pub fn http_get(url: &str) -> HttpAnswer {
+    http_request("GET", url, None)
+}
+
+/// `method url` with an optional body of `(content type, bytes)`.
+pub fn http_request(method: &str, url: &str, body: Option<(&str, &[u8])>) -> HttpAnswer {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n").into_bytes();
+    if let Some((content_type, bytes)) = body {
+        let head = format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            bytes.len()
+        );
+        request.extend_from_slice(head.as_bytes());
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(bytes);
+    } else {
+        request.extend_from_slice(b"\r\n");
+    }
+    stream.write_all(&request).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    parse_http(&raw)
+}
+
+fn parse_http(raw: &[u8]) -> HttpAnswer {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP head");
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpAnswer {
+        status: status.parse().unwrap(),
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&raw[..line_end])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return body;
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }

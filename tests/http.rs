@@ -1,0 +1,121 @@
+//! The configuration file and the plain-HTTP port for relying parties, end to end.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use support::{Server, fails, govtrust, http_get, ok, openssl};
+
+#[test]
+fn config_check_names_the_bad_key_and_serve_reads_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "listen = \"127.0.0.1:1\"\n[crl]\nnext_updte = \"1d\"\n",
+    )
+    .unwrap();
+    let error = fails(govtrust(&["config", "check", bad.to_str().unwrap()]));
+    assert!(error.contains("next_updte"), "{error}");
+    assert!(error.contains("bad.toml"), "{error}");
+    let range = dir.path().join("range.toml");
+    std::fs::write(&range, "[ocsp]\nnext_update = \"1h\"\nrefresh = \"2h\"\n").unwrap();
+    let error = fails(govtrust(&["config", "check", range.to_str().unwrap()]));
+    assert!(error.contains("ocsp.refresh"), "{error}");
+
+    let good = dir.path().join("govtrust.toml");
+    std::fs::write(
+        &good,
+        "http_listen = \"127.0.0.1:0\"\npublic_url = \"https://pki.gov.example/\"\n\
+         [certificates]\nrenewal_grace = \"2h\"\n",
+    )
+    .unwrap();
+    let shown = ok(govtrust(&["config", "check", good.to_str().unwrap()]));
+    assert!(
+        shown.contains("public_url = \"https://pki.gov.example\""),
+        "{shown}"
+    );
+    assert!(shown.contains("renewal_grace = \"2h\""), "{shown}");
+    assert!(shown.contains("next_update = \"7d\""), "{shown}");
+
+    // The file's HTTP address (port 0) is used, the flag's gRPC address wins.
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        true,
+        &["--config", good.to_str().unwrap()],
+    );
+    let health = http_get(&server.http_url("/healthz"));
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert!(
+        health.text().contains("\"sealed\":false"),
+        "{}",
+        health.text()
+    );
+}
+
+#[test]
+fn relying_parties_fetch_ca_certificates_bundles_and_metrics_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+
+    for ca in ["root", "extranet", "intranet"] {
+        let answer = http_get(&server.http_url(&format!("/ca/{ca}.crt")));
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("content-type"), Some("application/pkix-cert"));
+        assert!(answer.header("cache-control").unwrap().contains("max-age="));
+        let file = dir.path().join(format!("{ca}.der"));
+        std::fs::write(&file, &answer.body).unwrap();
+        let subject = openssl(
+            dir.path(),
+            &[
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                file.to_str().unwrap(),
+                "-noout",
+                "-subject",
+            ],
+        );
+        assert!(subject.to_lowercase().contains(ca), "{subject}");
+    }
+    assert_eq!(http_get(&server.http_url("/ca/nope.crt")).status, 404);
+
+    // The PEM bundle verifies the server's own certificate chain.
+    let bundle = http_get(&server.http_url("/bundle.pem"));
+    assert_eq!(bundle.text().matches("BEGIN CERTIFICATE").count(), 3);
+    let bundle_file = dir.path().join("bundle.pem");
+    std::fs::write(&bundle_file, &bundle.body).unwrap();
+    let admin_cert = server.admin("audit-admin").join("cert.pem");
+    let verified = openssl(
+        dir.path(),
+        &[
+            "verify",
+            "-CAfile",
+            bundle_file.to_str().unwrap(),
+            admin_cert.to_str().unwrap(),
+        ],
+    );
+    assert!(verified.contains(": OK"), "{verified}");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&http_get(&server.http_url("/bundle.json")).body).unwrap();
+    let keys = json["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{json}");
+    assert_eq!(keys[0]["use"], "x509-svid");
+    assert_eq!(keys[0]["crv"], "P-384");
+
+    let metrics = http_get(&server.http_url("/metrics"));
+    assert!(
+        metrics
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let page = metrics.text();
+    assert!(page.contains("govtrust_kms_sealed 0\n"), "{page}");
+    assert!(
+        page.contains("govtrust_http_requests_total{endpoint=\"bundle\"} 2\n"),
+        "{page}"
+    );
+}
