@@ -170,15 +170,33 @@ fn ensure_apart(first: (&str, &Path), second: (&str, &Path), why: &str) -> anyho
     Ok(())
 }
 
-/// `path` made absolute, with its longest existing ancestor canonicalized.
+/// `path` made absolute, with its longest existing ancestor canonicalized and the rest (which
+/// does not exist, so holds no symbolic link) folded: `missing/../data` is `data`, as creating
+/// the directories would make it.
 fn resolved(path: &Path) -> anyhow::Result<PathBuf> {
     let absolute = std::path::absolute(path)?;
     let existing = absolute.ancestors().find(|a| a.exists());
     let Some(existing) = existing else {
-        return Ok(absolute);
+        return Ok(folded(Path::new("/"), &absolute));
     };
     let rest = absolute.strip_prefix(existing).unwrap_or(Path::new(""));
-    Ok(fs::canonicalize(existing)?.join(rest))
+    Ok(folded(&fs::canonicalize(existing)?, rest))
+}
+
+/// `base` joined with `rest`, whose `.` and `..` components are folded away.
+fn folded(base: &Path, rest: &Path) -> PathBuf {
+    let mut path = base.to_path_buf();
+    for component in rest.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                path.pop();
+            }
+            std::path::Component::Normal(name) => path.push(name),
+            std::path::Component::RootDir => path = PathBuf::from("/"),
+            std::path::Component::CurDir | std::path::Component::Prefix(_) => {}
+        }
+    }
+    path
 }
 
 /// The directories this command claimed, undone together.

@@ -6,27 +6,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use support::{Server, fails, json, ok};
 
 const ARCHIVE: &str = "spiffe://gov.example/org/finance/sys/archive";
 const INTRUDER: &str = "spiffe://gov.example/org/finance/sys/intruder";
 const SECURITY: &str = "spiffe://gov.example/person/security-admin";
-
-/// Registers and enrolls system `name`; returns its credential directory.
-fn enrolled(server: &Server, dir: &Path, name: &str) -> PathBuf {
-    let token = server.register(name, &[]);
-    let credentials = dir.join(name);
-    ok(server.gt(&[
-        "enroll",
-        "--token",
-        &token,
-        "--out",
-        credentials.to_str().unwrap(),
-    ]));
-    credentials
-}
 
 #[test]
 fn exportable_keys_travel_wrapped_and_others_stay() {
@@ -106,7 +92,7 @@ fn exportable_keys_travel_wrapped_and_others_stay() {
     );
 
     // A system cannot export a key it does not own.
-    let system = enrolled(&server, dir.path(), "archive");
+    let system = server.enrolled(dir.path(), "archive");
     let denied = fails(server.gt_as(
         &system,
         &[
@@ -130,8 +116,8 @@ fn a_bundle_is_not_a_bearer_token() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path());
     let admin = server.admin("security-admin");
-    let archive = enrolled(&server, dir.path(), "archive");
-    let intruder = enrolled(&server, dir.path(), "intruder");
+    let archive = server.enrolled(dir.path(), "archive");
+    let intruder = server.enrolled(dir.path(), "intruder");
     let wrapping = ok(server.gt_as(&admin, &["kms", "wrapping-key"]));
     let source = server.create_key(&admin, "aes-256-gcm", &["--exportable"]);
     let source = source["key_id"].as_str().unwrap().to_owned();

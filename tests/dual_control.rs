@@ -9,18 +9,10 @@ use std::path::{Path, PathBuf};
 
 use support::{Server, fails, json, ok};
 
-/// Registers and enrolls `name` (level 3); returns its credential directory.
-fn enrolled(server: &Server, work: &Path, name: &str) -> PathBuf {
-    let token = server.register(name, &[]);
-    let out = work.join(name);
-    ok(server.gt(&["enroll", "--token", &token, "--out", out.to_str().unwrap()]));
-    out
-}
-
 /// Enrolls `tax-portal`, which makes a key and encrypts "taxpayer records" with it: its
 /// credential directory, the key and the ciphertext.
 fn secret_of_tax_portal(server: &Server, work: &Path) -> (PathBuf, String, String) {
-    let tax = enrolled(server, work, "tax-portal");
+    let tax = server.enrolled(work, "tax-portal");
     let key = server.create_key(&tax, "aes-256-gcm", &[])["key_id"]
         .as_str()
         .unwrap()

@@ -617,3 +617,137 @@ fn one_certificate_cannot_hold_every_connection() {
     // Another identity is untouched.
     ok(server.gt_as(&server.admin("audit-admin"), &["audit", "list"]));
 }
+
+/// Starts `per_connection` calls to `path` on each of `connections` connections of `peer` from
+/// `source`, each sending its headers and the 5-byte message prefix, never the message.
+async fn stalled_calls(
+    peer: &Peer,
+    sources: &[[u8; 4]],
+    per_connection: usize,
+    path: &str,
+) -> Vec<Call> {
+    let mut calls = Vec::new();
+    for source in sources {
+        let Some(mut send) = peer.connect_from(*source).await else {
+            continue;
+        };
+        for _ in 0..per_connection {
+            match start_call(&mut send, path, 64, &[], false).await {
+                Some(call) => calls.push(call),
+                None => break,
+            }
+        }
+    }
+    calls
+}
+
+#[test]
+fn calls_that_never_send_their_request_cannot_stop_enrollment_or_unseal_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let token = server.register("payroll", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let peer = Peer::new(&server, None);
+    // 16 addresses x 2 connections x 8 streams: 256 Enroll calls that never send their CSR,
+    // four times the places for callers without a certificate.
+    let sources: Vec<[u8; 4]> = (0..32u8).map(|n| [127, 0, 4, 1 + n / 2]).collect();
+    let flood = runtime.block_on(stalled_calls(&peer, &sources, 8, ENROLL));
+    assert!(flood.len() >= 128, "the flood opened {} calls", flood.len());
+
+    // Meanwhile a system enrolls and anyone reads the seal status.
+    let started = Instant::now();
+    let out = dir.path().join("payroll");
+    ok(server.gt(&["enroll", "--token", &token, "--out", out.to_str().unwrap()]));
+    let status = ok(server.gt(&["status"]));
+    assert!(status.contains("unsealed"), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // The flood's calls made way, each told why; the refusals are in the audit log.
+    let codes = runtime.block_on(tally(flood, Duration::from_secs(15)));
+    let cancelled = codes
+        .iter()
+        .find(|(code, _)| *code == RESOURCE_EXHAUSTED)
+        .expect("stalled calls were cancelled for newer ones");
+    assert!(cancelled.1.contains("had not arrived"), "{cancelled:?}");
+    let audit = ok(server.gt_as(
+        &server.admin("audit-admin"),
+        &["audit", "list", "--json", "--limit", "1000"],
+    ));
+    assert!(audit.contains("limit.refused"), "no limit refusal audited");
+}
+
+#[test]
+fn one_system_cannot_hold_every_call_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let alpha = server.enrolled(dir.path(), "alpha");
+    let beta = server.enrolled(dir.path(), "beta");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let peer = Peer::new(&server, Some(&alpha));
+    // alpha holds 4 x 256 Encrypt calls that never send their message: all 1,024 calls the
+    // server runs at once, were they not shared out.
+    let sources = [
+        [127, 0, 5, 1],
+        [127, 0, 5, 1],
+        [127, 0, 5, 2],
+        [127, 0, 5, 2],
+    ];
+    let flood = runtime.block_on(stalled_calls(
+        &peer,
+        &sources,
+        256,
+        "/govtrust.kms.v1.KeyManagement/Encrypt",
+    ));
+    assert!(flood.len() > 512, "alpha opened {} calls", flood.len());
+
+    // Another system and the administrators are served at once.
+    let started = Instant::now();
+    server.create_key(&beta, "aes-256-gcm", &[]);
+    ok(server.gt_as(&server.admin("system-admin"), &["cert", "list"]));
+    ok(server.gt_as(&server.admin("security-admin"), &["kms", "key", "list"]));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // alpha's own calls beyond its share were refused at once, naming the share.
+    let codes = runtime.block_on(tally(flood, Duration::from_millis(500)));
+    let refused = codes
+        .iter()
+        .find(|(code, _)| *code == RESOURCE_EXHAUSTED)
+        .expect("calls beyond alpha's share were refused");
+    assert!(
+        refused
+            .1
+            .contains("128 calls of spiffe://gov.example/org/finance/sys/alpha"),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn renewed_certificates_share_their_identitys_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let alpha = server.enrolled(dir.path(), "alpha");
+    let first = dir.path().join("alpha-first");
+    std::fs::create_dir_all(&first).unwrap();
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(alpha.join(file), first.join(file)).unwrap();
+    }
+    ok(server.gt(&["renew", "--identity", alpha.to_str().unwrap()]));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (old, new) = (
+        Peer::new(&server, Some(&first)),
+        Peer::new(&server, Some(&alpha)),
+    );
+    // 64 connections with the first certificate, 65 with the renewed one: one identity, so
+    // the 129th closes the identity's oldest.
+    let (oldest, rest) = runtime.block_on(async {
+        let mut held = Vec::new();
+        for n in 0..129usize {
+            let peer = if n < 64 { &old } else { &new };
+            let source = [127, 0, 6, 1 + u8::try_from(n / 64).unwrap()];
+            held.push(healthy_connection(peer, source).await.unwrap());
+        }
+        let mut oldest = [held.remove(0)];
+        (serving(&mut oldest).await, serving(&mut held).await)
+    });
+    assert_eq!((oldest, rest), (0, 128));
+}

@@ -284,7 +284,19 @@ fn init_refuses_administrator_keys_inside_or_beside_the_data_and_the_shares() {
         "{error}"
     );
     nothing_written();
-    for overlapping in [data.join("admin"), data.clone(), dir.path().to_path_buf()] {
+    // `missing/../data/admins` is inside the data directory once the directories are made.
+    let detour = dir
+        .path()
+        .join("missing")
+        .join("..")
+        .join("data")
+        .join("admins");
+    for overlapping in [
+        data.join("admin"),
+        data.clone(),
+        dir.path().to_path_buf(),
+        detour,
+    ] {
         let error = try_init(Some(&overlapping));
         assert!(
             error.contains("--admin-out") && error.contains("overlap"),
@@ -293,6 +305,15 @@ fn init_refuses_administrator_keys_inside_or_beside_the_data_and_the_shares() {
         nothing_written();
     }
     let error = try_init(Some(&shares.join("admins")));
+    assert!(error.contains("apart from the shares"), "{error}");
+    nothing_written();
+    let detour = dir
+        .path()
+        .join("nope")
+        .join("..")
+        .join("shares")
+        .join("admins");
+    let error = try_init(Some(&detour));
     assert!(error.contains("apart from the shares"), "{error}");
     nothing_written();
 

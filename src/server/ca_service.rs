@@ -46,8 +46,7 @@ impl CaService {
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        self.auth
-            .principal(request.peer_certs().as_deref().map(Vec::as_slice))
+        self.auth.of(request)
     }
 }
 

@@ -210,9 +210,7 @@ impl ApprovalService {
     }
 
     fn principal<T>(&self, request: &Request<T>, action: Action<'_>) -> Result<Principal, Status> {
-        let principal = self
-            .auth
-            .principal(request.peer_certs().as_deref().map(Vec::as_slice))?;
+        let principal = self.auth.of(request)?;
         authorize(&principal, action)?;
         Ok(principal)
     }

@@ -21,7 +21,7 @@ where
     A: Send + 'static,
     T: Send + 'static,
 {
-    let principal = auth.principal(request.peer_certs().as_deref().map(Vec::as_slice))?;
+    let principal = auth.of(&request)?;
     let admitted = admit(&principal, request.into_inner())?;
     blocking(move || work(principal, admitted))
         .await

@@ -14,6 +14,7 @@ use govtrust_ca::{Ca, Lineage, Role, Serial};
 use govtrust_kms::Clock;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use tonic::Status;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// Bound on cached verified leaves; the cache is cleared when it is full.
@@ -74,6 +75,11 @@ impl Principal {
     }
 }
 
+/// The caller of one call as the admission layer resolved it (see [`Authenticator::resolve`]),
+/// kept in the call's extensions so its handler does not verify it again.
+#[derive(Clone)]
+pub struct Resolved(pub Result<Principal, Status>);
+
 /// Verifies client certificates against the deployment's CA hierarchy.
 pub struct Authenticator {
     ca: Arc<Ca>,
@@ -99,6 +105,22 @@ impl Authenticator {
             intermediates,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The principal of a gRPC call: resolved already by the admission layer, or verified now.
+    pub fn of<T>(&self, request: &tonic::Request<T>) -> Result<Principal, Status> {
+        match request.extensions().get::<Resolved>() {
+            Some(Resolved(resolved)) => resolved.clone(),
+            None => self.principal(request.peer_certs().as_deref().map(Vec::as_slice)),
+        }
+    }
+
+    /// The principal of an HTTP request's connection (its peer certificates), or
+    /// `Unauthenticated`.
+    pub fn resolve<B>(&self, request: &http::Request<B>) -> Result<Principal, Status> {
+        let connection = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+        let certs = connection.and_then(TlsConnectInfo::peer_certs);
+        self.principal(certs.as_deref().map(Vec::as_slice))
     }
 
     /// The principal of a call's peer certificates, or `Unauthenticated`.

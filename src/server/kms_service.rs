@@ -76,8 +76,7 @@ impl KeyService {
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        self.auth
-            .principal(request.peer_certs().as_deref().map(Vec::as_slice))
+        self.auth.of(request)
     }
 
     /// The enrollment generation a new key of `owner` is created under: the caller's own

@@ -153,9 +153,14 @@ impl Recorders {
     }
 }
 
-/// Whether a peer's certificate chain names a principal of this deployment.
+/// Whether a peer's certificate chain names a principal of this deployment, and which
+/// identity its connections count against.
 fn vouch(auth: Arc<identity::Authenticator>) -> tls::Vouch {
-    Arc::new(move |chain| auth.principal(Some(chain)).is_ok())
+    Arc::new(move |chain| {
+        let principal = auth.principal(Some(chain)).ok()?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, principal.spiffe_id.as_bytes());
+        digest.as_ref().try_into().ok()
+    })
 }
 
 /// Serves callers with and without a certificate, each tier with its own HTTP/2 limits, under
@@ -169,13 +174,13 @@ async fn serve_tiers(
 ) -> anyhow::Result<()> {
     let refusals = refusal_layer::RefusalLayer::new(recorders.refusals.clone(), auth.clone());
     let calls = limits::Bound::new(limits::MAX_CALLS);
-    let authenticated = tier(limits::AUTHENTICATED, &calls, &refusals)
+    let authenticated = tier(limits::AUTHENTICATED, &calls, &refusals, auth)
         .serve_with_incoming_shutdown(
             routes.clone(),
             incoming.authenticated,
             stopping(stopped.clone()),
         );
-    let anonymous = tier(limits::ANONYMOUS, &calls, &refusals).serve_with_incoming_shutdown(
+    let anonymous = tier(limits::ANONYMOUS, &calls, &refusals, auth).serve_with_incoming_shutdown(
         routes,
         incoming.anonymous,
         stopping(stopped),
@@ -184,12 +189,14 @@ async fn serve_tiers(
     Ok(())
 }
 
-/// The HTTP/2 server of one tier of callers.
+/// The HTTP/2 server of one tier of callers. The refusal layer is the outer one, so the
+/// calls admission refuses (load shedding, deadlines) are audited too.
 fn tier(
     tier: limits::Tier,
     calls: &limits::Bound,
     refusals: &refusal_layer::RefusalLayer,
-) -> tonic::transport::Server<Stack<refusal_layer::RefusalLayer, Stack<limits::Admission, Identity>>>
+    auth: &Arc<identity::Authenticator>,
+) -> tonic::transport::Server<Stack<limits::Admission, Stack<refusal_layer::RefusalLayer, Identity>>>
 {
     let mut server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
@@ -201,8 +208,8 @@ fn tier(
         server = server.http2_max_header_list_size(size);
     }
     server
-        .layer(limits::Admission::new(tier, calls.clone()))
         .layer(refusals.clone())
+        .layer(limits::Admission::new(tier, calls.clone(), auth.clone()))
 }
 
 async fn stopping(mut stopped: watch::Receiver<()>) {

@@ -3,7 +3,8 @@
 //!
 //! tonic answers a handler's error as a trailers-only response, with `grpc-status` in the
 //! headers; the layer reads it there. `Unauthenticated` becomes `authn.failed`,
-//! `PermissionDenied` becomes `authz.denied`. The peer address and certificates come from the
+//! `PermissionDenied` becomes `authz.denied`, `ResourceExhausted`, `DeadlineExceeded` and
+//! `OutOfRange` (the admission layer's refusals, and oversized messages) `limit.refused`. The peer address and certificates come from the
 //! connection info tonic puts in the request's extensions. Enroll is left to its handler, which
 //! records `ca.enroll.failed` with the token's digest prefix (a layer cannot see the token).
 
@@ -113,12 +114,13 @@ impl Call {
         let status = Status::from_header_map(response.headers())?;
         let kind = kind(status.code())?;
         let method = self.uri.path();
-        if method == ENROLL {
+        // Enroll's handler records its own refusals; the limits' come before it runs.
+        if method == ENROLL && kind != Kind::Limit {
             return None;
         }
         let fingerprint = self.fingerprint();
         let verified = match kind {
-            Kind::Authorization => self.verified(auth),
+            Kind::Authorization | Kind::Limit => self.verified(auth),
             _ => None,
         };
         let actor = verified
@@ -159,6 +161,7 @@ fn kind(code: Code) -> Option<Kind> {
     match code {
         Code::Unauthenticated => Some(Kind::Authentication),
         Code::PermissionDenied => Some(Kind::Authorization),
+        Code::ResourceExhausted | Code::DeadlineExceeded | Code::OutOfRange => Some(Kind::Limit),
         _ => None,
     }
 }

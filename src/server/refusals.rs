@@ -1,5 +1,6 @@
 //! Refused calls, audited: authentication failures (`authn.failed`), authorization denials
-//! (`authz.denied`) and failed enrollments (`ca.enroll.failed`, token and CSR refusals alike).
+//! (`authz.denied`), failed enrollments (`ca.enroll.failed`, token and CSR refusals alike) and
+//! calls a limit refused (`limit.refused`: load shed, over the deadline, a message too large).
 //!
 //! Each record names who (the verified SPIFFE id, else the client certificate's SHA-256
 //! fingerprint, else the enrollment token's digest prefix, else `anonymous`), the peer address,
@@ -52,6 +53,8 @@ pub enum Kind {
     Authorization,
     /// An enrollment was refused (token or CSR).
     Enrollment,
+    /// A limit refused the call: load shed, over its deadline, a message too large.
+    Limit,
 }
 
 impl Kind {
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Authentication => "authn.failed",
             Kind::Authorization => "authz.denied",
             Kind::Enrollment => "ca.enroll.failed",
+            Kind::Limit => "limit.refused",
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Pool {
     capacity: usize,
     /// At least 1, so a full share always has an entry to evict.
     per_share: usize,
+    /// Whether a spoken entry may be evicted when no silent one is left; if not, the newcomer
+    /// is refused instead ([`Pool::try_admit`]).
+    evict_spoken: bool,
     state: Mutex<State>,
 }
 
@@ -39,8 +42,9 @@ pub struct Pool {
 pub enum Share {
     /// A peer address, as [`address_group`] counts it.
     Address(IpAddr),
-    /// A verified client certificate, by the SHA-256 of its DER.
-    Certificate([u8; 32]),
+    /// A verified identity, by the SHA-256 of its SPIFFE id: every certificate of one
+    /// identity (renewals included) counts against one share.
+    Identity([u8; 32]),
 }
 
 impl Pool {
@@ -49,8 +53,35 @@ impl Pool {
         Arc::new(Self {
             capacity: capacity.max(1),
             per_share: per_share.max(1),
+            evict_spoken: true,
             state: Mutex::new(State::default()),
         })
+    }
+
+    /// A pool like [`Pool::new`] that evicts only silent entries: a newcomer that would have
+    /// to evict a spoken one is refused by [`Pool::try_admit`] instead.
+    pub fn sparing_spoken(capacity: usize, per_share: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            per_share: per_share.max(1),
+            evict_spoken: false,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// An entry for `peer` counted against its address's share, evicting as [`Pool::admit_as`]
+    /// does, except that a pool made by [`Pool::sparing_spoken`] refuses the newcomer (`None`)
+    /// when only spoken entries could make way.
+    pub fn try_admit(self: &Arc<Self>, peer: SocketAddr) -> Option<Ticket> {
+        let share = Share::Address(address_group(peer.ip()));
+        let mut state = self.lock();
+        let evict_spoken = self.evict_spoken;
+        if state.held_by(share) >= self.per_share {
+            state.evict_oldest_of(share, evict_spoken).then_some(())?;
+        } else if state.len() >= self.capacity {
+            state.evict_oldest(evict_spoken).then_some(())?;
+        }
+        Some(self.ticket(&mut state, share, peer))
     }
 
     /// An entry for `peer`, counted against its address's share.
@@ -63,10 +94,14 @@ impl Pool {
     pub fn admit_as(self: &Arc<Self>, share: Share, peer: SocketAddr) -> Ticket {
         let mut state = self.lock();
         if state.held_by(share) >= self.per_share {
-            state.evict_oldest_of(share);
+            state.evict_oldest_of(share, true);
         } else if state.len() >= self.capacity {
-            state.evict_oldest();
+            state.evict_oldest(true);
         }
+        self.ticket(&mut state, share, peer)
+    }
+
+    fn ticket(self: &Arc<Self>, state: &mut State, share: Share, peer: SocketAddr) -> Ticket {
         let (sequence, evicted) = state.insert(share);
         Ticket {
             pool: self.clone(),
@@ -139,29 +174,29 @@ impl State {
         (sequence, evicted)
     }
 
-    /// Removes the oldest silent entry of `share`, or if it has none its oldest spoken one.
-    /// Scans the pool (at most its capacity), only when a share is full.
-    fn evict_oldest_of(&mut self, share: Share) {
+    /// Removes the oldest silent entry of `share`, or if it has none (and `spoken` allows) its
+    /// oldest spoken one; whether one was removed. Scans the pool (at most its capacity), only
+    /// when a share is full.
+    fn evict_oldest_of(&mut self, share: Share, spoken: bool) -> bool {
         let of_share = |entries: &BTreeMap<u64, Entry>| {
             entries
                 .iter()
                 .find(|(_, entry)| entry.share == share)
                 .map(|(sequence, _)| *sequence)
         };
-        if let Some(sequence) = of_share(&self.silent).or_else(|| of_share(&self.spoken)) {
-            self.release(sequence);
-        }
+        let found = of_share(&self.silent).or_else(|| of_share(&self.spoken).filter(|_| spoken));
+        found.map(|sequence| self.release(sequence)).is_some()
     }
 
-    /// Removes the oldest silent entry, or if there is none the oldest spoken one.
-    fn evict_oldest(&mut self) {
+    /// Removes the oldest silent entry, or if there is none (and `spoken` allows) the oldest
+    /// spoken one; whether one was removed.
+    fn evict_oldest(&mut self, spoken: bool) -> bool {
         let oldest = match self.silent.pop_first() {
             Some((_, entry)) => Some(entry),
-            None => self.spoken.pop_first().map(|(_, entry)| entry),
+            None if spoken => self.spoken.pop_first().map(|(_, entry)| entry),
+            None => None,
         };
-        if let Some(entry) = oldest {
-            self.forget(entry.share);
-        }
+        oldest.map(|entry| self.forget(entry.share)).is_some()
     }
 
     /// Moves entry `sequence` to the spoken ones, if it is still silent.
@@ -214,6 +249,14 @@ impl Ticket {
         self.pool.lock().spoke(self.sequence);
     }
 
+    /// What marks this entry as having spoken from elsewhere (a request body, say).
+    pub fn speaker(&self) -> Speaker {
+        Speaker {
+            pool: self.pool.clone(),
+            sequence: self.sequence,
+        }
+    }
+
     /// Ready once the pool has evicted this entry; registers `cx` to be woken when it does.
     pub fn poll_evicted(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let Some(signal) = self.evicted.as_mut() else {
@@ -246,6 +289,19 @@ impl Ticket {
     /// Completes once the pool has evicted this entry.
     pub async fn evicted(&mut self) {
         poll_fn(|cx| self.poll_evicted(cx)).await;
+    }
+}
+
+/// Marks one entry of a pool as having spoken ([`Ticket::speaker`]).
+pub struct Speaker {
+    pool: Arc<Pool>,
+    sequence: u64,
+}
+
+impl Speaker {
+    /// As [`Ticket::spoke`].
+    pub fn spoke(&self) {
+        self.pool.lock().spoke(self.sequence);
     }
 }
 
@@ -289,9 +345,35 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_has_a_share_of_its_own() {
+    fn a_pool_sparing_spoken_entries_refuses_rather_than_evict_one() {
+        let pool = Pool::sparing_spoken(3, 2);
+        let mut first = pool.try_admit(peer(1)).unwrap();
+        first.spoke();
+        let second = pool.try_admit(peer(1)).unwrap();
+        second.speaker().spoke();
+        assert!(
+            pool.try_admit(peer(1)).is_none(),
+            "its share holds two spoken calls"
+        );
+        let mut silent = pool.try_admit(peer(2)).unwrap();
+        let _newcomer = pool.try_admit(peer(3)).unwrap();
+        assert!(
+            evicted(&mut silent),
+            "the full pool evicted its silent entry"
+        );
+        assert!(!evicted(&mut first));
+        let spoken = pool.try_admit(peer(4)).unwrap();
+        spoken.spoke();
+        assert!(
+            pool.try_admit(peer(5)).is_none(),
+            "only spoken entries are left"
+        );
+    }
+
+    #[test]
+    fn an_identity_has_a_share_of_its_own() {
         let pool = Pool::new(8, 2);
-        let (one, two) = (Share::Certificate([1; 32]), Share::Certificate([2; 32]));
+        let (one, two) = (Share::Identity([1; 32]), Share::Identity([2; 32]));
         let mut held = [pool.admit_as(one, peer(1)), pool.admit_as(two, peer(1))];
         let _again = [pool.admit_as(one, peer(1)), pool.admit_as(one, peer(3))];
         assert!(

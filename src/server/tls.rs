@@ -17,8 +17,9 @@
 //! [`MAX_HANDSHAKES`] are in their TLS handshake and at most [`MAX_ANONYMOUS_CONNECTIONS`] are
 //! established without a verified certificate, so at least 3,072 are always left for
 //! authenticated callers. Their connections are closed to make room only for a newer
-//! connection of the same certificate, beyond its [`MAX_CONNECTIONS_PER_CERTIFICATE`] (so one
-//! enrolled system cannot take every slot either: that takes 32 certificates). The handshake
+//! connection of the same identity, beyond its [`MAX_CONNECTIONS_PER_IDENTITY`] (so one
+//! enrolled system cannot take every slot either, however many certificates it renews: that
+//! takes 32 identities). The handshake
 //! and anonymous shares are [`Pool`]s: a newcomer from an address at its share
 //! ([`MAX_HANDSHAKES_PER_PEER`] handshakes, [`MAX_ANONYMOUS_CONNECTIONS_PER_PEER`] anonymous
 //! connections) closes that address's own oldest entry, so a flood from one address cannot
@@ -97,12 +98,13 @@ const MAX_HANDSHAKES_PER_PEER: usize = 16;
 /// addresses, so one host (or a few behind one NAT) cannot push out everyone else's, while a
 /// NAT with many enrolling machines behind it still gets a useful share.
 const MAX_ANONYMOUS_CONNECTIONS_PER_PEER: usize = 32;
-/// Of [`MAX_CONNECTIONS`], how many established connections one verified client certificate
-/// may hold; one more closes its oldest. Below [`MAX_CONNECTIONS_PER_PEER`], so one enrolled
-/// system cannot fill its address's share (others behind the same NAT), and filling the server
-/// takes 32 certificates, each accountable. HTTP/2 carries many calls per connection; a client
+/// Of [`MAX_CONNECTIONS`], how many established connections one verified identity (all its
+/// certificates together: a renewal gives no new share) may hold; one more closes its oldest.
+/// Below [`MAX_CONNECTIONS_PER_PEER`], so one enrolled system cannot fill its address's share
+/// (others behind the same NAT), and filling the server takes 32 identities, each
+/// accountable. HTTP/2 carries many calls per connection; a client
 /// rarely needs more than a few.
-const MAX_CONNECTIONS_PER_CERTIFICATE: usize = 128;
+const MAX_CONNECTIONS_PER_IDENTITY: usize = 128;
 /// A connection from which nothing arrives for this long is closed. Longer than the HTTP/2
 /// keepalive interval, whose pings live clients answer.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -133,8 +135,9 @@ pub fn server_config(chain: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Ser
 /// A TLS session holding one of the server's connection slots until it closes.
 pub type Connection = Limited<TlsStream<TcpStream>>;
 
-/// Whether a peer's certificate chain (leaf first) verifies against this CA.
-pub type Vouch = Arc<dyn Fn(&[CertificateDer<'static>]) -> bool + Send + Sync>;
+/// Whether a peer's certificate chain (leaf first) verifies against this CA, and if so whose
+/// identity it names: the SHA-256 of its SPIFFE id, what its connections count against.
+pub type Vouch = Arc<dyn Fn(&[CertificateDer<'static>]) -> Option<[u8; 32]> + Send + Sync>;
 
 /// Completed TLS sessions, sorted by whether their peer's certificate verified.
 pub struct Incoming {
@@ -149,7 +152,7 @@ struct Sorter {
     authenticated: Sender<std::io::Result<Connection>>,
     anonymous: Sender<std::io::Result<Connection>>,
     anonymous_slots: Arc<Pool>,
-    /// Connections per verified client certificate.
+    /// Connections per verified identity.
     certified_slots: Arc<Pool>,
 }
 
@@ -161,22 +164,15 @@ impl Sorter {
     /// Hands `tls` to the stream its peer belongs to; an anonymous peer beyond its address's
     /// [`MAX_ANONYMOUS_CONNECTIONS_PER_PEER`] is closed.
     async fn sort(&self, tls: TlsStream<TcpStream>, peer: SocketAddr, slots: Slots) {
-        let certified = tls
+        let identity = tls
             .get_ref()
             .1
             .peer_certificates()
-            .is_some_and(|chain| (self.vouch)(chain));
-        if certified {
-            let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
-            let fingerprint = leaf.map_or([0; 32], |leaf| {
-                let digest = ring::digest::digest(&ring::digest::SHA256, leaf);
-                let mut fingerprint = [0; 32];
-                fingerprint.copy_from_slice(digest.as_ref());
-                fingerprint
-            });
+            .and_then(|chain| (self.vouch)(chain));
+        if let Some(identity) = identity {
             let ticket = self
                 .certified_slots
-                .admit_as(Share::Certificate(fingerprint), peer);
+                .admit_as(Share::Identity(identity), peer);
             let slots = slots.pooled(ticket, Pooled::Certified);
             let _ = self
                 .authenticated
@@ -212,7 +208,7 @@ pub fn incoming(
             MAX_ANONYMOUS_CONNECTIONS,
             MAX_ANONYMOUS_CONNECTIONS_PER_PEER,
         ),
-        certified_slots: Pool::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CERTIFICATE),
+        certified_slots: Pool::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IDENTITY),
     };
     tokio::spawn(accept_loop(listener, config, sorter));
     Incoming {
@@ -362,7 +358,7 @@ impl<S> Limited<S> {
                 tracing::warn!(peer = %ticket.peer(), "closed: the oldest connection without a client certificate (of {MAX_ANONYMOUS_CONNECTIONS} in all, {MAX_ANONYMOUS_CONNECTIONS_PER_PEER} per address), to make room for a newer one");
             }
             Some((ticket, Pooled::Certified)) => {
-                tracing::warn!(peer = %ticket.peer(), "closed: the oldest of {MAX_CONNECTIONS_PER_CERTIFICATE} connections with one client certificate, to make room for a newer one");
+                tracing::warn!(peer = %ticket.peer(), "closed: the oldest of {MAX_CONNECTIONS_PER_IDENTITY} connections of one identity, to make room for a newer one");
             }
             None => {}
         }
@@ -386,7 +382,7 @@ impl<S> Limited<S> {
 }
 
 /// The slots one connection holds: one of the server's, one of its peer address's, and after
-/// the handshake one of its kind's pool (per certificate, or of those without one).
+/// the handshake one of its kind's pool (per identity, or of those without one).
 pub struct Slots {
     _total: OwnedSemaphorePermit,
     _peer: PeerSlot,
@@ -398,7 +394,7 @@ pub struct Slots {
 enum Pooled {
     /// Connections without a verified certificate: [`MAX_ANONYMOUS_CONNECTIONS`].
     Anonymous,
-    /// Connections of one verified certificate: [`MAX_CONNECTIONS_PER_CERTIFICATE`].
+    /// Connections of one verified identity: [`MAX_CONNECTIONS_PER_IDENTITY`].
     Certified,
 }
 

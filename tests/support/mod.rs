@@ -224,6 +224,17 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Registers system `name` (as [`Server::register`]) and enrolls it into `dir/<name>`;
+    /// returns its credential directory.
+    pub fn enrolled(&self, dir: &Path, name: &str) -> PathBuf {
+        let token = self.register(name, &[]);
+        let out = dir.join(name);
+        ok(self.gt(&["enroll", "--token", &token, "--out", out.to_str().unwrap()]));
+        out
+    }
+}
+
 /// A production deployment made by `govtrust init` in a directory of its own: the data
 /// directory, the custodians' shares and the administrators' credentials (`--admin-out`) are
 /// three directories side by side.
