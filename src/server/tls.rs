@@ -35,8 +35,9 @@
 //!   the socket): 512 newer connections would have to be accepted in that time. Each silent
 //!   connection itself lasts until 512 newer ones arrive or [`HANDSHAKE_TIMEOUT`] passes.
 //! - *ClientHellos without a finished handshake*: to close a handshake whose ClientHello has
-//!   arrived, an attacker must complete 512 ClientHellos (each costing the server a key
-//!   exchange and a signature) within that handshake's lifetime, from at least 32 addresses:
+//!   arrived, an attacker must complete 512 ClientHellos within that handshake's lifetime, from
+//!   at least 32 addresses (a TLS 1.3 ClientHello without a key share costs the server only a
+//!   HelloRetryRequest, no key exchange or signature, so such a flood is cheap to send):
 //!   it is closed only once it is the oldest left and all 512 have spoken, and a newcomer that
 //!   has not spoken is closed before any that has. A handshake takes a round trip or two, so
 //!   against one of 10 ms that is over 50,000 ClientHellos a second, an attack on the server's
