@@ -39,6 +39,7 @@ mod issuance;
 mod issuer;
 mod lineage;
 mod names;
+pub mod ocsp;
 mod pem;
 mod records;
 mod registry;
