@@ -6,7 +6,7 @@
 //! `SystemHasCertificate` is a failed precondition (a valid certificate stands); the token variants
 //! and `CallerNotCurrent` are authentication failures; `Kms` carries the key-management
 //! centre's own error (a sealed kms among them). The `Ocsp` variants map to OCSP response
-//! statuses instead, through [`crate::ocsp::refusal`].
+//! statuses instead, through [`crate::ocsp::refusal()`].
 
 use std::time::SystemTime;
 

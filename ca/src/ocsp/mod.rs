@@ -2,14 +2,14 @@
 //!
 //! - [`Request::parse`] reads an `OCSPRequest` from untrusted DER: the certificates asked
 //!   about ([`CertId`]: SHA-1 or SHA-256 issuer hashes and a serial) and the nonce, or
-//!   [`Error::OcspMalformed`] naming the [`Defect`]. It never panics.
+//!   [`Error::OcspMalformed`](crate::Error::OcspMalformed) naming the [`Defect`]. It never panics.
 //! - A [`Responder`] holds the CA's hashes and the responder's certificate and key in custody
 //!   (a [`govtrust_kms::Signer`]). [`Responder::respond`] signs the answer to exactly one
 //!   request (its nonce repeated); [`Responder::presign`] signs one for a single CertID
 //!   without a nonce, to be kept and served until its `nextUpdate` to every request whose
 //!   [`Request::single`] has the same encoding ([`CertId::as_der`], the cache key);
 //!   [`Responder::answers_for`] tells whether a CertID names the CA, without signing.
-//! - Errors become the constant unsigned answers through [`refusal`].
+//! - Errors become the constant unsigned answers through [`refusal()`].
 //!
 //! A request is answered whole or not at all: one CertID of another CA makes the answer
 //! [`UNAUTHORIZED`] (RFC 6960 §2.3).

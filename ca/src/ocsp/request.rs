@@ -2,6 +2,7 @@
 //! certificates asked about ([`CertId`]) and the nonce, or an [`Error::OcspMalformed`] that
 //! names the [`Defect`]. It never panics, whatever the bytes.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use der::asn1::{Null, OctetString};
@@ -360,13 +361,10 @@ fn check_extensions(
     extensions: &[Extension],
     known: &[der::asn1::ObjectIdentifier],
 ) -> Result<(), Error> {
-    for (i, extension) in extensions.iter().enumerate() {
+    let mut seen = HashSet::with_capacity(extensions.len());
+    for extension in extensions {
         let name = || extension.extn_id.to_string();
-        if extensions
-            .iter()
-            .skip(i + 1)
-            .any(|e| e.extn_id == extension.extn_id)
-        {
+        if !seen.insert(extension.extn_id.as_bytes()) {
             return Err(malformed(Defect::DuplicateExtension { extension: name() }));
         }
         if extension.critical && !known.contains(&extension.extn_id) {

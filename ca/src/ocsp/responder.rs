@@ -49,7 +49,8 @@ pub struct Times {
 /// signed by the CA with the id-kp-OCSPSigning extended key usage (RFC 6960 §4.2.2.2), sent
 /// along in every response. Either way it is named by key hash, and its key is in custody.
 pub struct Responder {
-    issuer: [IssuerHashes; 2],
+    sha1: IssuerHashes,
+    sha256: IssuerHashes,
     key_hash: Vec<u8>,
     certs: Option<Vec<Any>>,
     valid: (SystemTime, SystemTime),
@@ -68,7 +69,6 @@ impl std::fmt::Debug for Responder {
 
 /// A CA's name and key hashed as a CertID does.
 struct IssuerHashes {
-    hash: HashAlgorithm,
     name: Vec<u8>,
     key: Vec<u8>,
 }
@@ -94,18 +94,16 @@ impl Responder {
                 "its public key is not the signer's",
             ));
         }
-        let delegated = ca_certificate != responder_certificate;
-        if delegated {
-            check_delegation(&ca, &responder)?;
-        }
-        let certs = delegated.then(|| raw(responder_certificate)).transpose()?;
+        let certs = match ca_certificate == responder_certificate {
+            true => None,
+            false => Some(delegation(&ca, &responder, responder_certificate)?),
+        };
+        let responder_key = &responder.public_key().subject_public_key.data;
         Ok(Responder {
-            issuer: HashAlgorithm::ALL.map(|hash| IssuerHashes::of(hash, &ca)),
-            key_hash: digest(
-                HashAlgorithm::Sha1,
-                &responder.public_key().subject_public_key.data,
-            ),
-            certs: certs.map(|c| vec![c]),
+            sha1: IssuerHashes::of(HashAlgorithm::Sha1, &ca),
+            sha256: IssuerHashes::of(HashAlgorithm::Sha256, &ca),
+            key_hash: digest(HashAlgorithm::Sha1, responder_key),
+            certs,
             valid: validity(&responder),
             algorithm: signature_algorithm(signer.algorithm())?,
             signer,
@@ -115,11 +113,8 @@ impl Responder {
     /// Whether `id` names a certificate of this responder's CA: its issuer hashes are the CA's.
     /// A cache of signed responses checks this before it looks a CertID up.
     pub fn answers_for(&self, id: &CertId) -> bool {
-        self.issuer.iter().any(|issuer| {
-            issuer.hash == id.hash_algorithm()
-                && issuer.name == id.issuer_name_hash()
-                && issuer.key == id.issuer_key_hash()
-        })
+        let issuer = self.hashes(id.hash_algorithm());
+        issuer.name == id.issuer_name_hash() && issuer.key == id.issuer_key_hash()
     }
 
     /// The CertID of this CA's certificate `serial`, hashed with `hash`, written as openssl
@@ -136,7 +131,7 @@ impl Responder {
     ///
     /// [`Error::OcspUnauthorized`] if a CertID names another CA (nothing is looked up or signed
     /// then); otherwise the first error of `status`, of the times, or of the signer (a sealed
-    /// kms: [`Error::Kms`]). [`super::refusal`] gives the unsigned answer for each.
+    /// kms: [`Error::Kms`]). [`refusal`](super::refusal()) gives the unsigned answer for each.
     pub fn respond(
         &self,
         request: &Request,
@@ -166,8 +161,8 @@ impl Responder {
 
     fn hashes(&self, hash: HashAlgorithm) -> &IssuerHashes {
         match hash {
-            HashAlgorithm::Sha1 => &self.issuer[0],
-            HashAlgorithm::Sha256 => &self.issuer[1],
+            HashAlgorithm::Sha1 => &self.sha1,
+            HashAlgorithm::Sha256 => &self.sha256,
         }
     }
 
@@ -228,7 +223,6 @@ impl Responder {
 impl IssuerHashes {
     fn of(hash: HashAlgorithm, ca: &X509Certificate<'_>) -> IssuerHashes {
         IssuerHashes {
-            hash,
             name: digest(hash, ca.subject().as_raw()),
             key: digest(hash, &ca.public_key().subject_public_key.data),
         }
@@ -245,6 +239,17 @@ fn certificate<'a>(field: &'static str, der: &'a [u8]) -> Result<X509Certificate
         )),
         Err(e) => Err(Error::invalid(field, format!("not a DER certificate: {e}"))),
     }
+}
+
+/// The `certs` of a delegated responder's responses: its certificate `der`, once checked as a
+/// client will check it.
+fn delegation(
+    ca: &X509Certificate<'_>,
+    responder: &X509Certificate<'_>,
+    der: &[u8],
+) -> Result<Vec<Any>, Error> {
+    check_delegation(ca, responder)?;
+    Ok(vec![raw(der)?])
 }
 
 /// A delegated responder's certificate must be issued and signed by the CA, for OCSP signing

@@ -7,7 +7,9 @@
 //! re-encoded byte for byte, never interpreted.
 
 use der::asn1::{Any, BitString, GeneralizedTime, Int, Null, ObjectIdentifier, OctetString};
-use der::{Choice, Enumerated, Sequence};
+use der::{Choice, Decode, Encode, Enumerated, Sequence};
+
+use crate::Error;
 
 /// id-pkix-ocsp-basic: the type of a `BasicOCSPResponse` in `ResponseBytes`.
 pub(crate) const ID_PKIX_OCSP_BASIC: ObjectIdentifier =
@@ -203,4 +205,18 @@ impl CrlReason {
     pub(crate) fn from_code(code: u8) -> Option<CrlReason> {
         CrlReason::try_from(u32::from(code)).ok()
     }
+}
+
+/// `der`, an `OCSPResponse`, decoded with these types (the `BasicOCSPResponse` inside too) and
+/// encoded again: the same bytes for any DER response. For the tests.
+pub(crate) fn reencoded(der: &[u8]) -> Result<Vec<u8>, Error> {
+    let fault = |e: der::Error| Error::OcspEncoding {
+        detail: e.to_string(),
+    };
+    let mut response = OcspResponse::from_der(der).map_err(fault)?;
+    if let Some(bytes) = response.response_bytes.as_mut() {
+        let basic = BasicOcspResponse::from_der(bytes.response.as_bytes()).map_err(fault)?;
+        bytes.response = OctetString::new(basic.to_der().map_err(fault)?).map_err(fault)?;
+    }
+    response.to_der().map_err(fault)
 }
