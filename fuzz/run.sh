@@ -19,7 +19,7 @@ esac
 fuzz="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$fuzz")"
 toolchain="${FUZZ_TOOLCHAIN:-nightly}"
-targets=(csr share_file ciphertext wrapped_key unwrapped_material)
+targets=(csr share_file ciphertext wrapped_key unwrapped_material ocsp_request)
 # The fixture system of govtrust_ca::fuzzing.
 system=ledger
 dns=ledger.finance.gov.example
@@ -50,6 +50,32 @@ request() {
 	openssl req -new -nodes -keyout "$work/key.pem" -subj "/CN=$system" -addext "$extension" \
 		"$@" -out "$out/seed-$file" 2>"$work/openssl.log" ||
 		{ cat "$work/openssl.log" >&2 && return 1; }
+}
+
+# Seeds for the ocsp_request target: requests made by openssl for a CA of its own (SHA-1 and
+# SHA-256 CertIDs, with and without a nonce, for one certificate and for two).
+ocsp_seeds() {
+	local out="$fuzz/corpus/ocsp_request" work
+	work="$(mktemp -d)"
+	mkdir -p "$out"
+	(
+		cd "$work"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+			-out ca.pem -subj /CN=ca -days 2
+		for serial in 01aa 7f01; do
+			openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+				-keyout "$serial.key" -subj "/CN=$serial" -out "$serial.csr"
+			openssl x509 -req -in "$serial.csr" -CA ca.pem -CAkey ca.key -set_serial "0x$serial" \
+				-days 2 -out "$serial.pem"
+		done
+		openssl ocsp -issuer ca.pem -cert 01aa.pem -reqout "$out/seed-sha1-nonce.der"
+		openssl ocsp -issuer ca.pem -cert 01aa.pem -no_nonce -reqout "$out/seed-sha1.der"
+		openssl ocsp -sha256 -issuer ca.pem -cert 01aa.pem -reqout "$out/seed-sha256-nonce.der"
+		openssl ocsp -issuer ca.pem -cert 01aa.pem -cert 7f01.pem -reqout "$out/seed-two.der"
+		openssl ocsp -sha256 -issuer ca.pem -cert 01aa.pem -cert 7f01.pem -no_nonce \
+			-reqout "$out/seed-two-sha256.der"
+	) >"$work/openssl.log" 2>&1 || { cat "$work/openssl.log" >&2 && return 1; }
+	rm -rf "$work"
 }
 
 # Seeds for the kms targets: share files, ciphertexts and wrapped keys made by the kms itself.
@@ -87,6 +113,7 @@ run_target() {
 
 mkdir -p "$fuzz/logs"
 csr_seeds
+ocsp_seeds
 kms_seeds
 echo "building the fuzz targets ($toolchain)..."
 fuzz_cargo build --debug-assertions >"$fuzz/logs/build.log" 2>&1 || {

@@ -5,11 +5,13 @@
 //! `SystemExists` and `DnsNameTaken` are conflicts with what is registered;
 //! `SystemHasCertificate` is a failed precondition (a valid certificate stands); the token variants
 //! and `CallerNotCurrent` are authentication failures; `Kms` carries the key-management
-//! centre's own error (a sealed kms among them).
+//! centre's own error (a sealed kms among them). The `Ocsp` variants map to OCSP response
+//! statuses instead, through [`crate::ocsp::refusal()`].
 
 use std::time::SystemTime;
 
 use crate::issuer::Serial;
+use crate::ocsp::Defect;
 use crate::timestamps::rfc3339;
 
 /// Why a certificate-authority call failed.
@@ -122,6 +124,16 @@ pub enum Error {
     /// A stored record cannot be decoded.
     #[error("stored CA data is corrupt: {context}")]
     Corrupt { context: String },
+    /// An OCSP request cannot be read; it is answered `malformedRequest`.
+    #[error("malformed OCSP request: {defect}")]
+    OcspMalformed { defect: Defect },
+    /// An OCSP request asks about a certificate of another CA than the responder's; it is
+    /// answered `unauthorized` (RFC 6960 §2.3).
+    #[error("OCSP request for serial {serial} names another issuer than this responder's CA")]
+    OcspUnauthorized { serial: Serial },
+    /// An OCSP response could not be encoded (a value past what DER lengths allow).
+    #[error("cannot encode OCSP response: {detail}")]
+    OcspEncoding { detail: String },
 }
 
 impl Error {

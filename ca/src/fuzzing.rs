@@ -1,10 +1,10 @@
-//! Entry points for the fuzz targets in `fuzz/` (outside the workspace) and the property tests.
-//! Not part of the API: hidden from the docs, no stability promise.
+//! Entry points for the fuzz targets in `fuzz/` (outside the workspace), the property tests and
+//! the integration tests. Not part of the API: hidden from the docs, no stability promise.
 
 use std::time::SystemTime;
 
 use crate::registry::SystemRecord;
-use crate::{DnsName, Error, Network, OrgId, ProtectionLevel, SystemName, csr};
+use crate::{DnsName, Error, Network, OrgId, ProtectionLevel, SystemName, csr, ocsp};
 
 /// The fixture system's name: its certificates' common name.
 pub const SYSTEM: &str = "ledger";
@@ -19,6 +19,12 @@ pub fn csr(bytes: &[u8]) -> Result<(String, Vec<String>), Error> {
     let checked = csr::check(bytes, &system()?)?;
     let names = checked.dns_names.iter().map(|n| n.to_string()).collect();
     Ok((checked.key.to_string(), names))
+}
+
+/// An `OCSPResponse` (and the `BasicOCSPResponse` in it, if any) decoded with the crate's OCSP
+/// types and encoded again: a DER response comes back byte for byte.
+pub fn ocsp_response_reencoded(der: &[u8]) -> Result<Vec<u8>, Error> {
+    ocsp::wire::reencoded(der)
 }
 
 /// The fixture system: `ledger` of `finance`, level 3, extranet, holding [`DNS_NAME`].

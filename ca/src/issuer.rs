@@ -85,6 +85,14 @@ impl Serial {
         &self.0
     }
 
+    /// The serial whose DER INTEGER has the content octets `bytes`, if there are 1 to 20 of
+    /// them (RFC 5280 §4.1.2.2).
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Serial> {
+        (1..=SERIAL_MAX)
+            .contains(&bytes.len())
+            .then(|| Serial(bytes.to_vec()))
+    }
+
     /// The serial as rcgen writes it.
     pub(crate) fn number(&self) -> SerialNumber {
         SerialNumber::from_slice(&self.0)

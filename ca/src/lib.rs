@@ -18,13 +18,15 @@
 //!   share one hierarchy, so such a certificate would let a system pass for the server.
 //! - **Records.** Every issued certificate is recorded (`ca/cert/<serial>`) and listed by
 //!   holder, status and expiry ([`Ca::list_certificates`]).
+//! - **OCSP.** [`ocsp`] parses RFC 6960 requests and signs responses through a custody signer
+//!   (a delegated responder's or the CA's), without HTTP or revocation storage.
 //!
 //! Every state change stages its audit event into the batch that carries it, so the event is
 //! durable exactly when the change is, and a certificate is durable before it is returned.
 //!
-//! What it does not do (yet): revocation, CRLs and OCSP; talk gRPC (the server maps [`Error`]
-//! to status codes) or decide authorization (the server's policy point does, using
-//! [`Ca::role`]).
+//! What it does not do (yet): revocation, CRLs, serving OCSP over HTTP; talk gRPC (the server
+//! maps [`Error`] to status codes) or decide authorization (the server's policy point does,
+//! using [`Ca::role`]).
 
 mod bootstrap;
 mod certificates;
@@ -39,6 +41,7 @@ mod issuance;
 mod issuer;
 mod lineage;
 mod names;
+pub mod ocsp;
 mod pem;
 mod records;
 mod registry;
