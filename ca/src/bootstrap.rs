@@ -153,6 +153,9 @@ fn create(
         hierarchy,
         server_names: ServerNames::new(server_names),
         lineages: crate::lineage::Lineages::default(),
+        revocations: crate::revocation::Revocations::default(),
+        crls: crate::crl::Publisher::empty(),
+        settings: crate::Settings::default(),
         rng,
     })
 }

@@ -11,7 +11,8 @@ use govtrust_store::{Batch, Store};
 use crate::identity::Network;
 use crate::issuance::Leaf;
 use crate::issuer::{Authority, Serial};
-use crate::records::{self, CertRecordV1, LatestCertRecord};
+use crate::records::{self, CertRecordV1, LatestCertRecord, RevocationRecord, SupersededRecord};
+use crate::revocation::{Reason, Revocation};
 use crate::timestamps::{from_unix_ms, unix_ms};
 use crate::{Error, pem};
 
@@ -23,12 +24,25 @@ const MAX_PAGE: usize = 1000;
 /// Where a certificate stands at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CertStatus {
-    /// Within its validity period and not revoked.
+    /// Within its validity period, neither revoked nor suspended nor renewed.
     Valid,
     /// Past its `not_after`.
     Expired,
-    /// Revoked.
+    /// Revoked, for good.
     Revoked,
+    /// On hold (certificateHold): refused until unsuspended.
+    Suspended,
+    /// Renewed: still within its validity period, but another certificate took its place.
+    Superseded,
+}
+
+/// A certificate's renewal: which certificate took its place and when it first did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Supersession {
+    /// The newest certificate renewed from it.
+    pub by: Serial,
+    /// When it was first renewed.
+    pub at: SystemTime,
 }
 
 /// An issued certificate.
@@ -52,23 +66,38 @@ pub struct CertRecord {
     pub der: Vec<u8>,
     /// The certificate, PEM.
     pub pem: String,
-    /// Always false until revocation exists.
-    pub revoked: bool,
     /// The holder's enrollment generation the certificate belongs to (see [`crate::Lineage`]);
     /// 0 for certificates recorded before generations were kept, and for non-systems.
     pub generation: u32,
+    /// Its revocation or suspension, if any.
+    pub revocation: Option<Revocation>,
+    /// Its renewal, if it was renewed.
+    pub superseded: Option<Supersession>,
 }
 
 impl CertRecord {
-    /// The certificate's status at `now`.
+    /// The certificate's status at `now`: a revocation first, then expiry, then suspension
+    /// and renewal.
     pub fn status(&self, now: SystemTime) -> CertStatus {
-        if self.revoked {
-            CertStatus::Revoked
-        } else if now > self.not_after {
-            CertStatus::Expired
-        } else {
-            CertStatus::Valid
+        match &self.revocation {
+            Some(r) if !r.is_suspension() => CertStatus::Revoked,
+            _ if now > self.not_after => CertStatus::Expired,
+            Some(_) => CertStatus::Suspended,
+            None if self.superseded.is_some() => CertStatus::Superseded,
+            None => CertStatus::Valid,
         }
+    }
+
+    /// Whether the certificate may authenticate its holder at `now`: within its validity
+    /// period, neither revoked nor suspended (a renewed one still may, until it expires).
+    pub fn usable(&self, now: SystemTime) -> bool {
+        matches!(self.status(now), CertStatus::Valid | CertStatus::Superseded)
+    }
+
+    /// Whether the certificate still stands at `now`: neither expired nor revoked (a
+    /// suspended one may be unsuspended).
+    pub fn live(&self, now: SystemTime) -> bool {
+        !matches!(self.status(now), CertStatus::Expired | CertStatus::Revoked)
     }
 
     fn stored(&self) -> CertRecordV1 {
@@ -81,8 +110,17 @@ impl CertRecord {
             not_before_ms: unix_ms(self.not_before),
             not_after_ms: unix_ms(self.not_after),
             der: records::base64(&self.der),
-            revoked: self.revoked,
+            revoked: self.revocation.is_some(),
             generation: self.generation,
+            revocation: self.revocation.as_ref().map(|r| RevocationRecord {
+                reason: r.reason.code(),
+                at_ms: unix_ms(r.at),
+                by: r.by.clone(),
+            }),
+            superseded: self.superseded.as_ref().map(|s| SupersededRecord {
+                by: s.by.to_string(),
+                at_ms: unix_ms(s.at),
+            }),
         }
     }
 
@@ -90,6 +128,19 @@ impl CertRecord {
         let context = String::from_utf8_lossy(key).into_owned();
         let der = records::unbase64(&record.der, &context)?;
         let corrupt = |e: Error| Error::corrupt(format!("{context}: {e}"));
+        let revocation = record
+            .revocation
+            .map(|r| revocation(&context, r))
+            .transpose()?;
+        let superseded = record
+            .superseded
+            .map(|s| -> Result<Supersession, Error> {
+                Ok(Supersession {
+                    by: s.by.parse().map_err(corrupt)?,
+                    at: from_unix_ms(s.at_ms),
+                })
+            })
+            .transpose()?;
         Ok(Self {
             network: record.network.parse().map_err(corrupt)?,
             pem: pem::certificate(&der),
@@ -100,10 +151,26 @@ impl CertRecord {
             not_before: from_unix_ms(record.not_before_ms),
             not_after: from_unix_ms(record.not_after_ms),
             der,
-            revoked: record.revoked,
             generation: record.generation,
+            revocation,
+            superseded,
         })
     }
+}
+
+/// The revocation a stored record holds; `context` names the record in errors.
+fn revocation(context: &str, record: RevocationRecord) -> Result<Revocation, Error> {
+    let reason = Reason::from_code(record.reason).ok_or_else(|| {
+        Error::corrupt(format!(
+            "{context}: unknown revocation reason {}",
+            record.reason
+        ))
+    })?;
+    Ok(Revocation {
+        reason,
+        at: from_unix_ms(record.at_ms),
+        by: record.by,
+    })
 }
 
 /// Which certificates to list; every given condition must hold.
@@ -155,8 +222,9 @@ pub(crate) fn ever_held(store: &dyn Store, holder: &str) -> Result<bool, Error> 
     Ok(!next_serials(store, Some(holder), None, 1)?.is_empty())
 }
 
-/// A certificate of `holder` that is valid at `now`, if it holds one.
-pub(crate) fn valid_of(
+/// A certificate of `holder` that is live at `now` (neither expired nor revoked), if it holds
+/// one.
+pub(crate) fn live_of(
     store: &dyn Store,
     holder: &str,
     now: SystemTime,
@@ -167,7 +235,7 @@ pub(crate) fn valid_of(
         let exhausted = serials.len() < DEFAULT_PAGE;
         for serial in serials {
             let record = find(store, &serial)?;
-            if record.status(now) == CertStatus::Valid {
+            if record.live(now) {
                 return Ok(Some(record));
             }
             after = Some(serial);
@@ -180,11 +248,27 @@ pub(crate) fn valid_of(
 
 /// The certificate with `serial`.
 pub(crate) fn find(store: &dyn Store, serial: &Serial) -> Result<CertRecord, Error> {
+    find_raw(store, serial).map(|(_, record)| record)
+}
+
+/// The certificate with `serial` and its record's stored bytes (for a compare-and-swap).
+pub(crate) fn find_raw(store: &dyn Store, serial: &Serial) -> Result<(Vec<u8>, CertRecord), Error> {
     let key = records::cert_key(serial);
     let value = store.get(&key)?.ok_or_else(|| Error::CertificateNotFound {
         serial: serial.clone(),
     })?;
-    CertRecord::from_stored(&key, records::decode(&key, &value)?)
+    let record = CertRecord::from_stored(&key, records::decode(&key, &value)?)?;
+    Ok((value, record))
+}
+
+/// Adds to `batch` the rewrite of a recorded certificate, guarded by its stored bytes `raw`
+/// (the batch fails if it changed meanwhile).
+pub(crate) fn restage(batch: &mut Batch, raw: Vec<u8>, record: &CertRecord) -> Result<(), Error> {
+    let key = records::cert_key(&record.serial);
+    batch
+        .expect(key.clone(), Some(raw))
+        .put(key, records::encode(&record.stored())?);
+    Ok(())
 }
 
 /// One page of certificates matching `filter`, and the token of the next page if there may be
@@ -260,8 +344,9 @@ pub(crate) fn from_leaf(
         not_before: leaf.not_before,
         not_after: leaf.not_after,
         der: leaf.der,
-        revoked: false,
         generation: 0,
+        revocation: None,
+        superseded: None,
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use govtrust_store::{AuditEvent, Batch, Error as StoreError};
 
-use crate::certificates::{self, CertRecord, CertStatus};
+use crate::certificates::{self, CertRecord, CertStatus, Supersession};
 use crate::csr::{self, CheckedCsr};
 use crate::issuance::{self, LeafSpec, Purpose};
 use crate::issuer::Serial;
@@ -83,6 +83,8 @@ struct Request<'a> {
     actor: &'a str,
     claim: Option<TokenClaim>,
     renews: Option<&'a str>,
+    /// For a renewal: the certificate renewed, as read, to be marked superseded in the batch.
+    renewed: Option<(Vec<u8>, CertRecord)>,
     /// The generation the certificate belongs to: the caller's for a renewal; for an
     /// enrollment, the next one (staged with the batch).
     generation: Generation,
@@ -115,6 +117,7 @@ pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> 
         actor: &system.spiffe_id,
         claim: Some(claim),
         renews: None,
+        renewed: None,
         generation: Generation::Next(advance),
     };
     let issued = issue(ca, &system, &csr, &request, now);
@@ -138,7 +141,8 @@ fn remember_lineage(ca: &Ca, system: &str, request: &Request<'_>, issued: &Resul
 pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
     let now = ca.clock.now();
     let system = caller_system(ca, caller)?;
-    let generation = caller_certificate(ca, caller, now)?;
+    let (raw, renewed) = caller_certificate(ca, caller, now)?;
+    let generation = renewed.generation;
     let current = ca.lineage(system.name.as_str())?;
     check_generation(caller, generation, current)?;
     let csr = csr::check(csr, &system)?;
@@ -147,6 +151,7 @@ pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Erro
         actor: &caller.spiffe_id,
         claim: None,
         renews: Some(&caller.serial),
+        renewed: Some((raw, renewed)),
         generation: Generation::Same(generation),
     };
     issue(ca, &system, &csr, &request, now)
@@ -254,13 +259,17 @@ fn check_generation(caller: &Caller, generation: u32, current: Lineage) -> Resul
     })
 }
 
-/// Checks that the caller's certificate is one this CA issued to it and is still current;
-/// returns its enrollment generation.
-fn caller_certificate(ca: &Ca, caller: &Caller, now: SystemTime) -> Result<u32, Error> {
+/// Checks that the caller's certificate is one this CA issued to it and may still renew: valid,
+/// or renewed less than the renewal grace ago. Returns its record and stored bytes.
+fn caller_certificate(
+    ca: &Ca,
+    caller: &Caller,
+    now: SystemTime,
+) -> Result<(Vec<u8>, CertRecord), Error> {
     let serial = &caller.serial;
     let not_current = |reason: String| Error::CallerNotCurrent { reason };
-    let found = Serial::parse(serial).and_then(|s| certificates::find(ca.store.as_ref(), &s));
-    let record = match found {
+    let found = Serial::parse(serial).and_then(|s| certificates::find_raw(ca.store.as_ref(), &s));
+    let (raw, record) = match found {
         Err(Error::CertificateNotFound { .. } | Error::InvalidArgument { .. }) => Err(not_current(
             format!("certificate {serial} was not issued by this CA"),
         )),
@@ -273,13 +282,52 @@ fn caller_certificate(ca: &Ca, caller: &Caller, now: SystemTime) -> Result<u32, 
         )));
     }
     match record.status(now) {
-        CertStatus::Valid => Ok(record.generation),
+        CertStatus::Valid => Ok((raw, record)),
+        CertStatus::Superseded => within_grace(ca, raw, record, now),
         CertStatus::Expired => Err(not_current(format!(
             "certificate {serial} expired at {}",
             rfc3339(record.not_after)
         ))),
-        CertStatus::Revoked => Err(not_current(format!("certificate {serial} is revoked"))),
+        CertStatus::Revoked | CertStatus::Suspended => {
+            let revocation = record.revocation.as_ref();
+            let (reason, at) = revocation.map_or(("", now), |r| (r.reason.name(), r.at));
+            Err(not_current(format!(
+                "certificate {serial} was revoked ({reason}) at {}",
+                rfc3339(at)
+            )))
+        }
     }
+}
+
+/// A renewed certificate may renew again only within the renewal grace, so a lost answer does
+/// not strand its holder while a stolen copy cannot renew for ever.
+fn within_grace(
+    ca: &Ca,
+    raw: Vec<u8>,
+    record: CertRecord,
+    now: SystemTime,
+) -> Result<(Vec<u8>, CertRecord), Error> {
+    let Some(superseded) = &record.superseded else {
+        return Ok((raw, record));
+    };
+    let grace = ca.settings.renewal_grace;
+    if superseded
+        .at
+        .checked_add(grace)
+        .is_some_and(|end| now < end)
+    {
+        return Ok((raw, record));
+    }
+    Err(Error::CallerNotCurrent {
+        reason: format!(
+            "certificate {} was renewed at {} (by {}), more than the renewal grace of {} s ago: \
+             renew with the newest certificate",
+            record.serial,
+            rfc3339(superseded.at),
+            superseded.by,
+            grace.as_secs()
+        ),
+    })
 }
 
 /// Signs and stores a certificate for `system`, retrying on a serial collision.
@@ -307,6 +355,9 @@ fn issue(
         for holding in &holdings {
             holding.stage(&mut batch);
         }
+        if let Some((raw, renewed)) = &request.renewed {
+            certificates::restage(&mut batch, raw.clone(), &superseded(renewed, &record, now))?;
+        }
         certificates::stage(&mut batch, &record)?;
         ca.audit
             .stage(&mut batch, &event(request, &record, csr, now))?;
@@ -315,6 +366,18 @@ fn issue(
         }
     }
     Err(Error::RandomUnavailable)
+}
+
+/// `renewed` marked as renewed by `by` (the grace runs from its first renewal).
+fn superseded(renewed: &CertRecord, by: &CertRecord, now: SystemTime) -> CertRecord {
+    let at = renewed.superseded.as_ref().map_or(now, |s| s.at);
+    CertRecord {
+        superseded: Some(Supersession {
+            by: by.serial.clone(),
+            at,
+        }),
+        ..renewed.clone()
+    }
 }
 
 /// Commits an issuance: `Ok(false)` when the serial was taken (sign again).
@@ -335,6 +398,16 @@ fn commit(
 /// Why an issuance lost a compare-and-swap on `key`: another enrollment used the token, a new
 /// token superseded it, or another system claimed a DNS name first.
 fn lost(ca: &Ca, key: Vec<u8>, record: &CertRecord, request: &Request<'_>) -> Error {
+    if let Some((_, renewed)) = &request.renewed
+        && key == records::cert_key(&renewed.serial)
+    {
+        return Error::CallerNotCurrent {
+            reason: format!(
+                "certificate {} was renewed or revoked while this renewal ran; renew again",
+                renewed.serial
+            ),
+        };
+    }
     if let Some(claim) = &request.claim {
         if key == claim.key {
             return token_lost(ca, key);

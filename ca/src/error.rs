@@ -105,6 +105,10 @@ pub enum Error {
     /// The caller's certificate does not entitle it to renew.
     #[error("caller may not renew: {reason}")]
     CallerNotCurrent { reason: String },
+
+    /// The certificate's state does not allow the change asked for.
+    #[error("certificate {serial}: {reason}")]
+    RevocationState { serial: Serial, reason: String },
     /// rcgen could not build or sign a certificate.
     #[error("cannot build certificate: {context}")]
     Certificate {

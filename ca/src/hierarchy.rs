@@ -242,11 +242,24 @@ impl Hierarchy {
     /// The issuing CA of `network`, ready to sign: its signer comes from the kms now, so this
     /// fails with the kms's error while it is sealed or refuses the CA key.
     pub(crate) fn issuer(&self, network: Network) -> Result<Issuer<'_>, Error> {
-        let ca = match network {
-            Network::Extranet => &self.extranet,
-            Network::Intranet => &self.intranet,
-        };
+        self.signing(match network {
+            Network::Extranet => Authority::Extranet,
+            Network::Intranet => Authority::Intranet,
+        })
+    }
+
+    /// The CA `authority` (the root included), ready to sign, as [`Hierarchy::issuer`].
+    pub(crate) fn signing(&self, authority: Authority) -> Result<Issuer<'_>, Error> {
+        let ca = self.ca(authority);
         Ok(ca.issuer(self.kms.signer(&ca.key)?))
+    }
+
+    fn ca(&self, authority: Authority) -> &CaCert {
+        match authority {
+            Authority::Root => &self.root,
+            Authority::Extranet => &self.extranet,
+            Authority::Intranet => &self.intranet,
+        }
     }
 }
 

@@ -16,8 +16,8 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest trust domain: it is the organizationName of the CA certificates (RFC 5280
 /// `ub-organization-name`).
 const MAX_TRUST_DOMAIN: usize = 64;
-/// The record name of the govtrust server's own certificate.
-pub(crate) const SERVER_IDENTITY: &str = "govtrust";
+/// The holder name of the govtrust server's own certificates.
+pub const SERVER_IDENTITY: &str = "govtrust";
 
 /// The SPIFFE trust domain of a deployment, e.g. `gov.example`.
 #[derive(Debug, Clone, PartialEq, Eq)]

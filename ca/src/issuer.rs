@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime};
 
 use govtrust_kms::{Error as KmsError, Signer};
 use rcgen::{
-    CertificateParams, PublicKeyData, SerialNumber, SignatureAlgorithm, SigningKey,
-    SubjectPublicKeyInfo,
+    CertificateParams, CertificateRevocationListParams, PublicKeyData, SerialNumber,
+    SignatureAlgorithm, SigningKey, SubjectPublicKeyInfo,
 };
 use ring::rand::SecureRandom;
 
@@ -213,6 +213,22 @@ impl<'a> Issuer<'a> {
             .signed_by(subject, &issuer)
             .map_err(|e| key.error("sign certificate", e))?;
         Ok(certificate.der().to_vec())
+    }
+}
+
+impl Issuer<'_> {
+    /// Signs the CRL `params` describe.
+    pub(crate) fn sign_crl(
+        &self,
+        params: &CertificateRevocationListParams,
+    ) -> Result<Vec<u8>, Error> {
+        let key = CustodyKey::new(self.authority, &*self.signer)?;
+        let issuer = rcgen::Issuer::from_ca_cert_der(&self.certificate.into(), &key)
+            .map_err(Error::certificate("parse issuing CA certificate"))?;
+        let crl = params
+            .signed_by(&issuer)
+            .map_err(|e| key.error("sign CRL", e))?;
+        Ok(crl.der().to_vec())
     }
 }
 

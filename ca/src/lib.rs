@@ -30,6 +30,7 @@
 
 mod bootstrap;
 mod certificates;
+mod crl;
 mod csr;
 mod enrollment;
 mod error;
@@ -46,27 +47,30 @@ mod pem;
 mod records;
 mod registry;
 mod reserved;
+mod revocation;
 mod timestamps;
 mod token;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use govtrust_kms::{Clock, Kms};
 use govtrust_store::{AuditSink, Store};
 use ring::rand::SystemRandom;
 
 pub use bootstrap::{Credential, InitArtifacts, InitParams};
-pub use certificates::{CertFilter, CertRecord, CertStatus};
+pub use certificates::{CertFilter, CertRecord, CertStatus, Supersession};
+pub use crl::{Crl, CrlTiming};
 pub use enrollment::{Caller, Issued};
 pub use error::Error;
 pub use hierarchy::CaChain;
-pub use identity::{Network, ProtectionLevel, Role};
+pub use identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY as SERVER_HOLDER};
 pub use issuer::{Authority, Serial};
 pub use lineage::Lineage;
 pub use names::{DnsName, OrgId, SystemName};
 pub use registry::{ReEnrollment, Registered, Registration, SystemRecord, TokenTtl, reenrollment};
+pub use revocation::{Change, Reason, Revocation};
 
 use hierarchy::Hierarchy;
 use reserved::ServerNames;
@@ -82,7 +86,30 @@ pub struct Ca {
     server_names: ServerNames,
     /// Every system's enrollment lineage, cached (one node).
     lineages: lineage::Lineages,
+    /// Revoked and suspended certificates, in memory (one node).
+    revocations: revocation::Revocations,
+    /// The current CRL of each CA.
+    crls: crl::Publisher,
+    settings: Settings,
     rng: SystemRandom,
+}
+
+/// How the CA issues and publishes, from the server's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// How long after its renewal a certificate may still renew (a lost answer).
+    pub renewal_grace: Duration,
+    /// CRL lifetimes.
+    pub crl: CrlTiming,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            renewal_grace: Duration::from_secs(3600),
+            crl: CrlTiming::default(),
+        }
+    }
 }
 
 impl fmt::Debug for Ca {
@@ -135,6 +162,8 @@ impl Ca {
     ) -> Result<Ca, Error> {
         let hierarchy = Hierarchy::load(store.as_ref(), &kms)?;
         let server_names = ServerNames::load(store.as_ref())?;
+        let revocations = revocation::Revocations::load(store.as_ref())?;
+        let crls = crl::Publisher::load(store.as_ref())?;
         Ok(Ca {
             store,
             audit,
@@ -142,8 +171,16 @@ impl Ca {
             hierarchy,
             server_names,
             lineages: lineage::Lineages::default(),
+            revocations,
+            crls,
+            settings: Settings::default(),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// This CA with `settings` instead of the defaults.
+    pub fn with_settings(self, settings: Settings) -> Self {
+        Self { settings, ..self }
     }
 
     /// The time by the CA's clock: what certificate validity is judged against.
@@ -236,6 +273,48 @@ impl Ca {
             page_size,
             page_token,
         )
+    }
+
+    /// Revokes, suspends or unsuspends the certificate `serial` on behalf of `actor` (with an
+    /// optional `note` for the audit log), then publishes its CA's new CRL. Returns the
+    /// certificate's record as changed.
+    ///
+    /// [`Error::CertificateNotFound`] for an unknown serial; [`Error::RevocationState`] for
+    /// what the certificate's state does not allow (revoking a revoked one, unsuspending one
+    /// that is not suspended, suspending an expired one); [`Error::InvalidArgument`] for
+    /// certificateHold given as a revocation reason. A refused change stores nothing. The
+    /// change stands even if the CRL cannot be signed now (a sealed kms): the next refresh
+    /// publishes it, and the error is logged.
+    pub fn change_status(
+        &self,
+        actor: &str,
+        serial: &Serial,
+        change: Change,
+        note: &str,
+    ) -> Result<CertRecord, Error> {
+        let record = revocation::apply(self, actor, serial, change, note)?;
+        let ticket = self.crls.changed(record.issuer);
+        if let Err(error) = self.crls.publish(self, record.issuer, ticket) {
+            tracing::warn!(ca = %record.issuer, %error, "the CRL could not be made after a revocation; the next refresh will");
+        }
+        Ok(record)
+    }
+
+    /// Why and since when the certificate `serial` is revoked or suspended, if it is: what the
+    /// server checks each caller against (from memory).
+    pub fn revocation(&self, serial: &Serial) -> Option<(Reason, SystemTime)> {
+        self.revocations.get(serial)
+    }
+
+    /// The current CRL of `authority`, if one was made.
+    pub fn crl(&self, authority: Authority) -> Option<Arc<Crl>> {
+        self.crls.current(authority)
+    }
+
+    /// Makes anew the CRLs that are missing or older than their refresh interval (they need
+    /// the kms unsealed); returns those made.
+    pub fn refresh_crls(&self) -> Result<Vec<Arc<Crl>>, Error> {
+        self.crls.refresh(self, self.clock.now())
     }
 
     /// The role of a person identity (`spiffe://<td>/person/<id>`); `None` for unknown persons,

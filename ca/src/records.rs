@@ -14,6 +14,8 @@
 //! | `ca/syscert/<system or person>` | [`LatestCertRecord`]: the holder's most recently recorded certificate |
 //! | `ca/person/<id>` | [`PersonRecord`] |
 //! | `ca/lineage/<system>` | [`LineageRecord`]: enrollment generation and key floor |
+//! | `ca/revoked/<ca>/<serial hex>` | [`RevokedEntry`]: what the CRL of `<ca>` lists (revoked and suspended certificates) |
+//! | `ca/crl/<ca>` | [`CrlRecordV1`]: the CA's current CRL and its number |
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -71,6 +73,21 @@ pub(crate) fn latest_cert_key(holder: &str) -> Vec<u8> {
 /// Key of a system's enrollment lineage.
 pub(crate) fn lineage_key(system: &str) -> Vec<u8> {
     format!("ca/lineage/{system}").into_bytes()
+}
+
+/// Prefix of the revocation index of one CA: what its CRL lists.
+pub(crate) fn revoked_prefix(ca: &str) -> String {
+    format!("ca/revoked/{ca}/")
+}
+
+/// Key of one entry of a CA's revocation index.
+pub(crate) fn revoked_key(ca: &str, serial: &Serial) -> Vec<u8> {
+    format!("ca/revoked/{ca}/{serial}").into_bytes()
+}
+
+/// Key of a CA's current CRL.
+pub(crate) fn crl_key(ca: &str) -> Vec<u8> {
+    format!("ca/crl/{ca}").into_bytes()
 }
 
 /// Key of a person's record.
@@ -188,6 +205,51 @@ pub(crate) struct CertRecordV1 {
     /// The holder's enrollment generation; absent (0) before generations were kept.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub generation: u32,
+    /// Why, when and by whom it was revoked or suspended (certificateHold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<RevocationRecord>,
+    /// The certificate that renewed this one, and when it first was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<SupersededRecord>,
+}
+
+/// A certificate's revocation or suspension.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RevocationRecord {
+    /// RFC 5280 CRLReason code; 6 (certificateHold) is a suspension.
+    pub reason: u8,
+    pub at_ms: i64,
+    pub by: String,
+}
+
+/// A certificate's renewal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SupersededRecord {
+    /// The newest certificate that renewed it.
+    pub by: String,
+    /// When it was first renewed: the renewal grace runs from here.
+    pub at_ms: i64,
+}
+
+/// One certificate a CA's CRL lists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RevokedEntry {
+    pub reason: u8,
+    pub at_ms: i64,
+    /// When the certificate expires: after that the CRL leaves it out (RFC 5280 §3.3).
+    pub not_after_ms: i64,
+}
+
+/// A CA's current CRL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CrlRecordV1 {
+    pub number: u64,
+    pub this_update_ms: i64,
+    pub next_update_ms: i64,
+    /// DER in standard base64.
+    pub der: String,
+    /// Entries listed.
+    pub entries: u64,
 }
 
 fn is_zero(value: &u32) -> bool {

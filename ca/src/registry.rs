@@ -358,7 +358,7 @@ fn uncertified(ca: &Ca, system: &SystemName, now: SystemTime) -> Result<Uncertif
     // recorded before it is in the index.
     let key = records::latest_cert_key(system.as_str());
     let latest = ca.store.get(&key)?;
-    match certificates::valid_of(ca.store.as_ref(), system.as_str(), now)? {
+    match certificates::live_of(ca.store.as_ref(), system.as_str(), now)? {
         Some(cert) => Err(Error::SystemHasCertificate {
             system: system.to_string(),
             serial: cert.serial,

@@ -111,7 +111,7 @@ fn serial_is_128_random_bits_stored_as_lowercase_hex() {
         (record.system.as_str(), record.issuer.name(), record.network),
         ("portal", "extranet", Network::Extranet)
     );
-    assert!(!record.revoked);
+    assert!(record.revocation.is_none() && record.superseded.is_none());
     assert_eq!(fx.index_count("portal"), 1);
 }
 

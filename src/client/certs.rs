@@ -1,33 +1,22 @@
-//! `govtrust cert list|show`.
+//! `govtrust cert list|show|revoke|suspend|unsuspend`.
 
-use clap::{Subcommand, ValueEnum};
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
 use govtrust_proto::ca::{
     Certificate, CertificateStatus, GetCertificateRequest, ListCertificatesRequest,
-    certificate_authority_client::CertificateAuthorityClient,
+    RevocationReason, RevokeCertificateRequest, SuspendCertificateRequest,
+    UnsuspendCertificateRequest, certificate_authority_client::CertificateAuthorityClient,
 };
+use tonic::transport::Channel;
 
 use super::connection::Connection;
 use super::text::{print_json, status_error, timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
-    /// List issued certificates, newest filters first.
-    List {
-        /// Only this system's certificates.
-        #[arg(long)]
-        system: Option<String>,
-        /// Only certificates in this status.
-        #[arg(long, value_enum)]
-        status: Option<StatusArg>,
-        /// Only certificates expiring within this many days.
-        #[arg(long)]
-        expiring_within_days: Option<u64>,
-        /// Stop after this many certificates (all pages are fetched up to it).
-        #[arg(long, default_value_t = 1000)]
-        limit: usize,
-        #[command(flatten)]
-        connection: Connection,
-    },
+    /// List issued certificates.
+    List(ListArgs),
     /// Show one certificate, with its PEM.
     Show {
         /// Serial number, hex.
@@ -35,6 +24,47 @@ pub enum CertCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Revoke a certificate for good (a security administrator: any system's or person's; a
+    /// holder: its own, for key-compromise, superseded or cessation-of-operation). Relying
+    /// parties see it in the CRL and OCSP at once.
+    Revoke(ChangeArgs),
+    /// Put a certificate on hold (certificateHold), e.g. for a lost token (security
+    /// administrator). It is refused until unsuspended.
+    Suspend(ChangeArgs),
+    /// Take a certificate off hold (security administrator). A revoked one stays revoked.
+    Unsuspend(ChangeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this system's certificates.
+    #[arg(long)]
+    system: Option<String>,
+    /// Only certificates in this status.
+    #[arg(long, value_enum)]
+    status: Option<StatusArg>,
+    /// Only certificates expiring within this time from now: 30d, 12h, 90m.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    expiring_within: Option<Duration>,
+    /// Stop after this many certificates (all pages are fetched up to it).
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// Serial number, hex.
+    serial: String,
+    /// Why (revoke only).
+    #[arg(long, value_enum, default_value = "unspecified")]
+    reason: ReasonArg,
+    /// A note for the audit log.
+    #[arg(long, default_value = "")]
+    note: String,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -42,64 +72,121 @@ pub enum StatusArg {
     Valid,
     Expired,
     Revoked,
+    Suspended,
+    Superseded,
+}
+
+/// RFC 5280 revocation reasons (certificate-hold is `cert suspend`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReasonArg {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    PrivilegeWithdrawn,
+    AaCompromise,
 }
 
 pub async fn run(command: CertCommand) -> anyhow::Result<()> {
     match command {
-        CertCommand::List {
-            system,
-            status,
-            expiring_within_days,
-            limit,
-            connection,
-        } => {
-            let mut request = ListCertificatesRequest {
-                system: system.unwrap_or_default(),
-                status: status.map_or(CertificateStatus::Unspecified, status_message) as i32,
-                expiring_before: expiring_within_days.map(horizon).transpose()?,
-                page_size: 0,
-                page_token: String::new(),
-            };
-            let mut client = CertificateAuthorityClient::new(connection.channel().await?);
-            let mut all = Vec::new();
-            loop {
-                let page = client
-                    .list_certificates(request.clone())
-                    .await
-                    .map_err(status_error)?;
-                let page = page.into_inner();
-                all.extend(page.certificates);
-                if page.next_page_token.is_empty() || all.len() >= limit {
-                    break;
-                }
-                request.page_token = page.next_page_token;
-            }
-            all.truncate(limit);
-            list(&connection, &all);
-        }
+        CertCommand::List(args) => list(args).await,
         CertCommand::Show { serial, connection } => {
-            let mut client = CertificateAuthorityClient::new(connection.channel().await?);
-            let response = client
+            let response = client(&connection)
+                .await?
                 .get_certificate(GetCertificateRequest { serial })
                 .await
                 .map_err(status_error)?;
-            show(
-                &connection,
-                &response.into_inner().certificate.unwrap_or_default(),
-            );
+            show(&connection, response.into_inner().certificate)
+        }
+        CertCommand::Revoke(args) => {
+            let request = RevokeCertificateRequest {
+                serial: args.serial,
+                reason: reason_message(args.reason) as i32,
+                note: args.note,
+            };
+            let mut client = client(&args.connection).await?;
+            let response = client
+                .revoke_certificate(request)
+                .await
+                .map_err(status_error)?;
+            let response = response.into_inner();
+            show(&args.connection, response.certificate)
+        }
+        CertCommand::Suspend(args) => {
+            let request = SuspendCertificateRequest {
+                serial: args.serial,
+                note: args.note,
+            };
+            let mut client = client(&args.connection).await?;
+            let response = client
+                .suspend_certificate(request)
+                .await
+                .map_err(status_error)?;
+            let response = response.into_inner();
+            show(&args.connection, response.certificate)
+        }
+        CertCommand::Unsuspend(args) => {
+            let request = UnsuspendCertificateRequest {
+                serial: args.serial,
+                note: args.note,
+            };
+            let mut client = client(&args.connection).await?;
+            let response = client
+                .unsuspend_certificate(request)
+                .await
+                .map_err(status_error)?;
+            let response = response.into_inner();
+            show(&args.connection, response.certificate)
         }
     }
+}
+
+async fn client(connection: &Connection) -> anyhow::Result<CertificateAuthorityClient<Channel>> {
+    Ok(CertificateAuthorityClient::new(connection.channel().await?))
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let ListArgs {
+        system,
+        status,
+        expiring_within,
+        limit,
+        connection,
+    } = args;
+    let mut request = ListCertificatesRequest {
+        system: system.unwrap_or_default(),
+        status: status.map_or(CertificateStatus::Unspecified, status_message) as i32,
+        expiring_before: expiring_within.map(horizon).transpose()?,
+        page_size: 0,
+        page_token: String::new(),
+    };
+    let mut client = client(&connection).await?;
+    let mut all = Vec::new();
+    loop {
+        let page = client
+            .list_certificates(request.clone())
+            .await
+            .map_err(status_error)?;
+        let page = page.into_inner();
+        all.extend(page.certificates);
+        if page.next_page_token.is_empty() || all.len() >= limit {
+            break;
+        }
+        request.page_token = page.next_page_token;
+    }
+    all.truncate(limit);
+    table(&connection, &all);
     Ok(())
 }
 
-/// Now plus `days`, as a protobuf timestamp.
-fn horizon(days: u64) -> anyhow::Result<prost_types::Timestamp> {
-    days.checked_mul(86_400)
-        .and_then(|seconds| {
-            std::time::SystemTime::now().checked_add(std::time::Duration::from_secs(seconds))
-        })
+/// Now plus `within`, as a protobuf timestamp.
+fn horizon(within: Duration) -> anyhow::Result<prost_types::Timestamp> {
+    std::time::SystemTime::now()
+        .checked_add(within)
         .map(Into::into)
-        .ok_or_else(|| anyhow::anyhow!("--expiring-within-days {days} is too far in the future"))
+        .ok_or_else(|| anyhow::anyhow!("--expiring-within is too far in the future"))
 }
 
 fn status_message(status: StatusArg) -> CertificateStatus {
@@ -107,58 +194,133 @@ fn status_message(status: StatusArg) -> CertificateStatus {
         StatusArg::Valid => CertificateStatus::Valid,
         StatusArg::Expired => CertificateStatus::Expired,
         StatusArg::Revoked => CertificateStatus::Revoked,
+        StatusArg::Suspended => CertificateStatus::Suspended,
+        StatusArg::Superseded => CertificateStatus::Superseded,
     }
 }
 
+fn reason_message(reason: ReasonArg) -> RevocationReason {
+    match reason {
+        ReasonArg::Unspecified => RevocationReason::Unspecified,
+        ReasonArg::KeyCompromise => RevocationReason::KeyCompromise,
+        ReasonArg::CaCompromise => RevocationReason::CaCompromise,
+        ReasonArg::AffiliationChanged => RevocationReason::AffiliationChanged,
+        ReasonArg::Superseded => RevocationReason::Superseded,
+        ReasonArg::CessationOfOperation => RevocationReason::CessationOfOperation,
+        ReasonArg::PrivilegeWithdrawn => RevocationReason::PrivilegeWithdrawn,
+        ReasonArg::AaCompromise => RevocationReason::AaCompromise,
+    }
+}
+
+/// A status as shown: `valid`, `revoked`, `superseded`...
+fn status_name(cert: &Certificate) -> String {
+    let name = cert.status().as_str_name();
+    name.trim_start_matches("CERTIFICATE_STATUS_")
+        .to_ascii_lowercase()
+}
+
+/// A reason as shown: `key-compromise`, `certificate-hold`...
+fn reason_name(reason: RevocationReason) -> String {
+    reason
+        .as_str_name()
+        .trim_start_matches("REVOCATION_REASON_")
+        .to_ascii_lowercase()
+        .replace('_', "-")
+}
+
 fn json(cert: &Certificate) -> serde_json::Value {
-    serde_json::json!({
+    let mut value = serde_json::json!({
         "serial": cert.serial,
         "system": cert.system,
         "spiffe_id": cert.spiffe_id,
         "issuer": cert.issuer,
-        "status": cert.status().as_str_name(),
+        "status": status_name(cert),
         "not_before": timestamp(cert.not_before.as_ref()),
         "not_after": timestamp(cert.not_after.as_ref()),
-    })
+    });
+    if let Some(revocation) = &cert.revocation {
+        value["revocation"] = serde_json::json!({
+            "reason": reason_name(revocation.reason()),
+            "revoked_at": timestamp(revocation.revoked_at.as_ref()),
+            "revoked_by": revocation.revoked_by,
+        });
+    }
+    if !cert.superseded_by.is_empty() {
+        value["superseded_by"] = cert.superseded_by.clone().into();
+        value["superseded_at"] = timestamp(cert.superseded_at.as_ref()).into();
+    }
+    value
 }
 
-fn list(connection: &Connection, certs: &[Certificate]) {
+fn table(connection: &Connection, certs: &[Certificate]) {
     if connection.json {
         print_json(&serde_json::Value::Array(certs.iter().map(json).collect()));
         return;
     }
     outln!(
-        "{:<34} {:<20} {:<9} {:<27} SPIFFE ID",
+        "{:<34} {:<20} {:<9} {:<10} {:<20} NOTE",
         "SERIAL",
         "SYSTEM",
         "ISSUER",
+        "STATUS",
         "NOT AFTER"
     );
     for cert in certs {
         outln!(
-            "{:<34} {:<20} {:<9} {:<27} {}",
+            "{:<34} {:<20} {:<9} {:<10} {:<20} {}",
             cert.serial,
             cert.system,
             cert.issuer,
+            status_name(cert),
             timestamp(cert.not_after.as_ref()),
-            cert.spiffe_id
+            note(cert)
         );
     }
 }
 
-fn show(connection: &Connection, cert: &Certificate) {
+/// What the list says beside a certificate: why it was revoked, or what renewed it.
+fn note(cert: &Certificate) -> String {
+    match &cert.revocation {
+        Some(revocation) => format!(
+            "{} by {}",
+            reason_name(revocation.reason()),
+            revocation.revoked_by
+        ),
+        None if !cert.superseded_by.is_empty() => format!("renewed by {}", cert.superseded_by),
+        None => String::new(),
+    }
+}
+
+fn show(connection: &Connection, cert: Option<Certificate>) -> anyhow::Result<()> {
+    let cert = cert.ok_or_else(|| anyhow::anyhow!("the server returned no certificate"))?;
     if connection.json {
-        let mut value = json(cert);
+        let mut value = json(&cert);
         value["certificate_pem"] = cert.certificate_pem.clone().into();
         print_json(&value);
-        return;
+        return Ok(());
     }
     outln!("serial:     {}", cert.serial);
     outln!("system:     {}", cert.system);
     outln!("identity:   {}", cert.spiffe_id);
     outln!("issuer:     {}", cert.issuer);
-    outln!("status:     {}", cert.status().as_str_name());
+    outln!("status:     {}", status_name(&cert));
+    if let Some(revocation) = &cert.revocation {
+        outln!(
+            "revoked:    {} at {} by {}",
+            reason_name(revocation.reason()),
+            timestamp(revocation.revoked_at.as_ref()),
+            revocation.revoked_by
+        );
+    }
+    if !cert.superseded_by.is_empty() {
+        outln!(
+            "renewed:    at {}, now by {}",
+            timestamp(cert.superseded_at.as_ref()),
+            cert.superseded_by
+        );
+    }
     outln!("not before: {}", timestamp(cert.not_before.as_ref()));
     outln!("not after:  {}", timestamp(cert.not_after.as_ref()));
     out!("{}", cert.certificate_pem);
+    Ok(())
 }

@@ -9,7 +9,7 @@
 //! The rules move into Cedar policy files (`policies/authz/`) with the authorization issue; this
 //! module is the single place they are decided until then.
 
-use govtrust_ca::Role;
+use govtrust_ca::{Change, Role};
 use govtrust_kms::KeyInfo;
 use tonic::Status;
 
@@ -38,6 +38,21 @@ pub enum Action<'a> {
     Seal,
     /// An operation on one key.
     Key(KeyOperation, &'a KeyInfo),
+    /// Revoke, suspend or unsuspend a certificate of `Holder`.
+    ChangeCertificate(Change, Holder),
+}
+
+/// Whose certificate a change is asked for, as seen from the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// The caller's own identity.
+    Caller,
+    /// A system or a person without an administrator role.
+    Other,
+    /// Another administrator (三员分立: one role must not disable another).
+    Administrator,
+    /// The govtrust server.
+    Server,
 }
 
 /// What is done with a key.
@@ -94,6 +109,8 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
         ) => true,
         (Role::SecurityAdministrator, A::CreateKey | A::ImportKey | A::ReadWrappingKey) => true,
         (Role::SecurityAdministrator, A::Seal) => true,
+        (Role::SecurityAdministrator, A::ChangeCertificate(_, Holder::Other)) => true,
+        (_, A::ChangeCertificate(change, Holder::Caller)) => holder_may(change),
         (Role::SecurityAdministrator, A::Key(KeyOperation::Manage, key)) => !key.internal,
         (Role::SecurityAdministrator, A::Key(_, key)) => owns(principal, key),
         _ => false,
@@ -108,13 +125,21 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
         // others); it is no approver of any kind.
         A::DecideApproval | A::ReadApprovals => true,
         A::Key(_, key) => owns(principal, key),
-        A::RegisterSystem
+        A::ChangeCertificate(change, Holder::Caller) => holder_may(change),
+        A::ChangeCertificate(..)
+        | A::RegisterSystem
         | A::IssueToken
         | A::ReadCertificates
         | A::ListKeys
         | A::ReadAudit
         | A::Seal => false,
     }
+}
+
+/// What a holder may do to its own certificates: revoke them for a reason it can know
+/// (key compromise, supersession, cessation of operation); suspension is an officer's act.
+fn holder_may(change: Change) -> bool {
+    matches!(change, Change::Revoke(reason) if reason.holder_may_give())
 }
 
 /// True when `principal` owns `key`: same identity and, for a system, a certificate of its
@@ -148,6 +173,22 @@ fn describe(action: Action<'_>) -> String {
         Action::Key(KeyOperation::Use, key) => format!("use key {}", key.id),
         Action::Key(KeyOperation::Manage, key) => format!("manage key {}", key.id),
         Action::Key(KeyOperation::Export, key) => format!("export key {}", key.id),
+        Action::ChangeCertificate(change, holder) => {
+            let what = match change {
+                Change::Revoke(reason) => format!("revoke ({reason})"),
+                Change::Suspend => "suspend".to_owned(),
+                Change::Unsuspend => "unsuspend".to_owned(),
+            };
+            let whose = match holder {
+                Holder::Caller => {
+                    "its own certificate for this reason (a holder may give key-compromise, superseded or cessation-of-operation)"
+                }
+                Holder::Other => "another's certificate",
+                Holder::Administrator => "an administrator's certificate",
+                Holder::Server => "the server's certificate",
+            };
+            format!("{what} {whose}")
+        }
     }
 }
 

@@ -4,15 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use govtrust_ca::{
-    Ca, Caller, CertFilter, CertRecord, CertStatus, DnsName, Issued, Network, OrgId,
-    ProtectionLevel, ReEnrollment, Registration, Serial, SystemName, TokenTtl,
+    Ca, Caller, CertFilter, CertRecord, CertStatus, Change, DnsName, Issued, Network, OrgId,
+    ProtectionLevel, ReEnrollment, Reason, Registration, Serial, SystemName, TokenTtl,
 };
 use govtrust_proto::ca as pb;
 use pb::certificate_authority_server::CertificateAuthority;
 use pb::issue_enrollment_token_response::Outcome as TokenOutcome;
 use tonic::{Request, Response, Status};
 
-use super::authz::{Action, authorize};
+use super::authz::{Action, Holder, authorize};
 use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
 use super::handler::{answer, blocking};
 use super::identity::{Authenticator, Principal};
@@ -138,6 +138,83 @@ impl CertificateAuthority for CaService {
             request,
             admit,
             move |principal, (request, ttl)| issue_token(&ca, &gate, &principal, &request, ttl),
+        )
+        .await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        request: Request<pb::RevokeCertificateRequest>,
+    ) -> Reply<pb::RevokeCertificateResponse> {
+        let ca = self.ca.clone();
+        let admit = |_: &Principal, request: pb::RevokeCertificateRequest| {
+            let reason = revocation_reason(request.reason)?;
+            Ok((request, reason))
+        };
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, (request, reason)| {
+                let change = Change::Revoke(reason);
+                let certificate =
+                    change_status(&ca, &principal, &request.serial, change, &request.note)?;
+                Ok(pb::RevokeCertificateResponse {
+                    certificate: Some(certificate),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn suspend_certificate(
+        &self,
+        request: Request<pb::SuspendCertificateRequest>,
+    ) -> Reply<pb::SuspendCertificateResponse> {
+        let ca = self.ca.clone();
+        let admit = |_: &Principal, request| Ok(request);
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, request: pb::SuspendCertificateRequest| {
+                let certificate = change_status(
+                    &ca,
+                    &principal,
+                    &request.serial,
+                    Change::Suspend,
+                    &request.note,
+                )?;
+                Ok(pb::SuspendCertificateResponse {
+                    certificate: Some(certificate),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn unsuspend_certificate(
+        &self,
+        request: Request<pb::UnsuspendCertificateRequest>,
+    ) -> Reply<pb::UnsuspendCertificateResponse> {
+        let ca = self.ca.clone();
+        let admit = |_: &Principal, request| Ok(request);
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, request: pb::UnsuspendCertificateRequest| {
+                let certificate = change_status(
+                    &ca,
+                    &principal,
+                    &request.serial,
+                    Change::Unsuspend,
+                    &request.note,
+                )?;
+                Ok(pb::UnsuspendCertificateResponse {
+                    certificate: Some(certificate),
+                })
+            },
         )
         .await
     }
@@ -281,6 +358,8 @@ fn cert_filter(request: &pb::ListCertificatesRequest) -> Result<CertFilter, Stat
         Ok(pb::CertificateStatus::Valid) => Some(CertStatus::Valid),
         Ok(pb::CertificateStatus::Expired) => Some(CertStatus::Expired),
         Ok(pb::CertificateStatus::Revoked) => Some(CertStatus::Revoked),
+        Ok(pb::CertificateStatus::Suspended) => Some(CertStatus::Suspended),
+        Ok(pb::CertificateStatus::Superseded) => Some(CertStatus::Superseded),
         Err(_) => return Err(Status::invalid_argument("status: not a certificate status")),
     };
     let expiring_before = request.expiring_before.map(system_time).transpose()?;
@@ -332,7 +411,15 @@ fn cert_message(record: &CertRecord, now: SystemTime) -> pb::Certificate {
         CertStatus::Valid => pb::CertificateStatus::Valid,
         CertStatus::Expired => pb::CertificateStatus::Expired,
         CertStatus::Revoked => pb::CertificateStatus::Revoked,
+        CertStatus::Suspended => pb::CertificateStatus::Suspended,
+        CertStatus::Superseded => pb::CertificateStatus::Superseded,
     };
+    let revocation = record.revocation.as_ref().map(|r| pb::Revocation {
+        reason: i32::from(r.reason.code()),
+        revoked_at: Some(r.at.into()),
+        revoked_by: r.by.clone(),
+    });
+    let superseded = record.superseded.as_ref();
     pb::Certificate {
         serial: record.serial.to_string(),
         system: record.system.clone(),
@@ -343,5 +430,57 @@ fn cert_message(record: &CertRecord, now: SystemTime) -> pb::Certificate {
         not_after: Some(record.not_after.into()),
         certificate_pem: record.pem.clone(),
         issuer: record.issuer.to_string(),
+        revocation,
+        superseded_by: superseded.map(|s| s.by.to_string()).unwrap_or_default(),
+        superseded_at: superseded.map(|s| s.at.into()),
     }
+}
+
+/// The reason a revocation request gives: any RFC 5280 reason but certificateHold.
+fn revocation_reason(value: i32) -> Result<Reason, Status> {
+    let reason = u8::try_from(value).ok().and_then(Reason::from_code);
+    match reason {
+        Some(Reason::CertificateHold) => Err(Status::invalid_argument(
+            "reason: certificateHold is a suspension; call SuspendCertificate",
+        )),
+        Some(reason) => Ok(reason),
+        None => Err(Status::invalid_argument(format!(
+            "reason: {value} is not an RFC 5280 revocation reason"
+        ))),
+    }
+}
+
+/// Whose certificate `record` is, as the policy point tells holders apart.
+fn holder(ca: &Ca, principal: &Principal, record: &CertRecord) -> Result<Holder, Status> {
+    if record.spiffe_id == principal.spiffe_id {
+        return Ok(Holder::Caller);
+    }
+    if record.system == govtrust_ca::SERVER_HOLDER {
+        return Ok(Holder::Server);
+    }
+    let role = ca.role(&record.spiffe_id).map_err(status::ca)?;
+    Ok(match role {
+        Some(_) => Holder::Administrator,
+        None => Holder::Other,
+    })
+}
+
+/// Carries out `change` of the certificate `serial` for `principal`, if the policy allows it.
+fn change_status(
+    ca: &Ca,
+    principal: &Principal,
+    serial: &str,
+    change: Change,
+    note: &str,
+) -> Result<pb::Certificate, Status> {
+    let serial = Serial::parse(serial).map_err(status::ca)?;
+    let record = ca.certificate(&serial).map_err(status::ca)?;
+    authorize(
+        principal,
+        Action::ChangeCertificate(change, holder(ca, principal, &record)?),
+    )?;
+    let changed = ca
+        .change_status(&principal.spiffe_id, &serial, change, note)
+        .map_err(status::ca)?;
+    Ok(cert_message(&changed, ca.now()))
 }

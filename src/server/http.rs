@@ -5,6 +5,7 @@
 //! | `GET /healthz` | `200 ok` when unsealed, `503 sealed` when not (JSON) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /ca/<ca>.crt` | a CA certificate, DER (`root`, `extranet`, `intranet`) |
+//! | `GET /crl/<ca>.crl` | the CA's current CRL, DER, with `ETag` and `Cache-Control: max-age` up to its nextUpdate |
 //! | `GET /bundle.pem` | every CA certificate relying parties trust, PEM |
 //! | `GET /bundle.json` | the trust anchors as a SPIFFE-style JWK set |
 //!
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use govtrust_ca::{Authority, Ca};
@@ -67,6 +68,7 @@ fn router(http: Arc<Http>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
         .route("/ca/{file}", get(ca_certificate))
+        .route("/crl/{file}", get(crl))
         .route("/bundle.pem", get(bundle_pem))
         .route("/bundle.json", get(bundle_json))
         .fallback(not_found)
@@ -121,6 +123,73 @@ async fn ca_certificate(State(http): State<Arc<Http>>, Path(file): Path<String>)
     http.metrics.http.inc("ca");
     let der = http.ca.chain().der(authority).to_vec();
     cacheable(der, "application/pkix-cert")
+}
+
+async fn crl(
+    State(http): State<Arc<Http>>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let authority = file
+        .strip_suffix(".crl")
+        .and_then(|name| name.parse::<Authority>().ok());
+    let Some(authority) = authority else {
+        return not_found(State(http)).await;
+    };
+    http.metrics.http.inc("crl");
+    let Some(crl) = http.ca.crl(authority) else {
+        let body = "no CRL yet: it is made once the key-management centre is unsealed\n";
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    };
+    let tag = format!("\"{}-{}\"", authority, crl.number);
+    let fresh = crl
+        .next_update
+        .duration_since(http.ca.now())
+        .unwrap_or_default();
+    let cache = Freshness {
+        tag: &tag,
+        max_age: fresh.as_secs(),
+    };
+    if cache.matches(&headers) {
+        return cache.apply(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let mut response = crl.der.clone().into_response();
+    set(&mut response, header::CONTENT_TYPE, "application/pkix-crl");
+    cache.apply(response)
+}
+
+/// HTTP caching of a signed status document: an entity tag and how long it stays fresh (no
+/// longer than until its nextUpdate).
+struct Freshness<'a> {
+    tag: &'a str,
+    max_age: u64,
+}
+
+impl Freshness<'_> {
+    /// Whether the request's `If-None-Match` names this tag.
+    fn matches(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|tag| tag.trim() == self.tag || tag.trim() == "*")
+    }
+
+    fn apply(&self, mut response: Response) -> Response {
+        let headers = response.headers_mut();
+        if let Ok(tag) = HeaderValue::from_str(self.tag) {
+            headers.insert(header::ETAG, tag);
+        }
+        let cache = format!(
+            "public, max-age={}, no-transform, must-revalidate",
+            self.max_age
+        );
+        if let Ok(cache) = HeaderValue::from_str(&cache) {
+            headers.insert(header::CACHE_CONTROL, cache);
+        }
+        response
+    }
 }
 
 async fn bundle_pem(State(http): State<Arc<Http>>) -> Response {

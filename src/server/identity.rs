@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use govtrust_ca::{Ca, Lineage, Role, Serial};
+use govtrust_ca::{Ca, Lineage, Reason, Role, Serial};
 use govtrust_kms::Clock;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use tonic::Status;
@@ -35,7 +35,9 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub spiffe_id: String,
+    /// The certificate's serial, lower-case hex.
     pub serial: String,
+    serial_number: Serial,
     pub kind: Kind,
     /// For a system: which enrollment its certificate belongs to, and the system's lineage now.
     pub standing: Option<Standing>,
@@ -59,6 +61,7 @@ impl Principal {
         Self {
             spiffe_id: spiffe_id.to_owned(),
             serial: "01".to_owned(),
+            serial_number: Serial::parse("01").unwrap_or_else(|_| unreachable!()),
             kind,
             standing: None,
             not_after,
@@ -144,8 +147,22 @@ impl Authenticator {
     }
 
     /// `principal` with its system's lineage as it stands now: a re-enrollment since the
-    /// certificate was verified must take effect on the next call.
+    /// certificate was verified must take effect on the next call, and so must a revocation
+    /// or suspension of the certificate (checked in memory, every call).
     fn current(&self, mut principal: Principal) -> Result<Principal, Status> {
+        if let Some((reason, at)) = self.ca.revocation(&principal.serial_number) {
+            let at = crate::rfc3339::format(at);
+            return Err(Status::unauthenticated(match reason {
+                Reason::CertificateHold => format!(
+                    "client certificate {} is suspended (since {at})",
+                    principal.serial
+                ),
+                reason => format!(
+                    "client certificate {} was revoked ({reason}) at {at}",
+                    principal.serial
+                ),
+            }));
+        }
         if let (Kind::System { name, .. }, Some(standing)) =
             (&principal.kind, principal.standing.as_mut())
         {
@@ -195,6 +212,9 @@ impl Authenticator {
     ) -> Result<Principal, Status> {
         self.verify_chain(leaf, chain)?;
         let (spiffe_id, serial, not_after) = names(leaf)?;
+        let serial_number = Serial::parse(&serial).map_err(|_| {
+            Status::unauthenticated(format!("client certificate serial {serial} is not valid"))
+        })?;
         let kind = self.kind(&spiffe_id)?;
         let standing = match &kind {
             Kind::System { .. } => Some(self.standing(&serial)?),
@@ -203,6 +223,7 @@ impl Authenticator {
         Ok(Principal {
             spiffe_id,
             serial,
+            serial_number,
             kind,
             standing,
             not_after,

@@ -100,7 +100,15 @@ impl Default for Metrics {
                 "govtrust_http_requests_total",
                 "Requests to the HTTP port, by endpoint.",
                 "endpoint",
-                &["healthz", "metrics", "ca", "bundle", "not_found"],
+                &[
+                    "healthz",
+                    "metrics",
+                    "ca",
+                    "crl",
+                    "ocsp",
+                    "bundle",
+                    "not_found",
+                ],
             ),
         }
     }

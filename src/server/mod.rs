@@ -80,7 +80,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     if options.dev {
         prepare_dev(&layout)?;
     }
-    let domains = open(&layout, clock(&options), config.unseal_timeout)?;
+    let domains = open(&layout, clock(&options), config)?;
     if options.dev {
         dev_unseal(&layout, &domains.kms)?;
     }
@@ -96,6 +96,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     let public_url = public_url.unwrap_or_else(|| PublicUrl::for_address(http_address));
     announce(&layout, &options, &domains.kms, (http_address, &public_url));
     tokio::spawn(sweep_destructions(domains.kms.clone()));
+    tokio::spawn(refresh_crls(domains.ca.clone(), domains.kms.clone()));
     let auth = Arc::new(identity::Authenticator::new(
         domains.ca.clone(),
         domains.clock.clone(),
@@ -246,11 +247,7 @@ struct Domains {
     clock: Arc<dyn Clock>,
 }
 
-fn open(
-    layout: &Layout,
-    clock: Arc<dyn Clock>,
-    unseal_timeout: Duration,
-) -> anyhow::Result<Domains> {
+fn open(layout: &Layout, clock: Arc<dyn Clock>, config: &Config) -> anyhow::Result<Domains> {
     let database = layout.database();
     if !database.exists() {
         anyhow::bail!(
@@ -271,9 +268,10 @@ fn open(
     let audit = AuditLog::new(store.clone());
     let sink = Arc::new(audit.clone());
     let kms = Kms::open(store.clone(), sink.clone(), clock.clone())?;
-    let kms = Arc::new(kms.with_unseal_timeout(unseal_timeout));
+    let kms = Arc::new(kms.with_unseal_timeout(config.unseal_timeout));
     let approvals = Approvals::new(store.clone(), sink.clone());
-    let ca = Arc::new(Ca::open(store.clone(), kms.clone(), sink, clock.clone())?);
+    let ca = Ca::open(store.clone(), kms.clone(), sink, clock.clone())?;
+    let ca = Arc::new(ca.with_settings(ca_settings(config)));
     Ok(Domains {
         kms,
         ca,
@@ -282,6 +280,41 @@ fn open(
         store,
         clock,
     })
+}
+
+/// What the CA takes from the configuration.
+fn ca_settings(config: &Config) -> govtrust_ca::Settings {
+    govtrust_ca::Settings {
+        renewal_grace: config.certificates.renewal_grace,
+        crl: govtrust_ca::CrlTiming {
+            next_update: config.crl.next_update,
+            refresh: config.crl.refresh,
+        },
+    }
+}
+
+/// How often CRLs are checked for being due (made anew when older than their refresh).
+const CRL_SWEEP: Duration = Duration::from_secs(30);
+
+/// Makes the CRLs that are missing or due, now and every [`CRL_SWEEP`], while unsealed.
+async fn refresh_crls(ca: Arc<Ca>, kms: Arc<Kms>) {
+    let mut interval = tokio::time::interval(CRL_SWEEP);
+    loop {
+        interval.tick().await;
+        if kms.is_sealed() {
+            continue;
+        }
+        let ca = ca.clone();
+        match tokio::task::spawn_blocking(move || ca.refresh_crls()).await {
+            Ok(Ok(made)) => {
+                for crl in made {
+                    tracing::info!(ca = %crl.authority, number = crl.number, entries = crl.entries, "CRL made");
+                }
+            }
+            Ok(Err(error)) => tracing::error!(%error, "CRL refresh failed"),
+            Err(error) => tracing::error!(%error, "CRL refresh failed"),
+        }
+    }
 }
 
 /// Every service, each with its bound on request messages.

@@ -60,7 +60,9 @@ pub fn ca(error: CaError) -> Status {
         E::AlreadyInitialized | E::NotInitialized | E::SystemHasCertificate { .. } => {
             Status::failed_precondition(message)
         }
-        E::ApprovalRequired { .. } => Status::failed_precondition(message),
+        E::ApprovalRequired { .. } | E::RevocationState { .. } => {
+            Status::failed_precondition(message)
+        }
         E::Approval(inner) => approval(inner),
         E::Kms(inner) => kms(inner),
         other => internal(&other),

@@ -1,0 +1,402 @@
+//! Revocation and suspension of issued certificates.
+//!
+//! A certificate is revoked for an RFC 5280 reason (§5.3.1), for good; or suspended
+//! (certificateHold) and later unsuspended, for a lost token found again. Each change commits
+//! in one batch: the certificate's record (compare-and-swap on its exact old bytes, so two
+//! changes cannot both win), its entry in its CA's revocation index (`ca/revoked/<ca>/<serial>`,
+//! what the CRL lists) and the audit event. After the commit the CA's in-memory view
+//! ([`Revocations`]) holds the change, so the server refuses the certificate on its next call,
+//! and the CA's CRL is made anew.
+//!
+//! Who may change what is the server's policy point's business; this module enforces what the
+//! states allow: a revoked certificate stays revoked, only a suspended one is unsuspended, an
+//! expired one is neither suspended nor unsuspended.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{PoisonError, RwLock};
+use std::time::SystemTime;
+
+use govtrust_store::{AuditEvent, Batch, Error as StoreError, Store};
+
+use crate::certificates::CertRecord;
+use crate::issuer::{Authority, Serial};
+use crate::records::{self, RevokedEntry};
+use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
+use crate::{Ca, Error};
+
+/// Attempts at a change that lost its compare-and-swap to a concurrent one.
+const ATTEMPTS: usize = 3;
+
+/// Why a certificate was revoked: the CRLReason codes of RFC 5280 §5.3.1 a CA may give
+/// (removeFromCRL, 8, belongs to delta CRLs and is not one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Unspecified,
+    KeyCompromise,
+    CaCompromise,
+    AffiliationChanged,
+    Superseded,
+    CessationOfOperation,
+    /// A suspension: the only reason that can be undone.
+    CertificateHold,
+    PrivilegeWithdrawn,
+    AaCompromise,
+}
+
+impl Reason {
+    /// Every reason, by code.
+    pub const ALL: [Reason; 9] = [
+        Reason::Unspecified,
+        Reason::KeyCompromise,
+        Reason::CaCompromise,
+        Reason::AffiliationChanged,
+        Reason::Superseded,
+        Reason::CessationOfOperation,
+        Reason::CertificateHold,
+        Reason::PrivilegeWithdrawn,
+        Reason::AaCompromise,
+    ];
+
+    /// The CRLReason code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Unspecified => 0,
+            Self::KeyCompromise => 1,
+            Self::CaCompromise => 2,
+            Self::AffiliationChanged => 3,
+            Self::Superseded => 4,
+            Self::CessationOfOperation => 5,
+            Self::CertificateHold => 6,
+            Self::PrivilegeWithdrawn => 9,
+            Self::AaCompromise => 10,
+        }
+    }
+
+    /// The reason with CRLReason `code`.
+    pub fn from_code(code: u8) -> Option<Reason> {
+        Self::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// The name: `key-compromise`, `certificate-hold`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Unspecified => "unspecified",
+            Self::KeyCompromise => "key-compromise",
+            Self::CaCompromise => "ca-compromise",
+            Self::AffiliationChanged => "affiliation-changed",
+            Self::Superseded => "superseded",
+            Self::CessationOfOperation => "cessation-of-operation",
+            Self::CertificateHold => "certificate-hold",
+            Self::PrivilegeWithdrawn => "privilege-withdrawn",
+            Self::AaCompromise => "aa-compromise",
+        }
+    }
+
+    /// Whether a certificate's holder may give this reason for its own certificate.
+    pub fn holder_may_give(self) -> bool {
+        matches!(
+            self,
+            Self::KeyCompromise | Self::Superseded | Self::CessationOfOperation
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Reason {
+    type Err = Error;
+
+    /// The kebab-case name (`key-compromise`) or RFC 5280's (`keyCompromise`).
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let folded = text.replace('-', "").to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|r| r.name().replace('-', "") == folded)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|r| r.name()).collect();
+                Error::invalid(
+                    "reason",
+                    format!(
+                        "unknown revocation reason {text:?}: one of {}",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// A certificate's revocation or suspension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub reason: Reason,
+    pub at: SystemTime,
+    /// Who revoked or suspended it.
+    pub by: String,
+}
+
+impl Revocation {
+    /// Whether this is a suspension (certificateHold), which can be undone.
+    pub fn is_suspension(&self) -> bool {
+        self.reason == Reason::CertificateHold
+    }
+}
+
+/// A change of a certificate's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Revoke for good, for this reason (not certificateHold: that is [`Change::Suspend`]).
+    Revoke(Reason),
+    /// Put on hold (certificateHold).
+    Suspend,
+    /// Take off hold.
+    Unsuspend,
+}
+
+impl Change {
+    fn action(self) -> &'static str {
+        match self {
+            Self::Revoke(_) => "ca.cert.revoke",
+            Self::Suspend => "ca.cert.suspend",
+            Self::Unsuspend => "ca.cert.unsuspend",
+        }
+    }
+}
+
+/// Applies `change` to the certificate `serial` on behalf of `actor`; returns the record as
+/// changed. Refuses what the certificate's state does not allow, naming why; stores nothing
+/// then.
+pub(crate) fn apply(
+    ca: &Ca,
+    actor: &str,
+    serial: &Serial,
+    change: Change,
+    note: &str,
+) -> Result<CertRecord, Error> {
+    for _ in 0..ATTEMPTS {
+        let (raw, record) = crate::certificates::find_raw(ca.store.as_ref(), serial)?;
+        let now = ca.clock.now();
+        let changed = changed(&record, change, actor, now)?;
+        let mut batch = Batch::new();
+        crate::certificates::restage(&mut batch, raw, &changed)?;
+        stage_index(&mut batch, &changed)?;
+        ca.audit
+            .stage(&mut batch, &event(&changed, change, actor, note, now))?;
+        match ca.store.commit(batch) {
+            Ok(_) => {
+                ca.revocations.set(&changed);
+                return Ok(changed);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(Error::Store(StoreError::Conflict {
+        key: records::cert_key(serial),
+    }))
+}
+
+/// The record after `change`, or why the change is refused.
+fn changed(
+    record: &CertRecord,
+    change: Change,
+    actor: &str,
+    now: SystemTime,
+) -> Result<CertRecord, Error> {
+    let refuse = |reason: String| {
+        Err(Error::RevocationState {
+            serial: record.serial.clone(),
+            reason,
+        })
+    };
+    let expired = now > record.not_after;
+    let mut changed = record.clone();
+    match (change, &record.revocation) {
+        (Change::Revoke(Reason::CertificateHold), _) => {
+            return Err(Error::invalid(
+                "reason",
+                "certificateHold is a suspension: suspend the certificate instead",
+            ));
+        }
+        (_, Some(previous)) if !previous.is_suspension() => {
+            return refuse(format!(
+                "it was revoked ({}) at {} by {}; a revocation is permanent",
+                previous.reason,
+                rfc3339(previous.at),
+                previous.by
+            ));
+        }
+        (Change::Suspend, Some(previous)) => {
+            return refuse(format!(
+                "it is already suspended, since {} by {}",
+                rfc3339(previous.at),
+                previous.by
+            ));
+        }
+        (Change::Unsuspend, None) => return refuse("it is not suspended".to_owned()),
+        (Change::Suspend | Change::Unsuspend, _) if expired => {
+            return refuse(format!("it expired at {}", rfc3339(record.not_after)));
+        }
+        (Change::Revoke(reason), _) => changed.revocation = Some(revocation(reason, actor, now)),
+        (Change::Suspend, None) => {
+            changed.revocation = Some(revocation(Reason::CertificateHold, actor, now));
+        }
+        (Change::Unsuspend, Some(_)) => changed.revocation = None,
+    }
+    Ok(changed)
+}
+
+fn revocation(reason: Reason, actor: &str, now: SystemTime) -> Revocation {
+    Revocation {
+        reason,
+        at: now,
+        by: actor.to_owned(),
+    }
+}
+
+/// Puts the certificate in its CA's revocation index, or takes it out.
+fn stage_index(batch: &mut Batch, record: &CertRecord) -> Result<(), Error> {
+    let key = records::revoked_key(record.issuer.name(), &record.serial);
+    match &record.revocation {
+        Some(revocation) => {
+            let entry = RevokedEntry {
+                reason: revocation.reason.code(),
+                at_ms: unix_ms(revocation.at),
+                not_after_ms: unix_ms(record.not_after),
+            };
+            batch.put(key, records::encode(&entry)?);
+        }
+        None => {
+            batch.delete(key);
+        }
+    }
+    Ok(())
+}
+
+fn event(
+    record: &CertRecord,
+    change: Change,
+    actor: &str,
+    note: &str,
+    now: SystemTime,
+) -> AuditEvent {
+    let event = AuditEvent::new(
+        unix_ms(now),
+        change.action(),
+        actor,
+        record.serial.to_string(),
+    )
+    .with("holder", record.system.as_str())
+    .with("spiffe_id", record.spiffe_id.as_str())
+    .with("issuer", record.issuer.name());
+    let event = match change {
+        Change::Revoke(reason) => event.with("reason", reason.name()),
+        Change::Suspend => event.with("reason", Reason::CertificateHold.name()),
+        Change::Unsuspend => event,
+    };
+    match note {
+        "" => event,
+        note => event.with("note", note),
+    }
+}
+
+/// The revoked and suspended certificates of every CA, in memory: what the server checks each
+/// caller's certificate against. Loaded from the revocation index when the CA opens and kept
+/// up to date by every change this process commits (one server process per store).
+#[derive(Default)]
+pub(crate) struct Revocations {
+    by_serial: RwLock<HashMap<Serial, (Reason, SystemTime)>>,
+}
+
+impl Revocations {
+    /// Reads every CA's revocation index.
+    pub(crate) fn load(store: &dyn Store) -> Result<Self, Error> {
+        let mut by_serial = HashMap::new();
+        for authority in Authority::ALL {
+            for (serial, entry) in index(store, authority)? {
+                let reason = Reason::from_code(entry.reason).unwrap_or(Reason::Unspecified);
+                by_serial.insert(serial, (reason, from_unix_ms(entry.at_ms)));
+            }
+        }
+        Ok(Self {
+            by_serial: RwLock::new(by_serial),
+        })
+    }
+
+    /// Why and since when `serial` is revoked or suspended, if it is.
+    pub(crate) fn get(&self, serial: &Serial) -> Option<(Reason, SystemTime)> {
+        let map = self
+            .by_serial
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(serial).copied()
+    }
+
+    fn set(&self, record: &CertRecord) {
+        let mut map = self
+            .by_serial
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &record.revocation {
+            Some(r) => map.insert(record.serial.clone(), (r.reason, r.at)),
+            None => map.remove(&record.serial),
+        };
+    }
+}
+
+/// Page size when reading a revocation index.
+const INDEX_PAGE: usize = 10_000;
+
+/// Every entry of `authority`'s revocation index, in serial order.
+pub(crate) fn index(
+    store: &dyn Store,
+    authority: Authority,
+) -> Result<Vec<(Serial, RevokedEntry)>, Error> {
+    let prefix = records::revoked_prefix(authority.name());
+    let mut entries = Vec::new();
+    let mut start: Option<Vec<u8>> = None;
+    loop {
+        let page = store.scan(prefix.as_bytes(), start.as_deref(), INDEX_PAGE)?;
+        let full = page.len() == INDEX_PAGE;
+        for (key, value) in &page {
+            let text = String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default());
+            let corrupt =
+                |e: Error| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(key)));
+            let serial = Serial::parse(&text).map_err(corrupt)?;
+            entries.push((serial, records::decode(key, value)?));
+        }
+        match (full, page.last()) {
+            (true, Some((key, _))) => start = Some(key.clone()),
+            _ => return Ok(entries),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reasons_have_their_rfc_5280_codes_and_names() {
+        for reason in Reason::ALL {
+            assert_eq!(Reason::from_code(reason.code()), Some(reason));
+            assert_eq!(reason.name().parse::<Reason>().unwrap(), reason);
+        }
+        assert_eq!(Reason::from_code(7), None);
+        assert_eq!(Reason::from_code(8), None);
+        assert_eq!(
+            "keyCompromise".parse::<Reason>().unwrap(),
+            Reason::KeyCompromise
+        );
+        let unknown = "stolen".parse::<Reason>().unwrap_err().to_string();
+        assert!(unknown.contains("key-compromise"), "{unknown}");
+        assert!(Reason::KeyCompromise.holder_may_give());
+        assert!(!Reason::CaCompromise.holder_may_give());
+    }
+}
