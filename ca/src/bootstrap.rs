@@ -155,6 +155,7 @@ fn create(
         lineages: crate::lineage::Lineages::default(),
         revocations: crate::revocation::Revocations::default(),
         crls: crate::crl::Publisher::empty(),
+        ocsp: crate::ocsp::Ocsp::default(),
         settings: crate::Settings::default(),
         rng,
     })

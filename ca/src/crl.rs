@@ -41,22 +41,14 @@ pub struct Crl {
     pub der: Vec<u8>,
 }
 
-/// How long CRLs are valid and how often they are made anew.
+/// How long a signed status document (a CRL, an OCSP response) is valid and how often it is
+/// made anew.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CrlTiming {
+pub struct Timing {
     /// From thisUpdate to nextUpdate.
     pub next_update: Duration,
-    /// A CRL older than this is made anew even if nothing changed.
+    /// A document older than this is made anew even if nothing changed.
     pub refresh: Duration,
-}
-
-impl Default for CrlTiming {
-    fn default() -> Self {
-        Self {
-            next_update: Duration::from_secs(7 * 86_400),
-            refresh: Duration::from_secs(86_400),
-        }
-    }
 }
 
 /// The current CRL of each CA and the tickets of changes not yet published.

@@ -248,6 +248,21 @@ impl Hierarchy {
         })
     }
 
+    /// The kms holding the CA keys.
+    pub(crate) fn kms(&self) -> &Arc<Kms> {
+        &self.kms
+    }
+
+    /// The key algorithm of the CA `authority`.
+    pub(crate) fn algorithm(&self, authority: Authority) -> Algorithm {
+        authority.algorithm()
+    }
+
+    /// When the certificate of the CA `authority` expires.
+    pub(crate) fn not_after(&self, authority: Authority) -> SystemTime {
+        self.ca(authority).not_after
+    }
+
     /// The CA `authority` (the root included), ready to sign, as [`Hierarchy::issuer`].
     pub(crate) fn signing(&self, authority: Authority) -> Result<Issuer<'_>, Error> {
         let ca = self.ca(authority);

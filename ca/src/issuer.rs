@@ -142,6 +142,15 @@ impl Authority {
             Self::Intranet => "intranet",
         }
     }
+
+    /// The name in titles: `Root`, `Extranet`, `Intranet`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Root => "Root",
+            Self::Extranet => "Extranet",
+            Self::Intranet => "Intranet",
+        }
+    }
 }
 
 impl fmt::Display for Authority {

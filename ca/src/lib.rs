@@ -61,7 +61,7 @@ use ring::rand::SystemRandom;
 
 pub use bootstrap::{Credential, InitArtifacts, InitParams};
 pub use certificates::{CertFilter, CertRecord, CertStatus, Supersession};
-pub use crl::{Crl, CrlTiming};
+pub use crl::{Crl, Timing};
 pub use enrollment::{Caller, Issued};
 pub use error::Error;
 pub use hierarchy::CaChain;
@@ -90,6 +90,8 @@ pub struct Ca {
     revocations: revocation::Revocations,
     /// The current CRL of each CA.
     crls: crl::Publisher,
+    /// Each CA's OCSP responder and the responses signed in advance.
+    ocsp: ocsp::Ocsp,
     settings: Settings,
     rng: SystemRandom,
 }
@@ -100,14 +102,23 @@ pub struct Settings {
     /// How long after its renewal a certificate may still renew (a lost answer).
     pub renewal_grace: Duration,
     /// CRL lifetimes.
-    pub crl: CrlTiming,
+    pub crl: Timing,
+    /// OCSP response lifetimes.
+    pub ocsp: Timing,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             renewal_grace: Duration::from_secs(3600),
-            crl: CrlTiming::default(),
+            crl: Timing {
+                next_update: Duration::from_secs(7 * 86_400),
+                refresh: Duration::from_secs(86_400),
+            },
+            ocsp: Timing {
+                next_update: Duration::from_secs(86_400),
+                refresh: Duration::from_secs(12 * 3600),
+            },
         }
     }
 }
@@ -173,6 +184,7 @@ impl Ca {
             lineages: lineage::Lineages::default(),
             revocations,
             crls,
+            ocsp: ocsp::Ocsp::default(),
             settings: Settings::default(),
             rng: SystemRandom::new(),
         })
@@ -304,6 +316,20 @@ impl Ca {
     /// server checks each caller against (from memory).
     pub fn revocation(&self, serial: &Serial) -> Option<(Reason, SystemTime)> {
         self.revocations.get(serial)
+    }
+
+    /// The answer to an OCSP request (DER), from the responses signed in advance when it asks
+    /// about one certificate without a nonce. Never fails: errors are the unsigned answers of
+    /// RFC 6960 (malformedRequest, unauthorized, tryLater while the kms is sealed).
+    pub fn ocsp(&self, request: &[u8]) -> ocsp::Answer {
+        self.ocsp.answer(self, request)
+    }
+
+    /// [`Ca::ocsp`] when the answer is a response signed in advance that still holds; `None`
+    /// when answering needs a store read or a signature (then call [`Ca::ocsp`] off the async
+    /// workers). Never blocks.
+    pub fn ocsp_cached(&self, request: &[u8]) -> Option<ocsp::Answer> {
+        self.ocsp.cached_answer(self, request)
     }
 
     /// The current CRL of `authority`, if one was made.

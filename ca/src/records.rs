@@ -16,6 +16,7 @@
 //! | `ca/lineage/<system>` | [`LineageRecord`]: enrollment generation and key floor |
 //! | `ca/revoked/<ca>/<serial hex>` | [`RevokedEntry`]: what the CRL of `<ca>` lists (revoked and suspended certificates) |
 //! | `ca/crl/<ca>` | [`CrlRecordV1`]: the CA's current CRL and its number |
+//! | `ca/ocsp/<ca>` | the CA's delegated OCSP responder: its kms key and certificate |
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -83,6 +84,11 @@ pub(crate) fn revoked_prefix(ca: &str) -> String {
 /// Key of one entry of a CA's revocation index.
 pub(crate) fn revoked_key(ca: &str, serial: &Serial) -> Vec<u8> {
     format!("ca/revoked/{ca}/{serial}").into_bytes()
+}
+
+/// Key of a CA's delegated OCSP responder.
+pub(crate) fn ocsp_key(ca: &str) -> Vec<u8> {
+    format!("ca/ocsp/{ca}").into_bytes()
 }
 
 /// Key of a CA's current CRL.

@@ -5,6 +5,7 @@
 //! | `GET /healthz` | `200 ok` when unsealed, `503 sealed` when not (JSON) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /ca/<ca>.crt` | a CA certificate, DER (`root`, `extranet`, `intranet`) |
+//! | `POST /ocsp`, `GET /ocsp/<base64>` | OCSP (RFC 6960) for every CA; GET answers are cacheable (RFC 5019 headers) |
 //! | `GET /crl/<ca>.crl` | the CA's current CRL, DER, with `ETag` and `Cache-Control: max-age` up to its nextUpdate |
 //! | `GET /bundle.pem` | every CA certificate relying parties trust, PEM |
 //! | `GET /bundle.json` | the trust anchors as a SPIFFE-style JWK set |
@@ -16,12 +17,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use std::time::SystemTime;
+
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use govtrust_ca::{Authority, Ca};
+use axum::routing::{get, post};
+use base64::Engine;
+use govtrust_ca::{Authority, Ca, ocsp};
 use govtrust_kms::Kms;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -69,6 +74,9 @@ fn router(http: Arc<Http>) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/ca/{file}", get(ca_certificate))
         .route("/crl/{file}", get(crl))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
+        .layer(DefaultBodyLimit::max(ocsp::MAX_REQUEST_LEN))
         .route("/bundle.pem", get(bundle_pem))
         .route("/bundle.json", get(bundle_json))
         .fallback(not_found)
@@ -156,6 +164,119 @@ async fn crl(
     let mut response = crl.der.clone().into_response();
     set(&mut response, header::CONTENT_TYPE, "application/pkix-crl");
     cache.apply(response)
+}
+
+async fn ocsp_post(State(http): State<Arc<Http>>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if content_type.is_some_and(|t| !t.starts_with("application/ocsp-request")) {
+        let body = "an OCSP request is sent as application/ocsp-request\n";
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, body).into_response();
+    }
+    let answer = answer(&http, body.to_vec()).await;
+    ocsp_response(answer.der.as_ref().clone(), None)
+}
+
+/// `GET /ocsp/<base64 of the DER request, URL-encoded>` (RFC 6960 Appendix A.1), cacheable.
+async fn ocsp_get(
+    State(http): State<Arc<Http>>,
+    Path(request): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(der) = decode_get(&request) else {
+        http.metrics.http.inc("ocsp");
+        http.metrics.ocsp.inc("malformed");
+        return ocsp_response(ocsp::MALFORMED_REQUEST.to_vec(), None);
+    };
+    let answer = answer(&http, der).await;
+    let Some((this_update, next_update)) = answer.validity else {
+        return ocsp_response(answer.der.as_ref().clone(), None);
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, &answer.der);
+    let tag = format!("\"{}\"", hex::encode(&digest.as_ref()[..16]));
+    let fresh = next_update
+        .duration_since(http.ca.now())
+        .unwrap_or_default();
+    let cache = Freshness {
+        tag: &tag,
+        max_age: fresh.as_secs(),
+    };
+    if cache.matches(&headers) {
+        return cache.apply(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let dates = (this_update, next_update);
+    cache.apply(ocsp_response(answer.der.as_ref().clone(), Some(dates)))
+}
+
+/// The answer to the OCSP request `der`: from memory when a response signed in advance
+/// holds, else off the async workers (a store read, perhaps a signature).
+async fn answer(http: &Arc<Http>, der: Vec<u8>) -> ocsp::Answer {
+    let answer = match http.ca.ocsp_cached(&der) {
+        Some(answer) => answer,
+        None => {
+            let ca = http.ca.clone();
+            let answered = tokio::task::spawn_blocking(move || ca.ocsp(&der)).await;
+            answered.unwrap_or_else(|_| ocsp::Answer {
+                der: Arc::new(ocsp::INTERNAL_ERROR.to_vec()),
+                outcome: ocsp::Outcome::Failed,
+                validity: None,
+            })
+        }
+    };
+    http.metrics.http.inc("ocsp");
+    http.metrics.ocsp.inc(answer.outcome.name());
+    answer
+}
+
+/// The DER of a GET request's path: percent-decoded, then base64 (standard or URL-safe).
+fn decode_get(path: &str) -> Option<Vec<u8>> {
+    let text = percent_decode(path)?;
+    let text = text.trim();
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+        .ok()
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%' {
+            let hex = bytes.get(index + 1..index + 3)?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(byte);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// An OCSP response; `dates` (thisUpdate, nextUpdate) for one that may be cached.
+fn ocsp_response(der: Vec<u8>, dates: Option<(SystemTime, SystemTime)>) -> Response {
+    let mut response = der.into_response();
+    set(
+        &mut response,
+        header::CONTENT_TYPE,
+        "application/ocsp-response",
+    );
+    if let Some((this_update, next_update)) = dates {
+        let headers = response.headers_mut();
+        for (name, at) in [
+            (header::LAST_MODIFIED, this_update),
+            (header::EXPIRES, next_update),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    response
 }
 
 /// HTTP caching of a signed status document: an entity tag and how long it stays fresh (no

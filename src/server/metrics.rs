@@ -84,6 +84,8 @@ pub struct Metrics {
     pub issued: Family,
     /// HTTP requests, by endpoint.
     pub http: Family,
+    /// OCSP answers, by what they said.
+    pub ocsp: Family,
 }
 
 impl Default for Metrics {
@@ -110,6 +112,20 @@ impl Default for Metrics {
                     "not_found",
                 ],
             ),
+            ocsp: Family::new(
+                "govtrust_ocsp_responses_total",
+                "OCSP answers, by what they said (signed: several certificates or a nonce).",
+                "status",
+                &[
+                    "good",
+                    "revoked",
+                    "unknown",
+                    "signed",
+                    "unauthorized",
+                    "malformed",
+                    "failed",
+                ],
+            ),
         }
     }
 }
@@ -122,6 +138,7 @@ impl Metrics {
         sample(out, uptime, "", self.started.elapsed().as_secs());
         self.issued.render(out);
         self.http.render(out);
+        self.ocsp.render(out);
     }
 }
 

@@ -286,9 +286,13 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>, config: &Config) -> anyhow::Resu
 fn ca_settings(config: &Config) -> govtrust_ca::Settings {
     govtrust_ca::Settings {
         renewal_grace: config.certificates.renewal_grace,
-        crl: govtrust_ca::CrlTiming {
+        crl: govtrust_ca::Timing {
             next_update: config.crl.next_update,
             refresh: config.crl.refresh,
+        },
+        ocsp: govtrust_ca::Timing {
+            next_update: config.ocsp.next_update,
+            refresh: config.ocsp.refresh,
         },
     }
 }

@@ -23,12 +23,18 @@
 //! # }
 //! ```
 //!
-//! What it does not do: HTTP (GET's base64 path, content types, caching headers), storing
-//! revocation state, keeping the pre-signed responses, or issuing the responder's certificate.
+//! - Serving ([`Ca::ocsp`](crate::Ca::ocsp)): each CA's delegated responder (a kms key and an
+//!   OCSP-signing certificate with id-pkix-ocsp-nocheck, replaced after two thirds of its 90
+//!   days) and the responses signed in advance, served while the certificate's revocation state
+//!   is the one they were signed with.
+//!
+//! What it does not do: HTTP (GET's base64 path, content types, caching headers).
 
+mod delegate;
 mod refusal;
 mod request;
 mod responder;
+mod serving;
 pub(crate) mod wire;
 
 pub use refusal::{
@@ -38,3 +44,5 @@ pub use request::{
     CertId, Defect, HashAlgorithm, MAX_CERT_IDS, MAX_NONCE_LEN, MAX_REQUEST_LEN, Request,
 };
 pub use responder::{Responder, Status, Times};
+pub(crate) use serving::Ocsp;
+pub use serving::{Answer, Outcome};
