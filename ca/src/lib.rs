@@ -105,6 +105,10 @@ pub struct Settings {
     pub crl: Timing,
     /// OCSP response lifetimes.
     pub ocsp: Timing,
+    /// Where relying parties reach the HTTP port (`http://host:port` or with a path, no
+    /// trailing `/`): the base of the CRL distribution point, OCSP and CA-issuers URLs
+    /// written into certificates. `None`: certificates carry none.
+    pub base_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -119,6 +123,7 @@ impl Default for Settings {
                 next_update: Duration::from_secs(86_400),
                 refresh: Duration::from_secs(12 * 3600),
             },
+            base_url: None,
         }
     }
 }
@@ -310,6 +315,34 @@ impl Ca {
             tracing::warn!(ca = %record.issuer, %error, "the CRL could not be made after a revocation; the next refresh will");
         }
         Ok(record)
+    }
+
+    /// [`Ca::change_status`] for many certificates at once (a mass revocation): each change
+    /// commits on its own, in order, and each CA whose index changed publishes one new CRL at
+    /// the end. Returns each change's outcome.
+    pub fn change_statuses(
+        &self,
+        actor: &str,
+        changes: &[(Serial, Change)],
+        note: &str,
+    ) -> Vec<Result<CertRecord, Error>> {
+        let outcomes: Vec<_> = changes
+            .iter()
+            .map(|(serial, change)| revocation::apply(self, actor, serial, *change, note))
+            .collect();
+        let mut changed: Vec<Authority> = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok().map(|record| record.issuer))
+            .collect();
+        changed.sort_by_key(|a| a.name());
+        changed.dedup();
+        for authority in changed {
+            let ticket = self.crls.changed(authority);
+            if let Err(error) = self.crls.publish(self, authority, ticket) {
+                tracing::warn!(ca = %authority, %error, "the CRL could not be made after revocations; the next refresh will");
+            }
+        }
+        outcomes
     }
 
     /// Why and since when the certificate `serial` is revoked or suspended, if it is: what the

@@ -80,20 +80,20 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     if options.dev {
         prepare_dev(&layout)?;
     }
-    let domains = open(&layout, clock(&options), config)?;
-    if options.dev {
-        dev_unseal(&layout, &domains.kms)?;
-    }
-    let tls_config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (http_listener, http_address) = http::bind(config.http_listen).await?;
+    let public_url = config.public_url.clone();
+    let public_url = public_url.unwrap_or_else(|| PublicUrl::for_address(http_address));
+    let domains = open(&layout, clock(&options), config, &public_url)?;
+    if options.dev {
+        dev_unseal(&layout, &domains.kms)?;
+    }
+    let tls_config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
     // Keys whose waiting period ended while the server was down are gone before it answers.
     let kms = domains.kms.clone();
     tokio::task::spawn_blocking(move || destroy_due(&kms)).await?;
-    let public_url = config.public_url.clone();
-    let public_url = public_url.unwrap_or_else(|| PublicUrl::for_address(http_address));
     announce(&layout, &options, &domains.kms, (http_address, &public_url));
     tokio::spawn(sweep_destructions(domains.kms.clone()));
     tokio::spawn(refresh_crls(domains.ca.clone(), domains.kms.clone()));
@@ -247,7 +247,12 @@ struct Domains {
     clock: Arc<dyn Clock>,
 }
 
-fn open(layout: &Layout, clock: Arc<dyn Clock>, config: &Config) -> anyhow::Result<Domains> {
+fn open(
+    layout: &Layout,
+    clock: Arc<dyn Clock>,
+    config: &Config,
+    public_url: &PublicUrl,
+) -> anyhow::Result<Domains> {
     let database = layout.database();
     if !database.exists() {
         anyhow::bail!(
@@ -271,7 +276,7 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>, config: &Config) -> anyhow::Resu
     let kms = Arc::new(kms.with_unseal_timeout(config.unseal_timeout));
     let approvals = Approvals::new(store.clone(), sink.clone());
     let ca = Ca::open(store.clone(), kms.clone(), sink, clock.clone())?;
-    let ca = Arc::new(ca.with_settings(ca_settings(config)));
+    let ca = Arc::new(ca.with_settings(ca_settings(config, public_url)));
     Ok(Domains {
         kms,
         ca,
@@ -282,9 +287,11 @@ fn open(layout: &Layout, clock: Arc<dyn Clock>, config: &Config) -> anyhow::Resu
     })
 }
 
-/// What the CA takes from the configuration.
-fn ca_settings(config: &Config) -> govtrust_ca::Settings {
+/// What the CA takes from the configuration; `public_url` is where relying parties reach the
+/// HTTP port.
+fn ca_settings(config: &Config, public_url: &PublicUrl) -> govtrust_ca::Settings {
     govtrust_ca::Settings {
+        base_url: Some(public_url.join("")),
         renewal_grace: config.certificates.renewal_grace,
         crl: govtrust_ca::Timing {
             next_update: config.crl.next_update,
