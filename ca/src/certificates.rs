@@ -222,13 +222,13 @@ pub(crate) fn ever_held(store: &dyn Store, holder: &str) -> Result<bool, Error> 
     Ok(!next_serials(store, Some(holder), None, 1)?.is_empty())
 }
 
-/// A certificate of `holder` that is live at `now` (neither expired nor revoked), if it holds
-/// one.
-pub(crate) fn live_of(
+/// Every certificate of `holder` that is live at `now` (neither expired nor revoked).
+pub(crate) fn live_all(
     store: &dyn Store,
     holder: &str,
     now: SystemTime,
-) -> Result<Option<CertRecord>, Error> {
+) -> Result<Vec<CertRecord>, Error> {
+    let mut live = Vec::new();
     let mut after: Option<Serial> = None;
     loop {
         let serials = next_serials(store, Some(holder), after.as_ref(), DEFAULT_PAGE)?;
@@ -236,14 +236,24 @@ pub(crate) fn live_of(
         for serial in serials {
             let record = find(store, &serial)?;
             if record.live(now) {
-                return Ok(Some(record));
+                live.push(record);
             }
             after = Some(serial);
         }
         if exhausted {
-            return Ok(None);
+            return Ok(live);
         }
     }
+}
+
+/// A certificate of `holder` that is live at `now` (neither expired nor revoked), if it holds
+/// one.
+pub(crate) fn live_of(
+    store: &dyn Store,
+    holder: &str,
+    now: SystemTime,
+) -> Result<Option<CertRecord>, Error> {
+    Ok(live_all(store, holder, now)?.into_iter().next())
 }
 
 /// The certificate with `serial`.

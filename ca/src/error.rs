@@ -78,7 +78,8 @@ pub enum Error {
     /// would let whoever holds it enroll as the system.
     #[error(
         "system {system} holds certificate {serial} valid until {}: a new token is only issued \
-         to a system without a valid certificate (revoke it first)",
+         to a system without a valid certificate (revoke it first, or ask for the token with \
+         --revoke-current)",
         rfc3339(*not_after)
     )]
     SystemHasCertificate {

@@ -69,7 +69,9 @@ pub use identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY as SERVER_HOL
 pub use issuer::{Authority, Serial};
 pub use lineage::Lineage;
 pub use names::{DnsName, OrgId, SystemName};
-pub use registry::{ReEnrollment, Registered, Registration, SystemRecord, TokenTtl, reenrollment};
+pub use registry::{
+    ReEnrollment, Registered, Registration, SystemRecord, TokenRequest, TokenTtl, reenrollment,
+};
 pub use revocation::{Change, Reason, Revocation};
 
 use hierarchy::Hierarchy;
@@ -251,7 +253,25 @@ impl Ca {
         ttl: TokenTtl,
         reenrollment: Option<ReEnrollment<'_>>,
     ) -> Result<Registered, Error> {
-        registry::issue_token(self, actor, system, ttl, reenrollment)
+        let request = TokenRequest {
+            ttl,
+            reenrollment,
+            revoke_current: false,
+        };
+        registry::issue_token(self, actor, system, request)
+    }
+
+    /// [`Ca::issue_token`], and with `request.revoke_current` the system's certificates that
+    /// still stand are revoked (superseded) in the token's batch instead of refusing the
+    /// token: always a re-enrollment, so it needs an approval that says so
+    /// ([`reenrollment`] with `revoke_current`), else [`Error::ApprovalRequired`].
+    pub fn issue_token_revoking(
+        &self,
+        actor: &str,
+        system: &str,
+        request: TokenRequest<'_>,
+    ) -> Result<Registered, Error> {
+        registry::issue_token(self, actor, system, request)
     }
 
     /// The enrollment lineage of the system named `system` (generation 0 before it enrolled).
@@ -310,11 +330,17 @@ impl Ca {
         note: &str,
     ) -> Result<CertRecord, Error> {
         let record = revocation::apply(self, actor, serial, change, note)?;
-        let ticket = self.crls.changed(record.issuer);
-        if let Err(error) = self.crls.publish(self, record.issuer, ticket) {
-            tracing::warn!(ca = %record.issuer, %error, "the CRL could not be made after a revocation; the next refresh will");
-        }
+        self.publish_crl(record.issuer);
         Ok(record)
+    }
+
+    /// Publishes a new CRL of `authority` after a change of its index; a failure (a sealed
+    /// kms) is logged and left to the next refresh.
+    fn publish_crl(&self, authority: Authority) {
+        let ticket = self.crls.changed(authority);
+        if let Err(error) = self.crls.publish(self, authority, ticket) {
+            tracing::warn!(ca = %authority, %error, "the CRL could not be made after a revocation; the next refresh will");
+        }
     }
 
     /// [`Ca::change_status`] for many certificates at once (a mass revocation): each change
@@ -337,10 +363,7 @@ impl Ca {
         changed.sort_by_key(|a| a.name());
         changed.dedup();
         for authority in changed {
-            let ticket = self.crls.changed(authority);
-            if let Err(error) = self.crls.publish(self, authority, ticket) {
-                tracing::warn!(ca = %authority, %error, "the CRL could not be made after revocations; the next refresh will");
-            }
+            self.publish_crl(authority);
         }
         outcomes
     }

@@ -204,12 +204,33 @@ pub struct ReEnrollment<'a> {
     pub carry_keys: bool,
 }
 
+/// How a new token for a registered system is asked for.
+#[derive(Clone, Copy)]
+pub struct TokenRequest<'a> {
+    pub ttl: TokenTtl,
+    /// An approved re-enrollment (for a system that has held a certificate).
+    pub reenrollment: Option<ReEnrollment<'a>>,
+    /// Revoke (superseded) the system's certificates that still stand in the token's batch,
+    /// instead of refusing the token while one does. Part of what a re-enrollment approves.
+    pub revoke_current: bool,
+}
+
 /// The act a re-enrollment approval is for: a new token for `system`, usable for `ttl`,
-/// keeping or withholding the keys of its earlier enrollments.
-pub fn reenrollment(system: &str, carry_keys: bool, ttl: TokenTtl) -> Operation {
-    Operation::new(Kind::ReEnrollment, system)
+/// keeping or withholding the keys of its earlier enrollments, and revoking the certificates
+/// that still stand if `revoke_current`.
+pub fn reenrollment(
+    system: &str,
+    carry_keys: bool,
+    ttl: TokenTtl,
+    revoke_current: bool,
+) -> Operation {
+    let operation = Operation::new(Kind::ReEnrollment, system)
         .with("carry_keys", carry_keys.to_string())
-        .with("token_ttl_seconds", ttl.get().as_secs().to_string())
+        .with("token_ttl_seconds", ttl.get().as_secs().to_string());
+    match revoke_current {
+        true => operation.with("revoke_current", "true"),
+        false => operation,
+    }
 }
 
 /// Issues a new enrollment token to the system named `system`, superseding every earlier one;
@@ -219,34 +240,38 @@ pub(crate) fn issue_token(
     ca: &Ca,
     actor: &str,
     system: &str,
-    ttl: TokenTtl,
-    reenrollment: Option<ReEnrollment<'_>>,
+    request: TokenRequest<'_>,
 ) -> Result<Registered, Error> {
     let name = SystemName::try_from(system)?;
     let system = self::system(ca.store.as_ref(), name.as_str())?;
-    if let Some(approved) = reenrollment {
-        check_approved(&system, approved, ttl)?;
+    if let Some(approved) = request.reenrollment {
+        check_approved(&system, approved, request)?;
     }
     let raced = [
         records::current_token_key(name.as_str()),
         records::latest_cert_key(name.as_str()),
     ];
     for _ in 1..TOKEN_ATTEMPTS {
-        match try_issue_token(ca, actor, &system, ttl, reenrollment) {
+        match try_issue_token(ca, actor, &system, request) {
             Err(Error::Store(StoreError::Conflict { key })) if raced.contains(&key) => continue,
             other => return other,
         }
     }
-    try_issue_token(ca, actor, &system, ttl, reenrollment)
+    try_issue_token(ca, actor, &system, request)
 }
 
 /// Refuses an approval for another act than re-enrolling `system` this way.
 fn check_approved(
     system: &SystemRecord,
     approved: ReEnrollment<'_>,
-    ttl: TokenTtl,
+    request: TokenRequest<'_>,
 ) -> Result<(), Error> {
-    let wanted = reenrollment(system.name.as_str(), approved.carry_keys, ttl);
+    let wanted = reenrollment(
+        system.name.as_str(),
+        approved.carry_keys,
+        request.ttl,
+        request.revoke_current,
+    );
     let request = approved.claim.request();
     if request.operation == wanted {
         return Ok(());
@@ -264,15 +289,33 @@ fn try_issue_token(
     ca: &Ca,
     actor: &str,
     system: &SystemRecord,
-    ttl: TokenTtl,
-    reenrollment: Option<ReEnrollment<'_>>,
+    request: TokenRequest<'_>,
 ) -> Result<Registered, Error> {
+    let TokenRequest {
+        ttl,
+        reenrollment,
+        revoke_current,
+    } = request;
     let now = from_unix_ms(unix_ms(ca.clock.now()));
-    let uncertified = uncertified(ca, &system.name, now)?;
-    if reenrollment.is_none() && certificates::ever_held(ca.store.as_ref(), system.name.as_str())? {
+    let ever_held = certificates::ever_held(ca.store.as_ref(), system.name.as_str())?;
+    if reenrollment.is_none() && ever_held && revoke_current {
         return Err(Error::ApprovalRequired {
             system: system.name.to_string(),
-            operation: self::reenrollment(system.name.as_str(), false, ttl),
+            operation: self::reenrollment(system.name.as_str(), false, ttl, true),
+        });
+    }
+    let mut batch = Batch::new();
+    let revoked = match revoke_current && reenrollment.is_some() {
+        true => revoke_live(ca, &mut batch, actor, &system.name, now)?,
+        false => {
+            uncertified(ca, &system.name, now)?.stage(&mut batch);
+            Vec::new()
+        }
+    };
+    if reenrollment.is_none() && ever_held {
+        return Err(Error::ApprovalRequired {
+            system: system.name.to_string(),
+            operation: self::reenrollment(system.name.as_str(), false, ttl, false),
         });
     }
     let previous = ca
@@ -289,11 +332,9 @@ fn try_issue_token(
             carry_keys: approved.carry_keys,
         }),
     };
-    let mut batch = Batch::new();
     if let Some(approved) = reenrollment {
         batch.extend(approved.claim.batch().clone());
     }
-    uncertified.stage(&mut batch);
     stage_token(&mut batch, &issued, &system.name, previous)?;
     let event = token_event(actor, system, expires_at, now);
     let event = match &issued.reenrollment {
@@ -302,8 +343,14 @@ fn try_issue_token(
             .with("carry_keys", approved.carry_keys.to_string()),
         None => event,
     };
+    let revoked_serials: Vec<String> = revoked.iter().map(|r| r.serial.to_string()).collect();
+    let event = match revoked_serials.is_empty() {
+        true => event,
+        false => event.with("revoked", revoked_serials.join(",")),
+    };
     ca.audit.stage(&mut batch, &event)?;
     commit_token(ca, batch, reenrollment)?;
+    crate::revocation::committed(ca, &revoked);
     Ok(Registered {
         system: system.clone(),
         token,
@@ -326,6 +373,31 @@ fn commit_token(
         }
         (other, _) => other.map(|_| ()).map_err(Error::from),
     }
+}
+
+/// Stages the revocation (superseded) of every certificate of `system` that still stands,
+/// guarded as [`uncertified`] guards, so a certificate issued meanwhile fails the batch.
+fn revoke_live(
+    ca: &Ca,
+    batch: &mut Batch,
+    actor: &str,
+    system: &SystemName,
+    now: SystemTime,
+) -> Result<Vec<crate::CertRecord>, Error> {
+    let key = records::latest_cert_key(system.as_str());
+    let latest = ca.store.get(&key)?;
+    batch.expect(key, latest);
+    let request = crate::revocation::Request {
+        change: crate::revocation::Change::Revoke(crate::revocation::Reason::Superseded),
+        actor,
+        note: "re-enrollment with --revoke-current",
+    };
+    let mut revoked: Vec<crate::CertRecord> = Vec::new();
+    for record in certificates::live_all(ca.store.as_ref(), system.as_str(), now)? {
+        let (raw, record) = certificates::find_raw(ca.store.as_ref(), &record.serial)?;
+        revoked.push(crate::revocation::stage(ca, batch, raw, &record, &request)?);
+    }
+    Ok(revoked)
 }
 
 /// The guard that a system held no valid certificate when a new token for it commits.

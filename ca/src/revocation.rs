@@ -180,13 +180,13 @@ pub(crate) fn apply(
 ) -> Result<CertRecord, Error> {
     for _ in 0..ATTEMPTS {
         let (raw, record) = crate::certificates::find_raw(ca.store.as_ref(), serial)?;
-        let now = ca.clock.now();
-        let changed = changed(&record, change, actor, now)?;
         let mut batch = Batch::new();
-        crate::certificates::restage(&mut batch, raw, &changed)?;
-        stage_index(&mut batch, &changed)?;
-        ca.audit
-            .stage(&mut batch, &event(&changed, change, actor, note, now))?;
+        let request = Request {
+            change,
+            actor,
+            note,
+        };
+        let changed = stage(ca, &mut batch, raw, &record, &request)?;
         match ca.store.commit(batch) {
             Ok(_) => {
                 ca.revocations.set(&changed);
@@ -199,6 +199,45 @@ pub(crate) fn apply(
     Err(Error::Store(StoreError::Conflict {
         key: records::cert_key(serial),
     }))
+}
+
+/// A change asked for, by whom and why.
+pub(crate) struct Request<'a> {
+    pub change: Change,
+    pub actor: &'a str,
+    pub note: &'a str,
+}
+
+/// Stages `request` for the certificate `record` (stored as `raw`) into `batch`: the record
+/// guarded by its bytes, its index entry, the audit event. Returns the record as it will be;
+/// once the batch commits, [`committed`] makes the change known.
+pub(crate) fn stage(
+    ca: &Ca,
+    batch: &mut Batch,
+    raw: Vec<u8>,
+    record: &CertRecord,
+    request: &Request<'_>,
+) -> Result<CertRecord, Error> {
+    let now = ca.clock.now();
+    let changed = changed(record, request.change, request.actor, now)?;
+    crate::certificates::restage(batch, raw, &changed)?;
+    stage_index(batch, &changed)?;
+    let event = event(&changed, request.change, request.actor, request.note, now);
+    ca.audit.stage(batch, &event)?;
+    Ok(changed)
+}
+
+/// Makes a committed change known: in memory at once, and in its CA's CRL.
+pub(crate) fn committed(ca: &Ca, changed: &[CertRecord]) {
+    for record in changed {
+        ca.revocations.set(record);
+    }
+    let mut authorities: Vec<Authority> = changed.iter().map(|r| r.issuer).collect();
+    authorities.sort_by_key(|a| a.name());
+    authorities.dedup();
+    for authority in authorities {
+        ca.publish_crl(authority);
+    }
 }
 
 /// The record after `change`, or why the change is refused.

@@ -29,7 +29,7 @@ fn new_token(fx: &Fixture, system: &str) -> Registered {
 fn reissue(fx: &Fixture, requester: &str, carry_keys: bool) -> Registered {
     let approvals = approvals(fx);
     let id = approved(fx, &approvals, requester, carry_keys);
-    let operation = govtrust_ca::reenrollment("portal", carry_keys, ttl(600));
+    let operation = govtrust_ca::reenrollment("portal", carry_keys, ttl(600), false);
     let claim = approvals
         .claim(requester, &id, &operation, fx.clock.now())
         .unwrap();
@@ -49,7 +49,7 @@ fn approvals(fx: &Fixture) -> Approvals {
 /// Files and approves a re-enrollment of `portal` asked by `requester`.
 fn approved(fx: &Fixture, approvals: &Approvals, requester: &str, carry_keys: bool) -> ApprovalId {
     let proposal = Proposal {
-        operation: govtrust_ca::reenrollment("portal", carry_keys, ttl(600)),
+        operation: govtrust_ca::reenrollment("portal", carry_keys, ttl(600), false),
         summary: "re-enroll portal".into(),
         approver_roles: vec!["security-admin".into()],
         required: 1,
@@ -419,7 +419,7 @@ fn a_system_that_held_a_certificate_is_re_enrolled_only_with_an_approval() {
     assert_eq!(system, "portal");
     assert_eq!(
         *operation,
-        govtrust_ca::reenrollment("portal", false, ttl(600))
+        govtrust_ca::reenrollment("portal", false, ttl(600), false)
     );
     assert!(result.unwrap_err().to_string().contains("approval"));
     assert_eq!(tokens(&fx), before, "a refused token stores nothing");
@@ -434,9 +434,9 @@ fn an_approval_gives_one_token_and_only_for_the_approved_act() {
     let approvals = approvals(&fx);
     let id = approved(&fx, &approvals, ADMIN, false);
     // Carrying the keys over was not approved.
-    let wider = govtrust_ca::reenrollment("portal", true, ttl(600));
+    let wider = govtrust_ca::reenrollment("portal", true, ttl(600), false);
     assert!(approvals.claim(ADMIN, &id, &wider, fx.clock.now()).is_err());
-    let operation = govtrust_ca::reenrollment("portal", false, ttl(600));
+    let operation = govtrust_ca::reenrollment("portal", false, ttl(600), false);
     let claim = approvals
         .claim(ADMIN, &id, &operation, fx.clock.now())
         .unwrap();
@@ -508,4 +508,87 @@ fn a_token_from_before_dual_control_never_carries_keys_into_a_re_enrollment() {
     fx.ca.enroll(&new.token, &csr("portal", &[])).unwrap();
     let lineage = fx.ca.lineage("portal").unwrap();
     assert_eq!((lineage.generation, lineage.key_floor), (2, 2));
+}
+
+#[test]
+fn an_approved_re_enrollment_with_revoke_current_revokes_what_stands_in_the_tokens_step() {
+    let fx = setup();
+    let first = enrolled(&fx);
+    let approvals = approvals(&fx);
+    // Without it, a system with a valid certificate gets no token.
+    let refused = fx.ca.issue_token(ADMIN, "portal", ttl(600), None);
+    assert!(
+        matches!(&refused, Err(e @ Error::SystemHasCertificate { .. }) if e.to_string().contains("--revoke-current")),
+        "{refused:?}"
+    );
+    // With it but no approval yet: the act to approve, which says so.
+    let unapproved = govtrust_ca::TokenRequest {
+        ttl: ttl(600),
+        reenrollment: None,
+        revoke_current: true,
+    };
+    let asked = fx.ca.issue_token_revoking(ADMIN, "portal", unapproved);
+    assert!(
+        matches!(&asked, Err(Error::ApprovalRequired { operation, .. }) if *operation == govtrust_ca::reenrollment("portal", false, ttl(600), true)),
+        "{asked:?}"
+    );
+    let operation = govtrust_ca::reenrollment("portal", false, ttl(600), true);
+    let proposal = Proposal {
+        operation: operation.clone(),
+        summary: "re-enroll portal, revoking what stands".into(),
+        approver_roles: vec!["security-admin".into()],
+        required: 1,
+        ttl: Duration::from_secs(3600),
+    };
+    let officer = Officer {
+        id: ADMIN,
+        role: "system-admin",
+    };
+    let request = approvals
+        .request(officer, proposal, fx.clock.now())
+        .unwrap();
+    let id = request.approval_id().unwrap();
+    approvals
+        .approve(SECURITY, &id, "owner asked", fx.clock.now())
+        .unwrap();
+    // An approval with revoke_current cannot be carried out as one without it.
+    let narrower = govtrust_ca::reenrollment("portal", false, ttl(600), false);
+    assert!(
+        approvals
+            .claim(ADMIN, &id, &narrower, fx.clock.now())
+            .is_err()
+    );
+    let claim = approvals
+        .claim(ADMIN, &id, &operation, fx.clock.now())
+        .unwrap();
+    let request = govtrust_ca::TokenRequest {
+        ttl: ttl(600),
+        reenrollment: Some(ReEnrollment {
+            claim: &claim,
+            carry_keys: false,
+        }),
+        revoke_current: true,
+    };
+    let token = fx
+        .ca
+        .issue_token_revoking(ADMIN, "portal", request)
+        .unwrap();
+    let record = fx.ca.certificate(&first.serial).unwrap();
+    let revocation = record.revocation.unwrap();
+    assert_eq!(revocation.reason, govtrust_ca::Reason::Superseded);
+    assert_eq!(revocation.by, ADMIN);
+    assert!(fx.ca.revocation(&first.serial).is_some());
+    let events = fx.ca_events();
+    let issued = events
+        .iter()
+        .find(|e| e.starts_with("ca.token.issue|"))
+        .unwrap();
+    assert!(
+        issued.contains(&format!("revoked={}", first.serial)),
+        "{issued}"
+    );
+    assert!(events.iter().any(|e| e.starts_with("ca.cert.revoke|")));
+    let crl = fx.ca.crl(govtrust_ca::Authority::Extranet).unwrap();
+    assert_eq!(crl.entries, 1);
+    fx.ca.enroll(&token.token, &csr("portal", &[])).unwrap();
 }

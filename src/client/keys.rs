@@ -776,7 +776,26 @@ fn write_output(out: Option<PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
         Some(path) => {
             crate::files::write_file(&path, bytes, 0o600, crate::files::Replace::Atomically)
         }
-        None => Ok(std::io::stdout().write_all(bytes)?),
+        None => {
+            // On a terminal the plaintext ends its line, so the prompt does not run on after
+            // it; into a pipe or file it goes exactly as decrypted.
+            let mut stdout = std::io::stdout().lock();
+            let newline = std::io::IsTerminal::is_terminal(&stdout) && !bytes.ends_with(b"\n");
+            let written = stdout
+                .write_all(bytes)
+                .and_then(|()| {
+                    if newline {
+                        stdout.write_all(b"\n")
+                    } else {
+                        Ok(())
+                    }
+                })
+                .and_then(|()| stdout.flush());
+            match written {
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => Ok(other?),
+            }
+        }
     }
 }
 

@@ -53,6 +53,11 @@ pub enum SystemCommand {
         /// what is approved; give it on both runs).
         #[arg(long)]
         carry_keys: bool,
+        /// Revoke the system's certificates that still stand in the same step (part of what is
+        /// approved; give it on both runs). Without it, a system with a valid certificate gets
+        /// no new token.
+        #[arg(long)]
+        revoke_current: bool,
         #[command(flatten)]
         connection: Connection,
     },
@@ -106,22 +111,29 @@ pub async fn run(command: SystemCommand) -> anyhow::Result<()> {
             token_ttl,
             approval,
             carry_keys,
+            revoke_current,
             connection,
         } => {
             let again = format!(
-                "`govtrust system token --name {name}{}{}`",
+                "`govtrust system token --name {name}{}{}{}`",
                 if token_ttl == 0 {
                     String::new()
                 } else {
                     format!(" --token-ttl {token_ttl}")
                 },
-                if carry_keys { " --carry-keys" } else { "" }
+                if carry_keys { " --carry-keys" } else { "" },
+                if revoke_current {
+                    " --revoke-current"
+                } else {
+                    ""
+                }
             );
             let request = IssueEnrollmentTokenRequest {
                 name,
                 token_ttl_seconds: token_ttl,
                 approval_id: approval.unwrap_or_default(),
                 carry_keys,
+                revoke_current,
             };
             let mut client = CertificateAuthorityClient::new(connection.channel().await?);
             let response = client

@@ -62,7 +62,12 @@ fn issue_token(
     request: &pb::IssueEnrollmentTokenRequest,
     ttl: TokenTtl,
 ) -> Result<pb::IssueEnrollmentTokenResponse, Status> {
-    let operation = govtrust_ca::reenrollment(&request.name, request.carry_keys, ttl);
+    let operation = govtrust_ca::reenrollment(
+        &request.name,
+        request.carry_keys,
+        ttl,
+        request.revoke_current,
+    );
     let claim = match request.approval_id.as_str() {
         "" => None,
         id => Some(gate.claim(principal, id, &operation)?),
@@ -71,7 +76,12 @@ fn issue_token(
         claim,
         carry_keys: request.carry_keys,
     });
-    match ca.issue_token(&principal.spiffe_id, &request.name, ttl, approved) {
+    let asked = govtrust_ca::TokenRequest {
+        ttl,
+        reenrollment: approved,
+        revoke_current: request.revoke_current,
+    };
+    match ca.issue_token_revoking(&principal.spiffe_id, &request.name, asked) {
         Ok(registered) => Ok(pb::IssueEnrollmentTokenResponse {
             system: Some(system_message(&registered.system)),
             outcome: Some(TokenOutcome::EnrollmentToken(registered.token.to_string())),
@@ -79,9 +89,14 @@ fn issue_token(
         }),
         Err(govtrust_ca::Error::ApprovalRequired { system, .. }) => {
             let keys = if request.carry_keys { "keeps" } else { "loses" };
+            let revoked = match request.revoke_current {
+                true => "; its certificates that still stand are revoked",
+                false => "",
+            };
             let summary = format!(
                 "new enrollment token for {system}, which has held a certificate: whoever holds \
-                 it becomes {system}; the new enrollment {keys} access to the keys of earlier ones"
+                 it becomes {system}; the new enrollment {keys} access to the keys of earlier \
+                 ones{revoked}"
             );
             let filed = gate.request(principal, operation, summary, REENROLLMENT_APPROVERS)?;
             let pending = dual_control::message(&filed, gate.now());
