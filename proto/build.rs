@@ -4,6 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "govtrust/kms/v1/kms.proto",
         "govtrust/ca/v1/ca.proto",
+        "govtrust/ca/v1/trust.proto",
         "govtrust/audit/v1/audit.proto",
         "govtrust/approval/v1/approval.proto",
     ];

@@ -69,6 +69,9 @@ pub enum Command {
     /// Dual control: approve or reject what another officer asked to do.
     #[command(subcommand)]
     Approval(client::approval::ApprovalCommand),
+    /// The trust bundle: this deployment's root and the other CAs relying parties accept.
+    #[command(subcommand)]
+    Trust(client::trust::TrustCommand),
     /// The server's configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -285,6 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Kms(command) => client::keys::run(command).await,
         Command::Audit(command) => client::audit::run(command).await,
         Command::Approval(command) => client::approval::run(command).await,
+        Command::Trust(command) => client::trust::run(command).await,
     }
 }
 

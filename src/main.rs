@@ -33,6 +33,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn report(error: anyhow::Error) -> std::process::ExitCode {
+    if let Some(output::Failed(status)) = error.downcast_ref::<output::Failed>() {
+        return std::process::ExitCode::from(*status);
+    }
     eprintln!("error: {error:#}");
     std::process::ExitCode::FAILURE
 }

@@ -8,6 +8,19 @@
 use std::fmt;
 use std::io::{self, Write};
 
+/// An outcome the command already told the user about: the process ends with this exit status
+/// and prints nothing more (`cert verify` of a certificate that is not valid exits 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failed(pub u8);
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Failed {}
+
 /// Writes `args` to standard output, or ends the process if it cannot.
 pub fn write(args: fmt::Arguments<'_>) {
     if let Err(error) = io::stdout().lock().write_fmt(args) {

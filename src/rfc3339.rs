@@ -16,3 +16,14 @@ pub fn format(time: SystemTime) -> String {
         })
         .unwrap_or_else(|| format!("(unix time {}s)", since_epoch.as_secs()))
 }
+
+/// The time RFC 3339 `text` names (`2027-01-31T12:00:00Z`), for command-line arguments.
+pub fn parse(text: &str) -> Result<SystemTime, String> {
+    let parsed = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            format!("{text:?} is not an RFC 3339 time such as 2027-01-31T12:00:00Z: {e}")
+        })?;
+    let nanos = parsed.unix_timestamp_nanos();
+    let since = u64::try_from(nanos).map_err(|_| format!("{text:?} is before 1970"))?;
+    Ok(SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(since))
+}

@@ -156,6 +156,7 @@ fn create(
         revocations: crate::revocation::Revocations::default(),
         crls: crate::crl::Publisher::empty(),
         ocsp: crate::ocsp::Ocsp::default(),
+        external_crls: crate::verify::ExternalCrls::default(),
         settings: crate::Settings::default(),
         rng,
     })

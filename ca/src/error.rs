@@ -103,6 +103,9 @@ pub enum Error {
     /// No certificate with this serial was issued.
     #[error("no certificate with serial {serial}")]
     CertificateNotFound { serial: Serial },
+
+    #[error("no trusted CA named {name}")]
+    TrustAnchorNotFound { name: String },
     /// The caller's certificate does not entitle it to renew.
     #[error("caller may not renew: {reason}")]
     CallerNotCurrent { reason: String },

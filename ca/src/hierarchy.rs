@@ -248,6 +248,11 @@ impl Hierarchy {
         })
     }
 
+    /// When the hierarchy was created.
+    pub(crate) fn created_at(&self) -> SystemTime {
+        self.created_at
+    }
+
     /// The kms holding the CA keys.
     pub(crate) fn kms(&self) -> &Arc<Kms> {
         &self.kms

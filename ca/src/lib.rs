@@ -50,6 +50,8 @@ mod reserved;
 mod revocation;
 mod timestamps;
 mod token;
+mod trust;
+mod verify;
 
 use std::fmt;
 use std::sync::Arc;
@@ -73,6 +75,8 @@ pub use registry::{
     ReEnrollment, Registered, Registration, SystemRecord, TokenRequest, TokenTtl, reenrollment,
 };
 pub use revocation::{Change, Reason, Revocation};
+pub use trust::TrustAnchor;
+pub use verify::{CrlSource, Problem, Purpose, Question, Verdict};
 
 use hierarchy::Hierarchy;
 use reserved::ServerNames;
@@ -94,6 +98,8 @@ pub struct Ca {
     crls: crl::Publisher,
     /// Each CA's OCSP responder and the responses signed in advance.
     ocsp: ocsp::Ocsp,
+    /// CRLs of other CAs fetched for verification.
+    external_crls: verify::ExternalCrls,
     settings: Settings,
     rng: SystemRandom,
 }
@@ -192,6 +198,7 @@ impl Ca {
             revocations,
             crls,
             ocsp: ocsp::Ocsp::default(),
+            external_crls: verify::ExternalCrls::default(),
             settings: Settings::default(),
             rng: SystemRandom::new(),
         })
@@ -397,6 +404,41 @@ impl Ca {
     /// the kms unsealed); returns those made.
     pub fn refresh_crls(&self) -> Result<Vec<Arc<Crl>>, Error> {
         self.crls.refresh(self, self.clock.now())
+    }
+
+    /// Verifies a certificate chain for a relying party: valid, or every reason it is not
+    /// (see [`Problem`]). Paths end at this deployment's root or at a CA of the trust bundle;
+    /// another CA's certificates are checked against the CRL they name, fetched through
+    /// `crls`. [`Error::InvalidArgument`] when the chain cannot be read at all.
+    pub fn verify(&self, question: &Question<'_>, crls: &dyn CrlSource) -> Result<Verdict, Error> {
+        verify::verify(self, question, crls)
+    }
+
+    /// Adds another CA's certificate (PEM or DER) to the trust bundle as `name`, on behalf of
+    /// `actor`; audited. [`Error::InvalidArgument`] for a name in use, a certificate already
+    /// in the bundle, or one that is no CA certificate.
+    pub fn trust_add(
+        &self,
+        actor: &str,
+        name: &str,
+        certificate: &[u8],
+        note: &str,
+    ) -> Result<TrustAnchor, Error> {
+        trust::add(self, actor, name, certificate, note)
+    }
+
+    /// Removes the trusted CA `name` from the bundle; audited.
+    /// [`Error::TrustAnchorNotFound`] if there is none.
+    pub fn trust_remove(&self, actor: &str, name: &str, note: &str) -> Result<TrustAnchor, Error> {
+        trust::remove(self, actor, name, note)
+    }
+
+    /// The trust bundle: this deployment's root first, then the CAs added, and the bundle's
+    /// sequence number (it grows with every change).
+    pub fn trust_bundle(&self) -> Result<(Vec<TrustAnchor>, u64), Error> {
+        let mut anchors = vec![trust::own_root(self)];
+        anchors.extend(trust::anchors(self.store.as_ref())?);
+        Ok((anchors, trust::sequence(self.store.as_ref())?))
     }
 
     /// The role of a person identity (`spiffe://<td>/person/<id>`); `None` for unknown persons,

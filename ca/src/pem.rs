@@ -19,6 +19,20 @@ pub(crate) fn certificate(der: &[u8]) -> String {
     encode("CERTIFICATE", der)
 }
 
+/// The DER of every `CERTIFICATE` block in `text`, in order; `None` if a block is malformed.
+pub(crate) fn certificates(text: &[u8]) -> Option<Vec<Vec<u8>>> {
+    x509_parser::pem::Pem::iter_from_buffer(text)
+        .map(|block| block.ok())
+        .filter(|block| block.as_ref().is_none_or(|b| b.label == "CERTIFICATE"))
+        .map(|block| block.map(|b| b.contents))
+        .collect()
+}
+
+/// The DER of the first `CERTIFICATE` block in `text`.
+pub(crate) fn first_certificate(text: &[u8]) -> Option<Vec<u8>> {
+    certificates(text)?.into_iter().next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

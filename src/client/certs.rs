@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use govtrust_proto::ca::{
-    Certificate, CertificateStatus, GetCertificateRequest, ListCertificatesRequest,
+    Certificate, CertificateStatus, GetCertificateRequest, ListCertificatesRequest, Purpose,
     RevocationReason, RevokeCertificateRequest, SuspendCertificateRequest,
-    UnsuspendCertificateRequest, certificate_authority_client::CertificateAuthorityClient,
+    UnsuspendCertificateRequest, VerifyCertificateRequest,
+    certificate_authority_client::CertificateAuthorityClient, trust_client::TrustClient,
 };
 use tonic::transport::Channel;
 
@@ -33,6 +35,36 @@ pub enum CertCommand {
     Suspend(ChangeArgs),
     /// Take a certificate off hold (security administrator). A revoked one stays revoked.
     Unsuspend(ChangeArgs),
+    /// Verify a certificate chain as a relying party would: prints "valid", or every reason
+    /// it is not (expired, not yet valid, revoked, suspended, untrusted issuer, wrong usage,
+    /// name mismatch, unknown revocation status), and exits with status 1 then.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The certificate, PEM (the chain after it, if any) or DER.
+    file: std::path::PathBuf,
+    /// What it must be good for.
+    #[arg(long, value_enum, default_value = "any")]
+    purpose: PurposeArg,
+    /// When (RFC 3339); default: now.
+    #[arg(long, value_parser = crate::rfc3339::parse)]
+    at: Option<std::time::SystemTime>,
+    /// A DNS name, IP address or SPIFFE id it must be valid for.
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PurposeArg {
+    ServerAuth,
+    ClientAuth,
+    DocumentSigning,
+    Encryption,
+    Any,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +159,7 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
             let response = response.into_inner();
             show(&args.connection, response.certificate)
         }
+        CertCommand::Verify(args) => verify(args).await,
         CertCommand::Unsuspend(args) => {
             let request = UnsuspendCertificateRequest {
                 serial: args.serial,
@@ -140,6 +173,63 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
             let response = response.into_inner();
             show(&args.connection, response.certificate)
         }
+    }
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let chain = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let request = VerifyCertificateRequest {
+        chain,
+        purpose: purpose_message(args.purpose) as i32,
+        at: args.at.map(Into::into),
+        name: args.name.unwrap_or_default(),
+    };
+    let mut client = TrustClient::new(args.connection.channel().await?);
+    let verdict = client
+        .verify_certificate(request)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    if args.connection.json {
+        print_json(&serde_json::json!({
+            "valid": verdict.valid,
+            "subject": verdict.subject,
+            "serial": verdict.serial,
+            "spiffe_id": verdict.spiffe_id,
+            "anchor": verdict.anchor,
+            "problems": verdict.problems.iter().map(|p| p.detail.clone()).collect::<Vec<_>>(),
+        }));
+    } else if verdict.valid {
+        outln!(
+            "{}: valid (serial {}, anchor {})",
+            args.file.display(),
+            verdict.serial,
+            verdict.anchor
+        );
+    } else {
+        outln!(
+            "{}: NOT valid (serial {})",
+            args.file.display(),
+            verdict.serial
+        );
+        for problem in &verdict.problems {
+            outln!("  - {}", problem.detail);
+        }
+    }
+    if !verdict.valid {
+        return Err(crate::output::Failed(1).into());
+    }
+    Ok(())
+}
+
+fn purpose_message(purpose: PurposeArg) -> Purpose {
+    match purpose {
+        PurposeArg::ServerAuth => Purpose::ServerAuth,
+        PurposeArg::ClientAuth => Purpose::ClientAuth,
+        PurposeArg::DocumentSigning => Purpose::DocumentSigning,
+        PurposeArg::Encryption => Purpose::Encryption,
+        PurposeArg::Any => Purpose::Any,
     }
 }
 

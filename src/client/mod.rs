@@ -14,3 +14,4 @@ pub mod keys;
 pub mod seal;
 pub mod system;
 pub mod text;
+pub mod trust;

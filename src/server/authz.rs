@@ -40,6 +40,10 @@ pub enum Action<'a> {
     Key(KeyOperation, &'a KeyInfo),
     /// Revoke, suspend or unsuspend a certificate of `Holder`.
     ChangeCertificate(Change, Holder),
+    /// Verify a certificate chain (for a relying party).
+    VerifyCertificate,
+    /// Add a CA to the trust bundle or remove one.
+    ManageTrust,
 }
 
 /// Whose certificate a change is asked for, as seen from the caller.
@@ -100,7 +104,15 @@ fn superseded(principal: &Principal) -> bool {
 fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool {
     use Action as A;
     match (role, action) {
-        (_, A::ReadCaChain | A::ReadCertificates | A::ReadApprovals | A::DecideApproval) => true,
+        (
+            _,
+            A::ReadCaChain
+            | A::ReadCertificates
+            | A::ReadApprovals
+            | A::DecideApproval
+            | A::VerifyCertificate,
+        ) => true,
+        (Role::SecurityAdministrator, A::ManageTrust) => true,
         (Role::SystemAdministrator, A::RegisterSystem | A::IssueToken) => true,
         (Role::AuditAdministrator, A::ReadAudit) => true,
         (
@@ -120,13 +132,19 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
 fn system(principal: &Principal, action: Action<'_>) -> bool {
     use Action as A;
     match action {
-        A::ReadCaChain | A::Renew | A::CreateKey | A::ImportKey | A::ReadWrappingKey => true,
+        A::ReadCaChain
+        | A::Renew
+        | A::CreateKey
+        | A::ImportKey
+        | A::ReadWrappingKey
+        | A::VerifyCertificate => true,
         // A system may read and withdraw its own requests (the approval service shows it no
         // others); it is no approver of any kind.
         A::DecideApproval | A::ReadApprovals => true,
         A::Key(_, key) => owns(principal, key),
         A::ChangeCertificate(change, Holder::Caller) => holder_may(change),
         A::ChangeCertificate(..)
+        | A::ManageTrust
         | A::RegisterSystem
         | A::IssueToken
         | A::ReadCertificates
@@ -173,6 +191,8 @@ fn describe(action: Action<'_>) -> String {
         Action::Key(KeyOperation::Use, key) => format!("use key {}", key.id),
         Action::Key(KeyOperation::Manage, key) => format!("manage key {}", key.id),
         Action::Key(KeyOperation::Export, key) => format!("export key {}", key.id),
+        Action::VerifyCertificate => "verify certificates".to_owned(),
+        Action::ManageTrust => "change the trust bundle".to_owned(),
         Action::ChangeCertificate(change, holder) => {
             let what = match change {
                 Change::Revoke(reason) => format!("revoke ({reason})"),

@@ -315,16 +315,31 @@ impl Freshness<'_> {
 
 async fn bundle_pem(State(http): State<Arc<Http>>) -> Response {
     http.metrics.http.inc("bundle");
-    let chain = http.ca.chain();
-    let pem: String = Authority::ALL.iter().map(|a| chain.pem(*a)).collect();
-    cacheable(pem.into_bytes(), "application/pem-certificate-chain")
+    match http.ca.trust_bundle() {
+        Ok((anchors, _)) => {
+            let pem = super::trust_service::bundle_pem(&http.ca, &anchors);
+            cacheable(pem.into_bytes(), "application/pem-certificate-chain")
+        }
+        Err(error) => unavailable(&error),
+    }
 }
 
 async fn bundle_json(State(http): State<Arc<Http>>) -> Response {
     http.metrics.http.inc("bundle");
-    let chain = http.ca.chain();
-    let json = bundle::spiffe_json(&[chain.der(Authority::Root)], 1, CA_MAX_AGE);
-    cacheable(json.to_string().into_bytes(), "application/json")
+    match http.ca.trust_bundle() {
+        Ok((anchors, sequence)) => {
+            let ders: Vec<&[u8]> = anchors.iter().map(|a| a.der.as_slice()).collect();
+            let json = bundle::spiffe_json(&ders, sequence, CA_MAX_AGE);
+            cacheable(json.to_string().into_bytes(), "application/json")
+        }
+        Err(error) => unavailable(&error),
+    }
+}
+
+fn unavailable(error: &govtrust_ca::Error) -> Response {
+    tracing::error!(%error, "the trust bundle could not be read");
+    let body = "the trust bundle could not be read; the server log has the details\n";
+    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
 async fn not_found(State(http): State<Arc<Http>>) -> Response {

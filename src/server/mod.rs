@@ -18,6 +18,7 @@ mod authz;
 mod bundle;
 mod ca_service;
 mod dual_control;
+mod fetch;
 mod handler;
 mod http;
 mod identity;
@@ -31,6 +32,7 @@ mod refusals;
 mod slots;
 mod status;
 mod tls;
+mod trust_service;
 mod usage;
 
 use std::net::SocketAddr;
@@ -44,6 +46,7 @@ use govtrust_ca::Ca;
 use govtrust_kms::{Clock, Kms, SystemClock};
 use govtrust_proto::approval::approvals_server::ApprovalsServer;
 use govtrust_proto::audit::audit_log_server::AuditLogServer;
+use govtrust_proto::ca::trust_server::TrustServer;
 use govtrust_proto::{ca::certificate_authority_server::CertificateAuthorityServer, kms as kms_pb};
 use govtrust_store::{RedbStore, Store};
 use tokio::sync::watch;
@@ -377,6 +380,10 @@ async fn routes(
                 auth.clone(),
             ))
             .max_decoding_message_size(SMALL_MESSAGE),
+        )
+        .add_service(
+            TrustServer::new(trust_service::TrustService::new(ca.clone(), auth.clone()))
+                .max_decoding_message_size(CA_MESSAGE),
         )
         .add_service(
             CertificateAuthorityServer::new(ca_service::CaService::new(

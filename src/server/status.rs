@@ -56,7 +56,9 @@ pub fn ca(error: CaError) -> Status {
         E::TokenSuperseded { .. } => Status::unauthenticated(message),
         E::CallerNotCurrent { .. } => Status::permission_denied(message),
         E::SystemExists { .. } | E::DnsNameTaken { .. } => Status::already_exists(message),
-        E::SystemNotFound { .. } | E::CertificateNotFound { .. } => Status::not_found(message),
+        E::SystemNotFound { .. }
+        | E::CertificateNotFound { .. }
+        | E::TrustAnchorNotFound { .. } => Status::not_found(message),
         E::AlreadyInitialized | E::NotInitialized | E::SystemHasCertificate { .. } => {
             Status::failed_precondition(message)
         }
