@@ -55,8 +55,12 @@ pub enum Command {
     System(client::system::SystemCommand),
     /// Get this system's first certificate with its one-time enrollment token.
     Enroll(client::enrollment::EnrollArgs),
-    /// Renew this system's certificate over mTLS with the current one.
+    /// Renew this system's certificate over mTLS with the current one (`--daemon` keeps it
+    /// renewed).
     Renew(client::enrollment::RenewArgs),
+    /// Administrators' own credentials.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Issued certificates.
     #[command(subcommand)]
     Cert(client::certs::CertCommand),
@@ -177,6 +181,14 @@ impl ServeArgs {
     }
 }
 
+/// `govtrust admin`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Renew this administrator's certificate over mTLS with the current one: a new key is
+    /// made here, the credential directory (--identity) is replaced.
+    Renew(client::enrollment::RenewArgs),
+}
+
 /// `govtrust config`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -283,7 +295,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seal { reason, connection } => client::seal::seal(&connection, &reason).await,
         Command::System(command) => client::system::run(command).await,
         Command::Enroll(args) => client::enrollment::enroll(args).await,
-        Command::Renew(args) => client::enrollment::renew(args).await,
+        Command::Renew(args) | Command::Admin(AdminCommand::Renew(args)) => {
+            client::enrollment::renew(args).await
+        }
         Command::Cert(command) => client::certs::run(command).await,
         Command::Kms(command) => client::keys::run(command).await,
         Command::Audit(command) => client::audit::run(command).await,

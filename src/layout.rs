@@ -6,11 +6,19 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    tls: PathBuf,
 }
 
 impl Layout {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        let tls = root.join("tls");
+        Self { root, tls }
+    }
+
+    /// The server's TLS credential directory: `server.key` and `server.pem`.
+    pub fn tls_dir(&self) -> &Path {
+        &self.tls
     }
 
     pub fn root(&self) -> &Path {
@@ -24,13 +32,13 @@ impl Layout {
 
     /// The server's TLS certificate chain (PEM).
     pub fn server_certificate(&self) -> PathBuf {
-        self.root.join("tls").join("server.pem")
+        self.tls.join("server.pem")
     }
 
     /// The server's TLS private key (PEM, mode 0600). Not a CA key: the server must present TLS
     /// while the key-management centre is still sealed.
     pub fn server_key(&self) -> PathBuf {
-        self.root.join("tls").join("server.key")
+        self.tls.join("server.key")
     }
 
     /// The root CA certificate, the trust anchor clients pin.

@@ -11,6 +11,7 @@ mod output;
 mod cli;
 mod client;
 mod config;
+mod credential;
 mod files;
 mod init;
 mod layout;

@@ -187,19 +187,42 @@ fn server_credential(
     now: SystemTime,
     batch: &mut Batch,
 ) -> Result<Credential, Error> {
-    let trust_domain = ca.hierarchy.trust_domain();
-    let spiffe_id = trust_domain.server_id();
-    let spec = LeafSpec {
+    let spiffe_id = ca.hierarchy.trust_domain().server_id();
+    let spec = server_spec(ca, &spiffe_id, dns_names, ips);
+    credential(ca, &spec, SERVER_IDENTITY, now, batch)
+}
+
+/// What the server's TLS certificate holds.
+pub(crate) fn server_spec<'a>(
+    ca: &'a Ca,
+    spiffe_id: &'a str,
+    dns_names: &'a [DnsName],
+    ips: &'a [IpAddr],
+) -> LeafSpec<'a> {
+    LeafSpec {
         common_name: "govtrust server",
-        organization: Some(trust_domain.as_str()),
-        spiffe_id: &spiffe_id,
+        organization: Some(ca.hierarchy.trust_domain().as_str()),
+        spiffe_id,
         dns_names,
         ips,
         purpose: Purpose::Server,
         key_encipherment: false,
         validity: SERVER_VALIDITY,
-    };
-    credential(ca, &spec, SERVER_IDENTITY, now, batch)
+    }
+}
+
+/// What an administrator's client certificate holds.
+pub(crate) fn admin_spec(role: Role, spiffe_id: &str) -> LeafSpec<'_> {
+    LeafSpec {
+        common_name: role.as_str(),
+        organization: None,
+        spiffe_id,
+        dns_names: &[],
+        ips: &[],
+        purpose: Purpose::Client,
+        key_encipherment: false,
+        validity: ADMIN_VALIDITY,
+    }
 }
 
 /// At most one CSR per role.
@@ -242,16 +265,7 @@ fn admin_credential(
     batch: &mut Batch,
 ) -> Result<(Role, Credential), Error> {
     let spiffe_id = ca.hierarchy.trust_domain().person_id(role.as_str());
-    let spec = LeafSpec {
-        common_name: role.as_str(),
-        organization: None,
-        spiffe_id: &spiffe_id,
-        dns_names: &[],
-        ips: &[],
-        purpose: Purpose::Client,
-        key_encipherment: false,
-        validity: ADMIN_VALIDITY,
-    };
+    let spec = admin_spec(role, &spiffe_id);
     let credential = match csr {
         Some(csr) => requested_credential(ca, role, spec, csr, now, batch)?,
         None => credential(ca, &spec, role.as_str(), now, batch)?,

@@ -261,7 +261,7 @@ fn check_generation(caller: &Caller, generation: u32, current: Lineage) -> Resul
 
 /// Checks that the caller's certificate is one this CA issued to it and may still renew: valid,
 /// or renewed less than the renewal grace ago. Returns its record and stored bytes.
-fn caller_certificate(
+pub(crate) fn caller_certificate(
     ca: &Ca,
     caller: &Caller,
     now: SystemTime,
@@ -369,7 +369,7 @@ fn issue(
 }
 
 /// `renewed` marked as renewed by `by` (the grace runs from its first renewal).
-fn superseded(renewed: &CertRecord, by: &CertRecord, now: SystemTime) -> CertRecord {
+pub(crate) fn superseded(renewed: &CertRecord, by: &CertRecord, now: SystemTime) -> CertRecord {
     let at = renewed.superseded.as_ref().map_or(now, |s| s.at);
     CertRecord {
         superseded: Some(Supersession {

@@ -30,6 +30,7 @@
 
 mod bootstrap;
 mod certificates;
+mod credentials;
 mod crl;
 mod csr;
 mod enrollment;
@@ -295,6 +296,25 @@ impl Ca {
     /// a current certificate.
     pub fn renew(&self, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
         enrollment::renew(self, caller, csr)
+    }
+
+    /// Renews the certificate of `caller`, an administrator (one of the three roles), for the
+    /// key of `csr`, which may name at most the role and its SPIFFE id; as [`Ca::renew`] for
+    /// a system: the caller's certificate must be valid (or renewed within the grace), and it
+    /// is superseded by the new one.
+    pub fn renew_administrator(&self, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
+        credentials::renew_administrator(self, caller, csr)
+    }
+
+    /// Renews the server's own TLS certificate (a new key, the same names); the caller
+    /// installs the credential returned. Audited as `ca.renew`.
+    pub fn renew_server(&self) -> Result<Credential, Error> {
+        credentials::renew_server(self)
+    }
+
+    /// When the server's TLS certificate is due for renewal (two thirds into its lifetime).
+    pub fn server_renewal_due(&self) -> Result<Option<SystemTime>, Error> {
+        credentials::server_renewal_due(self)
     }
 
     /// The certificate with `serial`.

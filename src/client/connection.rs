@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
-use super::credential;
+use crate::credential;
 
 /// Where the server is and who we are.
 #[derive(Debug, Clone, Args)]

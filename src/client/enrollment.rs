@@ -13,8 +13,8 @@ use govtrust_proto::ca::{
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 
 use super::connection::Connection;
-use super::credential;
 use super::text::{print_json, status_error, timestamp};
+use crate::credential;
 use crate::files::write_public;
 
 #[derive(Debug, Args)]
@@ -56,9 +56,19 @@ pub struct RenewArgs {
     /// A system's name, put in the request's common name (optional).
     #[arg(long)]
     pub name: Option<String>,
-    /// A registered DNS name to include (repeat for several).
+    /// A registered DNS name to include (repeat for several). Default: the DNS names of the
+    /// current certificate.
     #[arg(long = "dns")]
     pub dns_names: Vec<String>,
+    /// Keep running: renew two thirds into each certificate's lifetime (or as --when-left
+    /// says), retrying with backoff on failure, until stopped (SIGTERM, Ctrl-C).
+    #[arg(long)]
+    pub daemon: bool,
+    /// With --daemon: renew when this much validity is left (30d, 12h...). Default: a third of
+    /// the certificate's lifetime.
+    #[arg(long, requires = "daemon", value_name = "DURATION",
+          value_parser = crate::config::parse_duration)]
+    pub when_left: Option<std::time::Duration>,
     /// Key type of the new key.
     #[arg(long, value_enum, default_value_t = KeyType::P256)]
     pub key_type: KeyType,
@@ -115,21 +125,55 @@ fn token(args: &EnrollArgs) -> anyhow::Result<String> {
     }
 }
 
-/// Generates a new key, renews over mTLS with the current credential, replaces it.
+/// Generates a new key, renews over mTLS with the current credential, replaces it; with
+/// `--daemon`, again and again.
 pub async fn renew(args: RenewArgs) -> anyhow::Result<()> {
     let dir = args
         .connection
         .identity
         .clone()
         .context("renew needs --identity DIR")?;
-    let (key, csr) = request(args.key_type, args.name.as_deref(), &args.dns_names)?;
+    match args.daemon {
+        true => super::renewal::run(&args, &dir).await,
+        false => renew_once(&args, &dir).await,
+    }
+}
+
+/// One renewal of the credential in `dir`.
+pub async fn renew_once(args: &RenewArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let dns_names = match args.dns_names.is_empty() {
+        true => current_dns_names(&dir.join("cert.pem"))?,
+        false => args.dns_names.clone(),
+    };
+    let (key, csr) = request(args.key_type, args.name.as_deref(), &dns_names)?;
     let mut client = CertificateAuthorityClient::new(args.connection.channel().await?);
     let response = client
         .renew(RenewRequest { csr })
         .await
         .map_err(status_error)?
         .into_inner();
-    finish(&args.connection, &dir, response.certificate, Some(&key))
+    finish(&args.connection, dir, response.certificate, Some(&key))
+}
+
+/// The DNS names of the certificate in `file`.
+fn current_dns_names(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let pem = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", file.display()))?;
+    let certificate = block
+        .parse_x509()
+        .map_err(|e| anyhow::anyhow!("{}: not a certificate: {e}", file.display()))?;
+    let names = certificate.subject_alternative_name().ok().flatten();
+    Ok(names.map_or_else(Vec::new, |san| {
+        san.value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                x509_parser::extensions::GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                _ => None,
+            })
+            .collect()
+    }))
 }
 
 /// Saves and shows what the server issued.

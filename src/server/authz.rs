@@ -110,7 +110,8 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
             | A::ReadCertificates
             | A::ReadApprovals
             | A::DecideApproval
-            | A::VerifyCertificate,
+            | A::VerifyCertificate
+            | A::Renew,
         ) => true,
         (Role::SecurityAdministrator, A::ManageTrust) => true,
         (Role::SystemAdministrator, A::RegisterSystem | A::IssueToken) => true,
@@ -326,7 +327,8 @@ mod tests {
         assert!(authorize(&aud, Action::Key(KeyOperation::Use, &system_key)).is_err());
         for principal in [&sys, &sec, &aud] {
             assert!(authorize(principal, Action::ReadCertificates).is_ok());
-            assert!(authorize(principal, Action::Renew).is_err());
+            // Their own certificate: the CA checks it is the caller's.
+            assert!(authorize(principal, Action::Renew).is_ok());
         }
     }
 

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::authz::{Action, Holder, authorize};
 use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
 use super::handler::{answer, blocking};
-use super::identity::{Authenticator, Principal};
+use super::identity::{self, Authenticator, Principal};
 use super::refusal_layer::ENROLL;
 use super::refusals::{Kind, Refusal, Refusals, token_actor};
 use super::status;
@@ -258,11 +258,16 @@ impl CertificateAuthority for CaService {
             Ok(request.csr)
         };
         answer(&self.auth, request, admit, move |principal, csr| {
+            let administrator = matches!(principal.kind, identity::Kind::Administrator(_));
             let caller = Caller {
                 spiffe_id: principal.spiffe_id,
                 serial: principal.serial,
             };
-            let issued = ca.renew(&caller, &csr).map_err(status::ca)?;
+            let issued = match administrator {
+                true => ca.renew_administrator(&caller, &csr),
+                false => ca.renew(&caller, &csr),
+            };
+            let issued = issued.map_err(status::ca)?;
             Ok(pb::RenewResponse {
                 certificate: Some(issued_message(issued)),
             })

@@ -93,13 +93,21 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     if options.dev {
         dev_unseal(&layout, &domains.kms)?;
     }
-    let tls_config = tls::server_config(&layout.server_certificate(), &layout.server_key())?;
+    server_pair(&layout).recover()?;
+    let (tls_config, server_certificate) =
+        tls::server_config(&layout.server_certificate(), &layout.server_key())?;
     // Keys whose waiting period ended while the server was down are gone before it answers.
     let kms = domains.kms.clone();
     tokio::task::spawn_blocking(move || destroy_due(&kms)).await?;
     announce(&layout, &options, &domains.kms, (http_address, &public_url));
     tokio::spawn(sweep_destructions(domains.kms.clone()));
     tokio::spawn(refresh_crls(domains.ca.clone(), domains.kms.clone()));
+    tokio::spawn(renew_server_certificate(
+        domains.ca.clone(),
+        domains.kms.clone(),
+        layout.clone(),
+        server_certificate,
+    ));
     let auth = Arc::new(identity::Authenticator::new(
         domains.ca.clone(),
         domains.clock.clone(),
@@ -329,6 +337,66 @@ async fn refresh_crls(ca: Arc<Ca>, kms: Arc<Kms>) {
             Err(error) => tracing::error!(%error, "CRL refresh failed"),
         }
     }
+}
+
+/// How often the server's TLS certificate is checked for being due.
+const SERVER_RENEWAL_CHECK: Duration = Duration::from_secs(600);
+
+/// The server's TLS key and certificate files, replaced as a pair.
+fn server_pair(layout: &Layout) -> crate::credential::Pair<'_> {
+    crate::credential::Pair {
+        dir: layout.tls_dir(),
+        key: "server.key",
+        cert: "server.pem",
+    }
+}
+
+/// Renews the server's TLS certificate two thirds into its lifetime, while unsealed: the new
+/// key and certificate go to disk as a pair, then into the TLS configuration; no restart.
+async fn renew_server_certificate(
+    ca: Arc<Ca>,
+    kms: Arc<Kms>,
+    layout: Layout,
+    certificate: Arc<tls::ServerCertificate>,
+) {
+    let mut interval = tokio::time::interval(SERVER_RENEWAL_CHECK);
+    loop {
+        interval.tick().await;
+        if kms.is_sealed() {
+            continue;
+        }
+        let (ca, layout, certificate) = (ca.clone(), layout.clone(), certificate.clone());
+        let renewed = tokio::task::spawn_blocking(move || renew_if_due(&ca, &layout, &certificate));
+        match renewed.await {
+            Ok(Ok(Some(serial))) => tracing::info!(%serial, "renewed the server's TLS certificate"),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::error!(
+                error = format!("{error:#}"),
+                "server certificate renewal failed"
+            ),
+            Err(error) => tracing::error!(%error, "server certificate renewal failed"),
+        }
+    }
+}
+
+/// The serial of the server's new certificate, if the current one was due.
+fn renew_if_due(
+    ca: &Ca,
+    layout: &Layout,
+    certificate: &tls::ServerCertificate,
+) -> anyhow::Result<Option<String>> {
+    let due = ca.server_renewal_due()?;
+    if due.is_none_or(|due| ca.now() < due) {
+        return Ok(None);
+    }
+    let credential = ca.renew_server()?;
+    let key = credential
+        .private_key_pem
+        .as_ref()
+        .context("the renewed server credential has no key")?;
+    server_pair(layout).replace(key, &credential.certificate_pem)?;
+    certificate.install(credential.certificate_pem.as_bytes(), key.as_bytes())?;
+    Ok(Some(credential.serial.to_string()))
 }
 
 /// Every service, each with its bound on request messages.

@@ -112,25 +112,86 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The server's rustls configuration from its PEM certificate chain and key.
-pub fn server_config(chain: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// The server's rustls configuration from its PEM certificate chain and key, and the handle
+/// that installs a renewed certificate into it without a restart.
+pub fn server_config(
+    chain: &Path,
+    key: &Path,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Arc<ServerCertificate>)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = CertificateDer::pem_file_iter(chain)
-        .with_context(|| format!("cannot read {}", chain.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("bad certificate in {}", chain.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("cannot read the server key {}", key.display()))?;
+    let chain_pem =
+        std::fs::read(chain).with_context(|| format!("cannot read {}", chain.display()))?;
+    let key_pem = zeroize::Zeroizing::new(
+        std::fs::read(key)
+            .with_context(|| format!("cannot read the server key {}", key.display()))?,
+    );
+    let certificate = Arc::new(ServerCertificate {
+        provider: provider.clone(),
+        current: std::sync::RwLock::new(certified(&provider, &chain_pem, &key_pem)?),
+    });
     let verifier = Arc::new(PossessionOnly {
         algorithms: provider.signature_verification_algorithms,
     });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .context("the server certificate does not match its key")?;
+        .with_cert_resolver(certificate.clone());
     config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), certificate))
+}
+
+/// The server's TLS certificate and key, replaceable while it runs: every handshake takes the
+/// one installed last.
+pub struct ServerCertificate {
+    provider: Arc<CryptoProvider>,
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl std::fmt::Debug for ServerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerCertificate").finish_non_exhaustive()
+    }
+}
+
+impl ServerCertificate {
+    /// Installs the chain and key (PEM) for the handshakes from now on; checks they match.
+    pub fn install(&self, chain_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<()> {
+        let certified = certified(&self.provider, chain_pem, key_pem)?;
+        let mut current = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *current = certified;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServerCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(current.clone())
+    }
+}
+
+/// A certified key from PEM, checked to match.
+fn certified(
+    provider: &CryptoProvider,
+    chain_pem: &[u8],
+    key_pem: &[u8],
+) -> anyhow::Result<Arc<rustls::sign::CertifiedKey>> {
+    let certs = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .context("bad certificate in the server's chain")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).context("cannot read the server key")?;
+    let certified = rustls::sign::CertifiedKey::from_der(certs, key, provider)
+        .context("the server certificate does not match its key")?;
+    Ok(Arc::new(certified))
 }
 
 /// A TLS session holding one of the server's connection slots until it closes.

@@ -1,52 +1,92 @@
-//! A credential directory's key and certificate, replaced as a pair.
+//! A key and its certificate in one directory, replaced as a pair: a credential directory
+//! (`key.pem`, `cert.pem`) renewed by `govtrust renew`, and the server's own TLS credential
+//! (`tls/server.key`, `tls/server.pem`) renewed by the server.
 //!
-//! Renewal writes `key.pem.new` then `cert.pem.new`, then renames the key and then the
-//! certificate into place. Whatever moment a crash picks, [`recover`] restores a matching pair:
-//! if `cert.pem.new` exists both new files were complete, so the swap is finished; a lone
-//! `key.pem.new` means the certificate never arrived, so it is dropped. Both hold an exclusive
-//! lock on `.lock` in the directory, so a command reading the credential never mistakes a
-//! renewal in progress for a crashed one.
+//! Renewal writes `<key>.new` then `<cert>.new`, then renames the key and then the certificate
+//! into place. Whatever moment a crash picks, [`Pair::recover`] restores a matching pair: if
+//! the new certificate exists both new files were complete, so the swap is finished; a lone
+//! new key means the certificate never arrived, so it is dropped. Both hold an exclusive lock
+//! on `.lock` in the directory, so a reader never mistakes a renewal in progress for a crashed
+//! one.
 //!
 //! Other programs that read the files directly (a system's own TLS server) may see the new key
 //! with the old certificate for the moment between the two renames; they should reload on
 //! failure, or read the pair after `govtrust renew` has returned.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::files::{write_public, write_secret};
 
-/// Replaces the key and certificate in `dir` as a pair.
-pub fn replace(dir: &Path, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {
-    let _lock = lock(dir)?;
-    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
-    let (new_key, new_cert) = (dir.join("key.pem.new"), dir.join("cert.pem.new"));
-    write_secret(&new_key, key_pem)?;
-    write_public(&new_cert, cert_pem)?;
-    rename(&new_key, &key)?;
-    rename(&new_cert, &cert)
+/// The files of a key and its certificate in one directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Pair<'a> {
+    pub dir: &'a Path,
+    pub key: &'a str,
+    pub cert: &'a str,
 }
 
-/// Finishes or undoes a replacement a crash interrupted.
+/// A credential directory: `key.pem` and `cert.pem`.
+pub fn directory(dir: &Path) -> Pair<'_> {
+    Pair {
+        dir,
+        key: "key.pem",
+        cert: "cert.pem",
+    }
+}
+
+/// Replaces the key and certificate in `dir` as a pair.
+pub fn replace(dir: &Path, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {
+    directory(dir).replace(key_pem, cert_pem)
+}
+
+/// Finishes or undoes a replacement a crash interrupted in `dir`.
 pub fn recover(dir: &Path) -> anyhow::Result<()> {
-    let (new_key, new_cert) = (dir.join("key.pem.new"), dir.join("cert.pem.new"));
-    if !new_key.exists() && !new_cert.exists() {
-        return Ok(());
+    directory(dir).recover()
+}
+
+impl Pair<'_> {
+    fn paths(&self) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+        let new = |name: &str| self.dir.join(format!("{name}.new"));
+        (
+            self.dir.join(self.key),
+            self.dir.join(self.cert),
+            new(self.key),
+            new(self.cert),
+        )
     }
-    let _lock = lock(dir)?;
-    if new_cert.exists() {
-        if new_key.exists() {
-            rename(&new_key, &dir.join("key.pem"))?;
+
+    /// Replaces the key and the certificate as a pair.
+    pub fn replace(&self, key_pem: &str, cert_pem: &str) -> anyhow::Result<()> {
+        let _lock = lock(self.dir)?;
+        let (key, cert, new_key, new_cert) = self.paths();
+        write_secret(&new_key, key_pem)?;
+        write_public(&new_cert, cert_pem)?;
+        rename(&new_key, &key)?;
+        rename(&new_cert, &cert)
+    }
+
+    /// Finishes or undoes a replacement a crash interrupted.
+    pub fn recover(&self) -> anyhow::Result<()> {
+        let (key, cert, new_key, new_cert) = self.paths();
+        if !new_key.exists() && !new_cert.exists() {
+            return Ok(());
         }
-        return rename(&new_cert, &dir.join("cert.pem"));
+        let _lock = lock(self.dir)?;
+        if new_cert.exists() {
+            if new_key.exists() {
+                rename(&new_key, &key)?;
+            }
+            return rename(&new_cert, &cert);
+        }
+        if new_key.exists() {
+            fs::remove_file(&new_key)
+                .with_context(|| format!("cannot remove {}", new_key.display()))?;
+        }
+        Ok(())
     }
-    if new_key.exists() {
-        fs::remove_file(&new_key)
-            .with_context(|| format!("cannot remove {}", new_key.display()))?;
-    }
-    Ok(())
 }
 
 /// An exclusive lock on the credential directory, released when the file is dropped.
