@@ -170,6 +170,16 @@ fn relying_parties_see_a_revocation_in_the_crl_and_ocsp_and_the_grpc_port_refuse
     let renew = fails(server.gt(&["renew", "--identity", tax.to_str().unwrap()]));
     assert!(renew.contains("revoked"), "{renew}");
 
+    // Monitoring sees it.
+    let metrics = http_get(&server.http_url("/metrics")).text();
+    for line in [
+        "govtrust_ca_revocations_total{action=\"revoke\"} 1",
+        "govtrust_crl_entries{ca=\"extranet\"} 1",
+        "govtrust_ca_certificates_issued_total{operation=\"enroll\"} 2",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
+
     // The audit log says who did it, why and when.
     let audit = ok(server.gt_as(
         &server.admin("audit-admin"),

@@ -16,6 +16,7 @@ use super::authz::{Action, Holder, authorize};
 use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
 use super::handler::{answer, blocking};
 use super::identity::{self, Authenticator, Principal};
+use super::metrics::Metrics;
 use super::refusal_layer::ENROLL;
 use super::refusals::{Kind, Refusal, Refusals, token_actor};
 use super::status;
@@ -33,15 +34,23 @@ pub struct CaService {
     gate: Gate,
     /// Refused enrollments are recorded here (other refusals by the server's layer).
     refusals: Arc<Refusals>,
+    metrics: Arc<Metrics>,
 }
 
 impl CaService {
-    pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>, gate: Gate, refusals: Arc<Refusals>) -> Self {
+    pub fn new(
+        ca: Arc<Ca>,
+        auth: Arc<Authenticator>,
+        gate: Gate,
+        refusals: Arc<Refusals>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             ca,
             auth,
             gate,
             refusals,
+            metrics,
         }
     }
 
@@ -161,7 +170,7 @@ impl CertificateAuthority for CaService {
         &self,
         request: Request<pb::RevokeCertificateRequest>,
     ) -> Reply<pb::RevokeCertificateResponse> {
-        let ca = self.ca.clone();
+        let (ca, metrics) = (self.ca.clone(), self.metrics.clone());
         let admit = |_: &Principal, request: pb::RevokeCertificateRequest| {
             let reason = revocation_reason(request.reason)?;
             Ok((request, reason))
@@ -172,8 +181,14 @@ impl CertificateAuthority for CaService {
             admit,
             move |principal, (request, reason)| {
                 let change = Change::Revoke(reason);
-                let certificate =
-                    change_status(&ca, &principal, &request.serial, change, &request.note)?;
+                let certificate = change_status(
+                    &ca,
+                    &metrics,
+                    &principal,
+                    &request.serial,
+                    change,
+                    &request.note,
+                )?;
                 Ok(pb::RevokeCertificateResponse {
                     certificate: Some(certificate),
                 })
@@ -186,7 +201,7 @@ impl CertificateAuthority for CaService {
         &self,
         request: Request<pb::SuspendCertificateRequest>,
     ) -> Reply<pb::SuspendCertificateResponse> {
-        let ca = self.ca.clone();
+        let (ca, metrics) = (self.ca.clone(), self.metrics.clone());
         let admit = |_: &Principal, request| Ok(request);
         answer(
             &self.auth,
@@ -195,6 +210,7 @@ impl CertificateAuthority for CaService {
             move |principal, request: pb::SuspendCertificateRequest| {
                 let certificate = change_status(
                     &ca,
+                    &metrics,
                     &principal,
                     &request.serial,
                     Change::Suspend,
@@ -212,7 +228,7 @@ impl CertificateAuthority for CaService {
         &self,
         request: Request<pb::UnsuspendCertificateRequest>,
     ) -> Reply<pb::UnsuspendCertificateResponse> {
-        let ca = self.ca.clone();
+        let (ca, metrics) = (self.ca.clone(), self.metrics.clone());
         let admit = |_: &Principal, request| Ok(request);
         answer(
             &self.auth,
@@ -221,6 +237,7 @@ impl CertificateAuthority for CaService {
             move |principal, request: pb::UnsuspendCertificateRequest| {
                 let certificate = change_status(
                     &ca,
+                    &metrics,
                     &principal,
                     &request.serial,
                     Change::Unsuspend,
@@ -246,13 +263,14 @@ impl CertificateAuthority for CaService {
             self.refusals.record(refusal).await;
         }
         let issued = issued?;
+        self.metrics.issued.inc("enroll");
         Ok(Response::new(pb::EnrollResponse {
             certificate: Some(issued_message(issued)),
         }))
     }
 
     async fn renew(&self, request: Request<pb::RenewRequest>) -> Reply<pb::RenewResponse> {
-        let ca = self.ca.clone();
+        let (ca, metrics) = (self.ca.clone(), self.metrics.clone());
         let admit = |principal: &Principal, request: pb::RenewRequest| {
             authorize(principal, Action::Renew)?;
             Ok(request.csr)
@@ -268,6 +286,7 @@ impl CertificateAuthority for CaService {
                 false => ca.renew(&caller, &csr),
             };
             let issued = issued.map_err(status::ca)?;
+            metrics.issued.inc("renew");
             Ok(pb::RenewResponse {
                 certificate: Some(issued_message(issued)),
             })
@@ -488,6 +507,7 @@ fn holder(ca: &Ca, principal: &Principal, record: &CertRecord) -> Result<Holder,
 /// Carries out `change` of the certificate `serial` for `principal`, if the policy allows it.
 fn change_status(
     ca: &Ca,
+    metrics: &Metrics,
     principal: &Principal,
     serial: &str,
     change: Change,
@@ -502,5 +522,10 @@ fn change_status(
     let changed = ca
         .change_status(&principal.spiffe_id, &serial, change, note)
         .map_err(status::ca)?;
+    metrics.revocations.inc(match change {
+        Change::Revoke(_) => "revoke",
+        Change::Suspend => "suspend",
+        Change::Unsuspend => "unsuspend",
+    });
     Ok(cert_message(&changed, ca.now()))
 }

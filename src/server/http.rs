@@ -111,6 +111,7 @@ async fn metrics_page(State(http): State<Arc<Http>>) -> Response {
         "gauge",
     );
     metrics::sample(&mut page, sealed, "", u8::from(http.kms.is_sealed()));
+    crl_metrics(&http.ca, &mut page);
     http.metrics.render(&mut page);
     let mut response = page.into_response();
     set(
@@ -119,6 +120,44 @@ async fn metrics_page(State(http): State<Arc<Http>>) -> Response {
         "text/plain; version=0.0.4; charset=utf-8",
     );
     response
+}
+
+/// Each CA's current CRL: its number, entries and nextUpdate.
+fn crl_metrics(ca: &Ca, page: &mut String) {
+    let gauges = [
+        (
+            "govtrust_crl_number",
+            "The number of each CA's current CRL.",
+        ),
+        (
+            "govtrust_crl_entries",
+            "Certificates each CA's current CRL lists.",
+        ),
+        (
+            "govtrust_crl_next_update_timestamp_seconds",
+            "When each CA's current CRL stops being fresh (Unix seconds).",
+        ),
+    ];
+    for (index, (name, help)) in gauges.iter().enumerate() {
+        metrics::header(page, name, help, "gauge");
+        for authority in Authority::ALL {
+            let Some(crl) = ca.crl(authority) else {
+                continue;
+            };
+            let next_update = crl
+                .next_update
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let value = [crl.number, crl.entries, next_update];
+            let label = format!("ca=\"{authority}\"");
+            metrics::sample(
+                page,
+                name,
+                &label,
+                value.get(index).copied().unwrap_or_default(),
+            );
+        }
+    }
 }
 
 async fn ca_certificate(State(http): State<Arc<Http>>, Path(file): Path<String>) -> Response {

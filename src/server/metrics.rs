@@ -86,6 +86,8 @@ pub struct Metrics {
     pub http: Family,
     /// OCSP answers, by what they said.
     pub ocsp: Family,
+    /// Certificate revocations, suspensions and unsuspensions.
+    pub revocations: Family,
 }
 
 impl Default for Metrics {
@@ -111,6 +113,12 @@ impl Default for Metrics {
                     "bundle",
                     "not_found",
                 ],
+            ),
+            revocations: Family::new(
+                "govtrust_ca_revocations_total",
+                "Certificates revoked, suspended and unsuspended.",
+                "action",
+                &["revoke", "suspend", "unsuspend"],
             ),
             ocsp: Family::new(
                 "govtrust_ocsp_responses_total",
@@ -138,6 +146,7 @@ impl Metrics {
         sample(out, uptime, "", self.started.elapsed().as_secs());
         self.issued.render(out);
         self.http.render(out);
+        self.revocations.render(out);
         self.ocsp.render(out);
     }
 }

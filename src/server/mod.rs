@@ -459,6 +459,7 @@ async fn routes(
                 auth,
                 gate,
                 recorders.refusals.clone(),
+                recorders.metrics.clone(),
             ))
             .max_decoding_message_size(CA_MESSAGE),
         );
