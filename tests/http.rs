@@ -119,3 +119,32 @@ fn relying_parties_fetch_ca_certificates_bundles_and_metrics_without_a_certifica
         "{page}"
     );
 }
+
+#[test]
+fn a_client_that_never_sends_its_request_is_cut_off_and_others_are_served() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let address = server.http.trim_start_matches("http://").to_owned();
+    let mut silent: Vec<std::net::TcpStream> = (0..50)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    assert_eq!(http_get(&server.http_url("/healthz")).status, 200);
+    let started = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    for stream in &mut silent {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        let read = stream.read(&mut byte);
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "the silent connection was not closed"
+        );
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+}

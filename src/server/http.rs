@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -29,7 +31,7 @@ use base64::Engine;
 use govtrust_ca::{Authority, Ca, ocsp};
 use govtrust_kms::Kms;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use super::bundle;
 use super::metrics::{self, Metrics};
@@ -53,19 +55,98 @@ pub async fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, SocketAdd
     Ok((listener, bound))
 }
 
-/// Serves the HTTP port on `listener` until `stopped` changes.
+/// Connections the HTTP port serves at once; more are closed at once.
+const MAX_CONNECTIONS: usize = 4096;
+/// Of [`MAX_CONNECTIONS`], how many one address may hold.
+const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+/// How long a client may take to send a request's head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may last, however busy.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+
+/// Serves the HTTP port on `listener` until `stopped` changes: HTTP/1.1, at most
+/// [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_ADDRESS`] per address), each sending
+/// its request head within [`HEADER_TIMEOUT`] and lasting at most [`CONNECTION_LIFETIME`], so
+/// silent or slow clients cannot hold the port relying parties need.
 pub async fn serve(
     listener: TcpListener,
     http: Arc<Http>,
     mut stopped: watch::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let shutdown = async move {
-        let _ = stopped.changed().await;
-    };
-    axum::serve(listener, router(http))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the HTTP server failed")
+    let service = hyper_util::service::TowerToHyperService::new(router(http));
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let addresses = Arc::new(std::sync::Mutex::new(HashMap::<IpAddr, usize>::new()));
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.changed() => return Ok(()),
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accepting an HTTP connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            continue;
+        };
+        let Some(slot) = AddressSlot::claim(&addresses, super::slots::address_group(peer.ip()))
+        else {
+            continue;
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop((permit, slot));
+        });
+    }
+}
+
+/// One connection of an address, released on drop.
+struct AddressSlot {
+    addresses: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+    address: IpAddr,
+}
+
+impl AddressSlot {
+    fn claim(
+        addresses: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
+        address: IpAddr,
+    ) -> Option<Self> {
+        let mut held = addresses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = held.entry(address).or_insert(0);
+        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            addresses: addresses.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut held = self
+            .addresses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.address) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                held.remove(&self.address);
+            }
+        }
+    }
 }
 
 fn router(http: Arc<Http>) -> Router {
