@@ -209,18 +209,20 @@ fn rss_kib(server: &Server) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Opens `connections` connections without a certificate and on each starts up to
-/// `per_connection` Enroll calls declaring `declared` bytes and sending all but the last.
+/// Opens `connections` connections without a certificate, the n-th from 127.0.`net`.n+1, and
+/// on each starts up to `per_connection` Enroll calls declaring `declared` bytes and sending
+/// all but the last.
 async fn half_sent_enrolls(
     peer: &Peer,
-    connections: usize,
+    (net, connections): (u8, usize),
     per_connection: usize,
     declared: u32,
 ) -> Vec<Call> {
     let sent = vec![0x41u8; usize::try_from(declared).unwrap() - 1];
     let mut calls = Vec::new();
-    for _ in 0..connections {
-        let mut send = peer.connect().await;
+    for n in 0..connections {
+        let source = [127, 0, net, 1 + u8::try_from(n).unwrap()];
+        let mut send = peer.connect_from(source).await.unwrap();
         for _ in 0..per_connection {
             match start_call(&mut send, ENROLL, declared, &sent, false).await {
                 Some(call) => calls.push(call),
@@ -263,11 +265,13 @@ fn half_sent_requests_without_a_certificate_neither_pin_memory_nor_starve_caller
     let peer = Peer::new(&server, None);
     let before = rss_kib(&server);
 
-    // 24 calls declaring just under 4 MiB (tonic's default limit) on 3 connections, and 128
-    // calls declaring 64 KiB on 16 connections; all hold their last byte back.
+    // 24 calls declaring just under 4 MiB (tonic's default limit) on 3 connections from 3
+    // addresses: refused at once, naming the limit. Then 128 calls declaring 64 KiB on 16
+    // connections from 16 addresses; all hold their last byte back.
     let (large, small) = runtime.block_on(async {
-        let large = half_sent_enrolls(&peer, 3, 8, 4 * 1024 * 1024 - 16).await;
-        let small = half_sent_enrolls(&peer, 16, 8, 64 * 1024).await;
+        let large = half_sent_enrolls(&peer, (7, 3), 8, 4 * 1024 * 1024 - 16).await;
+        let large = tally(large, Duration::from_secs(5)).await;
+        let small = half_sent_enrolls(&peer, (8, 16), 8, 64 * 1024).await;
         (large, small)
     });
     let started = Instant::now();
@@ -300,11 +304,7 @@ fn half_sent_requests_without_a_certificate_neither_pin_memory_nor_starve_caller
 
     // Every held call is answered: the oversized ones at once, naming the limit; beyond the
     // share of calls without a certificate, at once; the rest when the body deadline passes.
-    let (large, small) = runtime.block_on(async {
-        let large = tally(large, Duration::from_secs(5)).await;
-        let small = tally(small, Duration::from_secs(20)).await;
-        (large, small)
-    });
+    let small = runtime.block_on(tally(small, Duration::from_secs(20)));
     assert_eq!(count(&large, OUT_OF_RANGE), large.len(), "{large:?}");
     assert!(large[0].1.contains("65536"), "{large:?}");
     assert!(count(&small, RESOURCE_EXHAUSTED) > 0, "{small:?}");
