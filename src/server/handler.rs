@@ -21,7 +21,8 @@ where
     A: Send + 'static,
     T: Send + 'static,
 {
-    let principal = auth.of(&request)?;
+    let mut request = request;
+    let principal = auth.take(&mut request)?;
     let admitted = admit(&principal, request.into_inner())?;
     blocking(move || work(principal, admitted))
         .await

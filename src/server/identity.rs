@@ -118,6 +118,14 @@ impl Authenticator {
         }
     }
 
+    /// [`Authenticator::of`], taking the resolved principal out of the call (no copy).
+    pub fn take<T>(&self, request: &mut tonic::Request<T>) -> Result<Principal, Status> {
+        match request.extensions_mut().remove::<Resolved>() {
+            Some(Resolved(resolved)) => resolved,
+            None => self.principal(request.peer_certs().as_deref().map(Vec::as_slice)),
+        }
+    }
+
     /// The principal of an HTTP request's connection (its peer certificates), or
     /// `Unauthenticated`.
     pub fn resolve<B>(&self, request: &http::Request<B>) -> Result<Principal, Status> {

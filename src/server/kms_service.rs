@@ -75,8 +75,8 @@ impl KeyService {
         self.usage.record(caller, id, operation, outcome).await
     }
 
-    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        self.auth.of(request)
+    fn principal<T>(&self, request: &mut Request<T>) -> Result<Principal, Status> {
+        self.auth.take(request)
     }
 
     /// The enrollment generation a new key of `owner` is created under: the caller's own
@@ -149,8 +149,8 @@ impl KeyManagement for KeyService {
         .await
     }
 
-    async fn get_key(&self, request: Request<pb::GetKeyRequest>) -> Reply<pb::GetKeyResponse> {
-        let principal = self.principal(&request)?;
+    async fn get_key(&self, mut request: Request<pb::GetKeyRequest>) -> Reply<pb::GetKeyResponse> {
+        let principal = self.principal(&mut request)?;
         let (id, key) =
             self.authorized_key(&principal, &request.get_ref().key_id, KeyOperation::Read)?;
         let mut message = key_message(&key);
@@ -161,9 +161,9 @@ impl KeyManagement for KeyService {
 
     async fn list_keys(
         &self,
-        request: Request<pb::ListKeysRequest>,
+        mut request: Request<pb::ListKeysRequest>,
     ) -> Reply<pb::ListKeysResponse> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&mut request)?;
         authorize(&principal, Action::ListKeys)?;
         let request = request.into_inner();
         let size = page_size(request.page_size);
@@ -197,8 +197,11 @@ impl KeyManagement for KeyService {
         .await
     }
 
-    async fn encrypt(&self, request: Request<pb::EncryptRequest>) -> Reply<pb::EncryptResponse> {
-        let principal = self.principal(&request)?;
+    async fn encrypt(
+        &self,
+        mut request: Request<pb::EncryptRequest>,
+    ) -> Reply<pb::EncryptResponse> {
+        let principal = self.principal(&mut request)?;
         let request = PlaintextRequest(request.into_inner());
         let (id, _) = self.authorized_key(&principal, &request.0.key_id, KeyOperation::Use)?;
         let out = self.kms.encrypt(&id, &request.0.plaintext, &request.0.aad);
@@ -210,8 +213,11 @@ impl KeyManagement for KeyService {
         }))
     }
 
-    async fn decrypt(&self, request: Request<pb::DecryptRequest>) -> Reply<pb::DecryptResponse> {
-        let principal = self.principal(&request)?;
+    async fn decrypt(
+        &self,
+        mut request: Request<pb::DecryptRequest>,
+    ) -> Reply<pb::DecryptResponse> {
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let (named, _) = Kms::ciphertext_key(&request.ciphertext).map_err(status::kms)?;
         let expected = Some(request.key_id.as_str()).filter(|k| !k.is_empty());
@@ -240,9 +246,9 @@ impl KeyManagement for KeyService {
 
     async fn generate_data_key(
         &self,
-        request: Request<pb::GenerateDataKeyRequest>,
+        mut request: Request<pb::GenerateDataKeyRequest>,
     ) -> Reply<pb::GenerateDataKeyResponse> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let data_key = self.kms.generate_data_key(&id, &request.aad);
@@ -259,8 +265,8 @@ impl KeyManagement for KeyService {
         }))
     }
 
-    async fn sign(&self, request: Request<pb::SignRequest>) -> Reply<pb::SignResponse> {
-        let principal = self.principal(&request)?;
+    async fn sign(&self, mut request: Request<pb::SignRequest>) -> Reply<pb::SignResponse> {
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let (id, _) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let signed = self.kms.sign(&id, &request.message);
@@ -272,8 +278,8 @@ impl KeyManagement for KeyService {
         }))
     }
 
-    async fn verify(&self, request: Request<pb::VerifyRequest>) -> Reply<pb::VerifyResponse> {
-        let principal = self.principal(&request)?;
+    async fn verify(&self, mut request: Request<pb::VerifyRequest>) -> Reply<pb::VerifyResponse> {
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
@@ -289,9 +295,9 @@ impl KeyManagement for KeyService {
 
     async fn get_public_key(
         &self,
-        request: Request<pb::GetPublicKeyRequest>,
+        mut request: Request<pb::GetPublicKeyRequest>,
     ) -> Reply<pb::GetPublicKeyResponse> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Use)?;
         let version = Some(request.version).filter(|v| *v != 0);
@@ -310,9 +316,9 @@ impl KeyManagement for KeyService {
 
     async fn set_key_state(
         &self,
-        request: Request<pb::SetKeyStateRequest>,
+        mut request: Request<pb::SetKeyStateRequest>,
     ) -> Reply<pb::SetKeyStateResponse> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let change = state_change(request.change)?;
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
@@ -353,9 +359,9 @@ impl KeyManagement for KeyService {
 
     async fn destroy_key(
         &self,
-        request: Request<pb::DestroyKeyRequest>,
+        mut request: Request<pb::DestroyKeyRequest>,
     ) -> Reply<pb::DestroyKeyResponse> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
         let operation = Act::new(Kind::ImmediateDestruction, id.as_str())
@@ -389,9 +395,9 @@ impl KeyManagement for KeyService {
 
     async fn schedule_key_destruction(
         &self,
-        request: Request<pb::ScheduleKeyDestructionRequest>,
+        mut request: Request<pb::ScheduleKeyDestructionRequest>,
     ) -> Reply<pb::ScheduleKeyDestructionResponse> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let (id, key) = self.authorized_key(&principal, &request.key_id, KeyOperation::Manage)?;
         let days = Some(request.waiting_period_days).filter(|d| *d != 0);
@@ -477,9 +483,9 @@ impl KeyManagement for KeyService {
 
     async fn get_wrapping_key(
         &self,
-        request: Request<pb::GetWrappingKeyRequest>,
+        mut request: Request<pb::GetWrappingKeyRequest>,
     ) -> Reply<pb::GetWrappingKeyResponse> {
-        let principal = self.principal(&request)?;
+        let principal = self.principal(&mut request)?;
         authorize(&principal, Action::ReadWrappingKey)?;
         let public_key = self.kms.wrapping_public_key().map_err(status::kms)?;
         Ok(Response::new(pb::GetWrappingKeyResponse { public_key }))
