@@ -233,6 +233,16 @@ pub struct InitArgs {
     /// Repeatable; the roles without one get a key generated into --admin-out.
     #[arg(long = "admin-csr", value_name = "ROLE=FILE", value_parser = parse_admin_csr)]
     pub admin_csrs: Vec<AdminCsr>,
+    /// Where relying parties will reach the server's HTTP port (`public_url` of `serve`), if
+    /// known now: the issuing CA certificates then point to the root's CRL and certificate
+    /// there, and `serve` uses it when its configuration names no public_url.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+/// Parses `--public-url` as `serve` does.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    config::PublicUrl::parse(text).map(|url| url.to_string())
 }
 
 impl From<InitArgs> for init::Options {
@@ -248,6 +258,7 @@ impl From<InitArgs> for init::Options {
             admin_out: args.admin_out,
             admin_csrs: args.admin_csrs,
             dev: false,
+            public_url: args.public_url,
         }
     }
 }

@@ -49,6 +49,11 @@ pub struct InitParams {
     /// Certificate signing requests (DER or PEM) the administrators brought, at most one per
     /// role; the roles without one get a key generated.
     pub admin_csrs: Vec<(Role, Vec<u8>)>,
+    /// Where relying parties will reach the server's HTTP port (`http://` or `https://`, no
+    /// trailing `/`), if known now: the issuing CAs then point to the root's CRL and
+    /// certificate there, and so do the certificates issued at initialization to their issuer's.
+    /// Stored with the hierarchy, for servers whose configuration names none.
+    pub public_url: Option<String>,
 }
 
 /// What `initialize` hands back, once: the chain and the keys that exist nowhere else.
@@ -106,8 +111,9 @@ pub(crate) fn initialize(
     if services.store.get(records::HIERARCHY)?.is_some() {
         return Err(Error::AlreadyInitialized);
     }
+    let public_url = params.public_url.as_deref().map(public_url).transpose()?;
     let now = services.clock.now();
-    let ca = create(services, trust_domain, &dns_names, now)?;
+    let ca = create(services, trust_domain, &dns_names, public_url, now)?;
     let mut batch = Batch::new();
     let mut hierarchy = ca.hierarchy.record();
     hierarchy.server = Some(reserved::server_record(&dns_names, &params.server_ips));
@@ -131,15 +137,34 @@ pub(crate) fn initialize(
     ))
 }
 
+/// The public base URL as certificates name it: `http://` or `https://` and printable ASCII,
+/// without a trailing `/`.
+fn public_url(url: &str) -> Result<String, Error> {
+    let web = url.starts_with("http://") || url.starts_with("https://");
+    let printable = url.bytes().all(|b| b.is_ascii_graphic());
+    match web && printable && url.len() <= 200 {
+        true => Ok(url.trim_end_matches('/').to_owned()),
+        false => Err(Error::invalid(
+            "public_url",
+            format!("{url:?} is not an http:// or https:// URL of printable ASCII"),
+        )),
+    }
+}
+
 /// A CA on a freshly created hierarchy (kms keys and CA certificates), not yet stored.
 fn create(
     services: Services,
     trust_domain: TrustDomain,
     server_names: &[DnsName],
+    public_url: Option<String>,
     now: SystemTime,
 ) -> Result<Ca, Error> {
     let rng = SystemRandom::new();
-    let hierarchy = Hierarchy::create(&services.kms, trust_domain, now, &rng)?;
+    let hierarchy = Hierarchy::create(&services.kms, trust_domain, public_url, now, &rng)?;
+    let settings = crate::Settings {
+        base_url: hierarchy.public_url().map(str::to_owned),
+        ..crate::Settings::default()
+    };
     let Services {
         store,
         audit,
@@ -156,7 +181,8 @@ fn create(
         revocations: crate::revocation::Revocations::default(),
         crls: crate::crl::Publisher::empty(),
         ocsp: crate::ocsp::Ocsp::default(),
-        settings: crate::Settings::default(),
+        settings,
+        profiles: crate::profiles::Profiles::builtin()?,
         rng,
     })
 }
@@ -194,9 +220,9 @@ fn server_credential(
         spiffe_id: &spiffe_id,
         dns_names,
         ips,
-        purpose: Purpose::Server,
-        key_encipherment: false,
+        usage: Purpose::Server.usage(false),
         validity: SERVER_VALIDITY,
+        base_url: ca.settings.base_url.as_deref(),
     };
     credential(ca, &spec, SERVER_IDENTITY, now, batch)
 }
@@ -247,9 +273,9 @@ fn admin_credential(
         spiffe_id: &spiffe_id,
         dns_names: &[],
         ips: &[],
-        purpose: Purpose::Client,
-        key_encipherment: false,
+        usage: Purpose::Client.usage(false),
         validity: ADMIN_VALIDITY,
+        base_url: ca.settings.base_url.as_deref(),
     };
     let credential = match csr {
         Some(csr) => requested_credential(ca, role, spec, csr, now, batch)?,
@@ -284,7 +310,7 @@ fn requested_credential(
             }
         })?;
     let spec = LeafSpec {
-        key_encipherment: checked.key.enciphers(),
+        usage: Purpose::Client.usage(checked.key.enciphers()),
         ..spec
     };
     certify(ca, &spec, &checked.public_key, role.as_str(), now, batch)

@@ -41,9 +41,11 @@ mod identity;
 mod issuance;
 mod issuer;
 mod lineage;
+mod locations;
 mod names;
 pub mod ocsp;
 mod pem;
+mod profiles;
 mod records;
 mod registry;
 mod reserved;
@@ -69,6 +71,7 @@ pub use identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY as SERVER_HOL
 pub use issuer::{Authority, Serial};
 pub use lineage::Lineage;
 pub use names::{DnsName, OrgId, SystemName};
+pub use profiles::{HolderKind, Profile, Profiles, SYSTEM_IDENTITY};
 pub use registry::{ReEnrollment, Registered, Registration, SystemRecord, TokenTtl, reenrollment};
 pub use revocation::{Change, Reason, Revocation};
 
@@ -93,6 +96,8 @@ pub struct Ca {
     /// Each CA's OCSP responder and the responses signed in advance.
     ocsp: ocsp::Ocsp,
     settings: Settings,
+    /// The certificate profiles it issues by.
+    profiles: profiles::Profiles,
     rng: SystemRandom,
 }
 
@@ -109,6 +114,8 @@ pub struct Settings {
     /// trailing `/`): the base of the CRL distribution point, OCSP and CA-issuers URLs
     /// written into certificates. `None`: certificates carry none.
     pub base_url: Option<String>,
+    /// No certificate lives longer, whatever its profile and protection level allow.
+    pub max_validity: Duration,
 }
 
 impl Default for Settings {
@@ -124,6 +131,7 @@ impl Default for Settings {
                 refresh: Duration::from_secs(12 * 3600),
             },
             base_url: None,
+            max_validity: Duration::from_secs(397 * 86_400),
         }
     }
 }
@@ -191,6 +199,7 @@ impl Ca {
             crls,
             ocsp: ocsp::Ocsp::default(),
             settings: Settings::default(),
+            profiles: profiles::Profiles::builtin()?,
             rng: SystemRandom::new(),
         })
     }
@@ -198,6 +207,21 @@ impl Ca {
     /// This CA with `settings` instead of the defaults.
     pub fn with_settings(self, settings: Settings) -> Self {
         Self { settings, ..self }
+    }
+
+    /// This CA issuing by `profiles` instead of the built-in ones.
+    pub fn with_profiles(self, profiles: Profiles) -> Self {
+        Self { profiles, ..self }
+    }
+
+    /// The certificate profiles it issues by.
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// The public base URL given at initialization (`govtrust init --public-url`), if any.
+    pub fn public_url(&self) -> Option<&str> {
+        self.hierarchy.public_url()
     }
 
     /// The time by the CA's clock: what certificate validity is judged against.
@@ -268,6 +292,20 @@ impl Ca {
     /// a current certificate.
     pub fn renew(&self, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
         enrollment::renew(self, caller, csr)
+    }
+
+    /// Issues a certificate of the profile named `profile` to `caller`, a system presenting a
+    /// current certificate (as for [`Ca::renew`]), for its own identity and the DNS names
+    /// registered to it, valid `validity_days` (0: the longest allowed). Anything outside the
+    /// profile is [`Error::ProfileRefused`] naming the rule; a refusal stores nothing.
+    pub fn issue_certificate(
+        &self,
+        caller: &Caller,
+        csr: &[u8],
+        profile: &str,
+        validity_days: u32,
+    ) -> Result<Issued, Error> {
+        enrollment::issue_certificate(self, caller, csr, profile, validity_days)
     }
 
     /// The certificate with `serial`.

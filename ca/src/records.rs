@@ -121,6 +121,9 @@ pub(crate) struct HierarchyRecord {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerRecord>,
+    /// The public base URL given at initialization; absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// The names of the govtrust server, which no system may hold.
@@ -217,6 +220,9 @@ pub(crate) struct CertRecordV1 {
     /// The certificate that renewed this one, and when it first was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded: Option<SupersededRecord>,
+    /// The profile it was issued by; absent for initialization's and older certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// A certificate's revocation or suspension.
