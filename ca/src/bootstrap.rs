@@ -282,9 +282,10 @@ fn admin_credential(
         None => credential(ca, &spec, role.as_str(), now, batch)?,
     };
     let person = PersonRecord {
-        role: role.to_string(),
+        role: Some(role.to_string()),
         spiffe_id,
         created_at_ms: unix_ms(now),
+        registered: None,
     };
     let key = records::person_key(role.as_str());
     batch

@@ -72,6 +72,13 @@ pub enum Error {
     /// Another system already holds this DNS name; a name belongs to one system.
     #[error("DNS name {name} is already held by system {system}")]
     DnsNameTaken { name: String, system: String },
+    /// A person cannot be registered: `reason` says what is taken (the id, or the national
+    /// ID, which is never shown).
+    #[error("person {id} cannot be registered: {reason}")]
+    PersonExists { id: String, reason: String },
+    /// No person with this id is registered (administrators are not registered persons).
+    #[error("person {id} is not registered")]
+    PersonNotFound { id: String },
     /// No system with this name is registered.
     #[error("system {name} is not registered")]
     SystemNotFound { name: String },

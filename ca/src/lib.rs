@@ -45,6 +45,7 @@ mod locations;
 mod names;
 pub mod ocsp;
 mod pem;
+mod persons;
 mod profiles;
 mod records;
 mod registry;
@@ -71,6 +72,7 @@ pub use identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY as SERVER_HOL
 pub use issuer::{Authority, Serial};
 pub use lineage::Lineage;
 pub use names::{DnsName, OrgId, SystemName};
+pub use persons::{DisplayText, NationalId, Person, PersonRegistration, PersonToken};
 pub use profiles::{HolderKind, Profile, Profiles, SYSTEM_IDENTITY};
 pub use registry::{ReEnrollment, Registered, Registration, SystemRecord, TokenTtl, reenrollment};
 pub use revocation::{Change, Reason, Revocation};
@@ -308,6 +310,48 @@ impl Ca {
         enrollment::issue_certificate(self, caller, csr, profile, validity_days)
     }
 
+    /// Registers a person (a civil servant) on behalf of `actor` (a security administrator
+    /// acting as RA officer) and returns the person's one-time enrollment token. The national
+    /// ID is stored only as a keyed digest (the kms must be unsealed); a person is registered
+    /// once: [`Error::PersonExists`] when the id, a system of that name or the national ID is
+    /// registered. A refused registration stores nothing.
+    pub fn register_person(
+        &self,
+        actor: &str,
+        registration: PersonRegistration,
+    ) -> Result<PersonToken, Error> {
+        persons::register(self, actor, registration)
+    }
+
+    /// Issues a new one-time enrollment token to the registered person `id` on behalf of
+    /// `actor`; every earlier token of the person stops working.
+    pub fn issue_person_token(
+        &self,
+        actor: &str,
+        id: &str,
+        ttl: TokenTtl,
+    ) -> Result<PersonToken, Error> {
+        persons::issue_token(self, actor, id, ttl)
+    }
+
+    /// The registered person `id`.
+    pub fn person(&self, id: &str) -> Result<Person, Error> {
+        persons::find(self, id)
+    }
+
+    /// Issues a certificate of `profile` (one whose holders include persons) to the person
+    /// `token` was issued to, for the key of `csr`, valid `validity_days` (0: the longest
+    /// allowed). The token is used up by the certificate, in the same batch.
+    pub fn enroll_person(
+        &self,
+        token: &str,
+        csr: &[u8],
+        profile: &str,
+        validity_days: u32,
+    ) -> Result<Issued, Error> {
+        persons::enroll(self, token, csr, profile, validity_days)
+    }
+
     /// The certificate with `serial`.
     pub fn certificate(&self, serial: &Serial) -> Result<CertRecord, Error> {
         certificates::find(self.store.as_ref(), serial)
@@ -425,8 +469,11 @@ impl Ca {
             return Ok(None);
         };
         let record: records::PersonRecord = records::decode(&key, &value)?;
-        let role = record
-            .role
+        // A registered person (a civil servant) has no role: it administers nothing.
+        let Some(role) = record.role else {
+            return Ok(None);
+        };
+        let role = role
             .parse()
             .map_err(|e| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))));
         role.map(Some)
