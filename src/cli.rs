@@ -53,6 +53,9 @@ pub enum Command {
     /// Government systems: register them and issue enrollment tokens (system administrator).
     #[command(subcommand)]
     System(client::system::SystemCommand),
+    /// Civil servants: register them (security administrator) and enroll with their token.
+    #[command(subcommand)]
+    Person(client::person::PersonCommand),
     /// Get this system's first certificate with its one-time enrollment token.
     Enroll(client::enrollment::EnrollArgs),
     /// Renew this system's certificate over mTLS with the current one.
@@ -290,6 +293,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { connection } => client::seal::status(&connection).await,
         Command::Seal { reason, connection } => client::seal::seal(&connection, &reason).await,
         Command::System(command) => client::system::run(command).await,
+        Command::Person(command) => client::person::run(command).await,
         Command::Enroll(args) => client::enrollment::enroll(args).await,
         Command::Renew(args) => client::enrollment::renew(args).await,
         Command::Cert(command) => client::certs::run(command).await,

@@ -11,6 +11,8 @@ pub mod connection;
 pub mod credential;
 pub mod enrollment;
 pub mod keys;
+pub mod person;
+pub mod pkcs12;
 pub mod seal;
 pub mod system;
 pub mod text;
