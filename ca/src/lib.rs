@@ -13,6 +13,15 @@
 //!   from [`Ca::issue_token`]); the system enrolls with the token and a CSR ([`Ca::enroll`]) and
 //!   later renews over mTLS with its current certificate ([`Ca::renew`]). Validity follows the
 //!   system's protection level (等级保护 1–4).
+//! - **Profiles.** Every certificate follows a profile ([`Profiles`], TOML data from
+//!   `policies/profiles/`): keys, key usage, extended key usage, names, lifetime, capped by the
+//!   holder's protection level and [`Settings::max_validity`]. Enrollment and renewal issue
+//!   `system-identity`; a system gets other profiles for its own names over mTLS
+//!   ([`Ca::issue_certificate`]). Every leaf carries SKI, AKI and, with
+//!   [`Settings::base_url`], its issuer's CRL distribution point, OCSP and CA-issuers URLs.
+//! - **Persons.** A security administrator registers civil servants ([`Ca::register_person`]:
+//!   the national ID only as a kms keyed digest) and hands each a one-time token; the person
+//!   enrolls with it for a person profile ([`Ca::enroll_person`]). Persons hold no role.
 //! - **Names.** A DNS name belongs to at most one system (`ca/dns/<name>`), and no system may
 //!   hold `localhost`, `*.localhost` or a name of the govtrust server: systems and the server
 //!   share one hierarchy, so such a certificate would let a system pass for the server.
@@ -24,7 +33,7 @@
 //! Every state change stages its audit event into the batch that carries it, so the event is
 //! durable exactly when the change is, and a certificate is durable before it is returned.
 //!
-//! What it does not do (yet): revocation, CRLs, serving OCSP over HTTP; talk gRPC (the server
+//! What it does not do: talk gRPC (the server
 //! maps [`Error`] to status codes) or decide authorization (the server's policy point does,
 //! using [`Ca::role`]).
 
