@@ -180,8 +180,9 @@ impl ServeArgs {
 /// `govtrust config`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check a configuration file: every key known and every value valid. Prints the settings
-    /// the server would run with (defaults filled in); names the bad key otherwise.
+    /// Check a configuration file: every key known and every value valid, and the profiles
+    /// directory it names, if any. Prints the settings the server would run with (defaults
+    /// filled in); names the bad file and key otherwise.
     Check {
         /// The TOML file.
         file: PathBuf,
@@ -195,6 +196,9 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     };
     let file_config = config::File::read(file)?;
     let config = config::Config::resolve(file_config, config::Overrides::default(), defaults)?;
+    if let Some(dir) = &config.profiles {
+        govtrust_ca::Profiles::from_dir(dir)?;
+    }
     outln!("# {}: valid; the server would run with:", file.display());
     out!("{}", config.to_toml());
     Ok(())
