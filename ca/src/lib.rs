@@ -80,7 +80,7 @@ pub use hierarchy::CaChain;
 pub use identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY as SERVER_HOLDER};
 pub use issuer::{Authority, Serial};
 pub use lineage::Lineage;
-pub use names::{DnsName, OrgId, SystemName};
+pub use names::{DnsName, OrgId, PersonId, SystemName};
 pub use persons::{DisplayText, NationalId, Person, PersonRegistration, PersonToken};
 pub use profiles::{HolderKind, Profile, Profiles, SYSTEM_IDENTITY};
 pub use registry::{ReEnrollment, Registered, Registration, SystemRecord, TokenTtl, reenrollment};

@@ -25,7 +25,7 @@ use crate::enrollment::Issued;
 use crate::identity::{Network, Role, SERVER_IDENTITY};
 use crate::issuance::{self, LeafSpec};
 use crate::issuer::later;
-use crate::names::SystemName;
+use crate::names::PersonId;
 use crate::profiles::{Caps, HolderKind, Profile};
 use crate::records::{
     self, CurrentTokenRecord, NationalIdRecord, PersonRecord, PersonTokenRecord,
@@ -104,7 +104,7 @@ impl fmt::Debug for NationalId {
 pub struct PersonRegistration {
     /// The person's id: the last segment of `spiffe://<td>/person/<id>`, and the holder name of
     /// its certificates (lowercase `[a-z0-9-]`).
-    pub id: SystemName,
+    pub id: PersonId,
     /// The person's name: the certificates' common name.
     pub name: DisplayText,
     /// The department: the certificates' organization.

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use govtrust_ca::{
     Ca, Caller, CertFilter, CertRecord, CertStatus, Change, DisplayText, DnsName, Issued,
-    NationalId, Network, OrgId, Person, PersonRegistration, ProtectionLevel, ReEnrollment, Reason,
-    Registration, Serial, SystemName, TokenTtl,
+    NationalId, Network, OrgId, Person, PersonId, PersonRegistration, ProtectionLevel,
+    ReEnrollment, Reason, Registration, Serial, SystemName, TokenTtl,
 };
 use govtrust_proto::ca as pb;
 use pb::certificate_authority_server::CertificateAuthority;
@@ -425,9 +425,7 @@ fn person_registration(request: pb::RegisterPersonRequest) -> Result<PersonRegis
         value => network(value)?,
     };
     Ok(PersonRegistration {
-        id: SystemName::try_from(request.id).map_err(|_| {
-            Status::invalid_argument("id: lower-case letters, digits and '-', 1 to 63")
-        })?,
+        id: PersonId::try_from(request.id).map_err(status::ca)?,
         name: DisplayText::parse("name", &request.name).map_err(status::ca)?,
         department: DisplayText::parse("department", &request.department).map_err(status::ca)?,
         national_id: NationalId::parse(&request.national_id).map_err(status::ca)?,
