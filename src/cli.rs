@@ -53,6 +53,9 @@ pub enum Command {
     /// Government systems: register them and issue enrollment tokens (system administrator).
     #[command(subcommand)]
     System(client::system::SystemCommand),
+    /// Civil servants: register them (security administrator) and enroll with their token.
+    #[command(subcommand)]
+    Person(client::person::PersonCommand),
     /// Get this system's first certificate with its one-time enrollment token.
     Enroll(client::enrollment::EnrollArgs),
     /// Renew this system's certificate over mTLS with the current one (`--daemon` keeps it
@@ -192,8 +195,9 @@ pub enum AdminCommand {
 /// `govtrust config`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Check a configuration file: every key known and every value valid. Prints the settings
-    /// the server would run with (defaults filled in); names the bad key otherwise.
+    /// Check a configuration file: every key known and every value valid, and the profiles
+    /// directory it names, if any. Prints the settings the server would run with (defaults
+    /// filled in); names the bad file and key otherwise.
     Check {
         /// The TOML file.
         file: PathBuf,
@@ -207,6 +211,9 @@ fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
     };
     let file_config = config::File::read(file)?;
     let config = config::Config::resolve(file_config, config::Overrides::default(), defaults)?;
+    if let Some(dir) = &config.profiles {
+        govtrust_ca::Profiles::from_dir(dir)?;
+    }
     outln!("# {}: valid; the server would run with:", file.display());
     out!("{}", config.to_toml());
     Ok(())
@@ -248,6 +255,16 @@ pub struct InitArgs {
     /// Repeatable; the roles without one get a key generated into --admin-out.
     #[arg(long = "admin-csr", value_name = "ROLE=FILE", value_parser = parse_admin_csr)]
     pub admin_csrs: Vec<AdminCsr>,
+    /// Where relying parties will reach the server's HTTP port (`public_url` of `serve`), if
+    /// known now: the issuing CA certificates then point to the root's CRL and certificate
+    /// there, and `serve` uses it when its configuration names no public_url.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+/// Parses `--public-url` as `serve` does.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    config::PublicUrl::parse(text).map(|url| url.to_string())
 }
 
 impl From<InitArgs> for init::Options {
@@ -263,6 +280,7 @@ impl From<InitArgs> for init::Options {
             admin_out: args.admin_out,
             admin_csrs: args.admin_csrs,
             dev: false,
+            public_url: args.public_url,
         }
     }
 }
@@ -294,6 +312,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { connection } => client::seal::status(&connection).await,
         Command::Seal { reason, connection } => client::seal::seal(&connection, &reason).await,
         Command::System(command) => client::system::run(command).await,
+        Command::Person(command) => client::person::run(command).await,
         Command::Enroll(args) => client::enrollment::enroll(args).await,
         Command::Renew(args) | Command::Admin(AdminCommand::Renew(args)) => {
             client::enrollment::renew(args).await

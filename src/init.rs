@@ -52,12 +52,17 @@ pub struct Options {
     pub admin_csrs: Vec<AdminCsr>,
     /// Dev mode: shares and administrator keys stay in the data directory.
     pub dev: bool,
+    /// Where relying parties will reach the HTTP port, if known now: the issuing CAs point to
+    /// the root's CRL and certificate there, and `serve` uses it when its configuration names
+    /// no `public_url`.
+    pub public_url: Option<String>,
 }
 
 impl Options {
     /// The deployment `serve --dev` creates in `layout` on first start: 3 of 5 shares kept
-    /// in the data directory, a server for localhost, every administrator key beside them.
-    pub fn dev(layout: &Layout) -> Self {
+    /// in the data directory, a server for localhost, every administrator key beside them,
+    /// certificates pointing to `public_url` (the dev server's HTTP port).
+    pub fn dev(layout: &Layout, public_url: Option<String>) -> Self {
         Self {
             data: layout.root().to_path_buf(),
             shares_out: layout.dev_unseal(),
@@ -69,6 +74,7 @@ impl Options {
             admin_out: None,
             admin_csrs: Vec::new(),
             dev: true,
+            public_url,
         }
     }
 }
@@ -383,6 +389,7 @@ fn create(
         server_dns_names: options.server_names.clone(),
         server_ips: options.server_ips.clone(),
         admin_csrs,
+        public_url: options.public_url.clone(),
     };
     let (_, artifacts) = Ca::initialize(store, kms, audit, clock, &params)?;
     write_artifacts(layout, handover, &artifacts)?;

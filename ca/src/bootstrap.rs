@@ -49,6 +49,11 @@ pub struct InitParams {
     /// Certificate signing requests (DER or PEM) the administrators brought, at most one per
     /// role; the roles without one get a key generated.
     pub admin_csrs: Vec<(Role, Vec<u8>)>,
+    /// Where relying parties will reach the server's HTTP port (`http://` or `https://`, no
+    /// trailing `/`), if known now: the issuing CAs then point to the root's CRL and
+    /// certificate there, and so do the certificates issued at initialization to their issuer's.
+    /// Stored with the hierarchy, for servers whose configuration names none.
+    pub public_url: Option<String>,
 }
 
 /// What `initialize` hands back, once: the chain and the keys that exist nowhere else.
@@ -106,8 +111,9 @@ pub(crate) fn initialize(
     if services.store.get(records::HIERARCHY)?.is_some() {
         return Err(Error::AlreadyInitialized);
     }
+    let public_url = params.public_url.as_deref().map(public_url).transpose()?;
     let now = services.clock.now();
-    let ca = create(services, trust_domain, &dns_names, now)?;
+    let ca = create(services, trust_domain, &dns_names, public_url, now)?;
     let mut batch = Batch::new();
     let mut hierarchy = ca.hierarchy.record();
     hierarchy.server = Some(reserved::server_record(&dns_names, &params.server_ips));
@@ -131,15 +137,34 @@ pub(crate) fn initialize(
     ))
 }
 
+/// The public base URL as certificates name it: `http://` or `https://` and printable ASCII,
+/// without a trailing `/`.
+fn public_url(url: &str) -> Result<String, Error> {
+    let web = url.starts_with("http://") || url.starts_with("https://");
+    let printable = url.bytes().all(|b| b.is_ascii_graphic());
+    match web && printable && url.len() <= 200 {
+        true => Ok(url.trim_end_matches('/').to_owned()),
+        false => Err(Error::invalid(
+            "public_url",
+            format!("{url:?} is not an http:// or https:// URL of printable ASCII"),
+        )),
+    }
+}
+
 /// A CA on a freshly created hierarchy (kms keys and CA certificates), not yet stored.
 fn create(
     services: Services,
     trust_domain: TrustDomain,
     server_names: &[DnsName],
+    public_url: Option<String>,
     now: SystemTime,
 ) -> Result<Ca, Error> {
     let rng = SystemRandom::new();
-    let hierarchy = Hierarchy::create(&services.kms, trust_domain, now, &rng)?;
+    let hierarchy = Hierarchy::create(&services.kms, trust_domain, public_url, now, &rng)?;
+    let settings = crate::Settings {
+        base_url: hierarchy.public_url().map(str::to_owned),
+        ..crate::Settings::default()
+    };
     let Services {
         store,
         audit,
@@ -157,7 +182,8 @@ fn create(
         crls: crate::crl::Publisher::empty(),
         ocsp: crate::ocsp::Ocsp::default(),
         external_crls: crate::verify::ExternalCrls::default(),
-        settings: crate::Settings::default(),
+        settings,
+        profiles: crate::profiles::Profiles::builtin()?,
         rng,
     })
 }
@@ -205,23 +231,28 @@ pub(crate) fn server_spec<'a>(
         spiffe_id,
         dns_names,
         ips,
-        purpose: Purpose::Server,
-        key_encipherment: false,
+        usage: Purpose::Server.usage(false),
         validity: SERVER_VALIDITY,
+        base_url: ca.settings.base_url.as_deref(),
     }
 }
 
-/// What an administrator's client certificate holds.
-pub(crate) fn admin_spec(role: Role, spiffe_id: &str) -> LeafSpec<'_> {
+/// What an administrator's client certificate holds (keyEncipherment too for an RSA key).
+pub(crate) fn admin_spec<'a>(
+    ca: &'a Ca,
+    role: Role,
+    spiffe_id: &'a str,
+    key_encipherment: bool,
+) -> LeafSpec<'a> {
     LeafSpec {
         common_name: role.as_str(),
         organization: None,
         spiffe_id,
         dns_names: &[],
         ips: &[],
-        purpose: Purpose::Client,
-        key_encipherment: false,
+        usage: Purpose::Client.usage(key_encipherment),
         validity: ADMIN_VALIDITY,
+        base_url: ca.settings.base_url.as_deref(),
     }
 }
 
@@ -265,15 +296,16 @@ fn admin_credential(
     batch: &mut Batch,
 ) -> Result<(Role, Credential), Error> {
     let spiffe_id = ca.hierarchy.trust_domain().person_id(role.as_str());
-    let spec = admin_spec(role, &spiffe_id);
+    let spec = admin_spec(ca, role, &spiffe_id, false);
     let credential = match csr {
         Some(csr) => requested_credential(ca, role, spec, csr, now, batch)?,
         None => credential(ca, &spec, role.as_str(), now, batch)?,
     };
     let person = PersonRecord {
-        role: role.to_string(),
+        role: Some(role.to_string()),
         spiffe_id,
         created_at_ms: unix_ms(now),
+        registered: None,
     };
     let key = records::person_key(role.as_str());
     batch
@@ -299,7 +331,7 @@ fn requested_credential(
             }
         })?;
     let spec = LeafSpec {
-        key_encipherment: checked.key.enciphers(),
+        usage: Purpose::Client.usage(checked.key.enciphers()),
         ..spec
     };
     certify(ca, &spec, &checked.public_key, role.as_str(), now, batch)

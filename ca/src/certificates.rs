@@ -73,6 +73,9 @@ pub struct CertRecord {
     pub revocation: Option<Revocation>,
     /// Its renewal, if it was renewed.
     pub superseded: Option<Supersession>,
+    /// The profile it was issued by; `None` for the certificates of initialization and those
+    /// recorded before profiles were kept (system identities).
+    pub profile: Option<String>,
 }
 
 impl CertRecord {
@@ -121,6 +124,7 @@ impl CertRecord {
                 by: s.by.to_string(),
                 at_ms: unix_ms(s.at),
             }),
+            profile: self.profile.clone(),
         }
     }
 
@@ -154,6 +158,7 @@ impl CertRecord {
             generation: record.generation,
             revocation,
             superseded,
+            profile: record.profile,
         })
     }
 }
@@ -357,6 +362,7 @@ pub(crate) fn from_leaf(
         generation: 0,
         revocation: None,
         superseded: None,
+        profile: None,
     }
 }
 

@@ -36,10 +36,7 @@ pub(crate) fn renew_administrator(
     let now = ca.clock.now();
     let renewed = enrollment::caller_certificate(ca, caller, now)?;
     let checked = csr::check_administrator(request, role.as_str(), &caller.spiffe_id)?;
-    let spec = LeafSpec {
-        key_encipherment: checked.key.enciphers(),
-        ..bootstrap::admin_spec(role, &caller.spiffe_id)
-    };
+    let spec = bootstrap::admin_spec(ca, role, &caller.spiffe_id, checked.key.enciphers());
     let record = reissue(
         ca,
         &spec,

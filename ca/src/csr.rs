@@ -122,6 +122,82 @@ pub(crate) fn check_administrator(
     Ok(CheckedAdminCsr { key, public_key })
 }
 
+/// A person's request: its key and how many DNS names it asks for (the profile decides).
+#[derive(Debug)]
+pub(crate) struct CheckedPersonCsr {
+    pub key: KeyKind,
+    pub public_key: SubjectPublicKeyInfo,
+    pub dns_names: usize,
+}
+
+/// Checks `csr` (DER or PEM) as the request of the person `id` named `name` whose identity is
+/// `spiffe_id`: steps 1 to 3 as for a system; its common name, if any, is the person's id or
+/// name, its only URI the SPIFFE id, and it asks for no other name but DNS names, which it
+/// counts for the profile to judge ([`Error::InvalidCsr`] otherwise).
+pub(crate) fn check_person(
+    csr: &[u8],
+    (id, name): (&str, &str),
+    spiffe_id: &str,
+) -> Result<CheckedPersonCsr, Error> {
+    let der = der(csr)?;
+    let request = decode(&der)?;
+    let spki = &request.certification_request_info.subject_pki;
+    let key = key_kind(spki)?;
+    prove_possession(&request)?;
+    let refuse = |asked: &str| {
+        Error::csr(format!(
+            "it asks for the name {asked:?}; a person's request may name only {id} or {name} \
+             (common name) and {spiffe_id}"
+        ))
+    };
+    for attribute in request
+        .certification_request_info
+        .subject
+        .iter_common_name()
+    {
+        let common = attribute
+            .as_str()
+            .map_err(|_| Error::csr("the common name is not a text string"))?;
+        if common != id && common != name {
+            return Err(refuse(common));
+        }
+    }
+    let mut dns_names = 0;
+    for general in requested_general_names(&request)? {
+        match general {
+            GeneralName::DNSName(_) => dns_names += 1,
+            GeneralName::URI(uri) if *uri == spiffe_id => {}
+            other => return Err(refuse(&other.to_string())),
+        }
+    }
+    let public_key = SubjectPublicKeyInfo::from_der(spki.raw)
+        .map_err(|e| Error::key(format!("{key} keys are not supported here ({e})")))?;
+    Ok(CheckedPersonCsr {
+        key,
+        public_key,
+        dns_names,
+    })
+}
+
+/// Every name the request's subjectAltName extensions ask for.
+fn requested_general_names<'a>(
+    request: &'a X509CertificationRequest<'a>,
+) -> Result<Vec<&'a GeneralName<'a>>, Error> {
+    let mut names = Vec::new();
+    for extension in request.requested_extensions().into_iter().flatten() {
+        match extension {
+            ParsedExtension::SubjectAlternativeName(san) => names.extend(san.general_names.iter()),
+            ParsedExtension::ParseError { error } => {
+                return Err(Error::csr(format!(
+                    "a requested extension cannot be decoded: {error}"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(names)
+}
+
 /// An administrator's request may name only its role (common name) and its SPIFFE id.
 fn check_administrator_names(
     request: &X509CertificationRequest<'_>,

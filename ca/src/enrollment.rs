@@ -1,5 +1,10 @@
 //! Enrollment (first certificate, with a one-time token) and renewal (with the current
-//! certificate, over mTLS) of system identity certificates.
+//! certificate, over mTLS) of system identity certificates, and certificates of other profiles
+//! a system asks for over mTLS ([`issue_certificate`]).
+//!
+//! Enrollment and renewal issue the `system-identity` profile; every certificate follows its
+//! profile (keys, usage, names, lifetime capped by the system's protection level and the
+//! server's maximum, see [`crate::profiles`]).
 //!
 //! Both check the CSR, sign with the system's network's issuing CA, and commit one batch: the
 //! certificate record, its index entry, the audit event, a guard that the system still holds
@@ -17,9 +22,10 @@ use govtrust_store::{AuditEvent, Batch, Error as StoreError};
 
 use crate::certificates::{self, CertRecord, CertStatus, Supersession};
 use crate::csr::{self, CheckedCsr};
-use crate::issuance::{self, LeafSpec, Purpose};
+use crate::issuance::{self, LeafSpec};
 use crate::issuer::Serial;
 use crate::lineage::{self, Lineage};
+use crate::profiles::{Caps, HolderKind, Profile, SYSTEM_IDENTITY};
 use crate::records::{self, CurrentTokenRecord, ReEnrollmentRecord, TokenRecord};
 use crate::registry::{self, SystemRecord};
 use crate::timestamps::{from_unix_ms, rfc3339, unix_ms};
@@ -88,6 +94,9 @@ struct Request<'a> {
     /// The generation the certificate belongs to: the caller's for a renewal; for an
     /// enrollment, the next one (staged with the batch).
     generation: Generation,
+    /// The profile issued, and the lifetime asked for in days (0: the longest allowed).
+    profile: &'a Profile,
+    validity_days: u32,
 }
 
 /// Which enrollment generation a new certificate belongs to.
@@ -119,6 +128,8 @@ pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> 
         renews: None,
         renewed: None,
         generation: Generation::Next(advance),
+        profile: ca.profiles.get(SYSTEM_IDENTITY)?,
+        validity_days: 0,
     };
     let issued = issue(ca, &system, &csr, &request, now);
     remember_lineage(ca, system.name.as_str(), &request, &issued);
@@ -153,6 +164,42 @@ pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Erro
         renews: Some(&caller.serial),
         renewed: Some((raw, renewed)),
         generation: Generation::Same(generation),
+        profile: ca.profiles.get(SYSTEM_IDENTITY)?,
+        validity_days: 0,
+    };
+    issue(ca, &system, &csr, &request, now)
+}
+
+/// Issues a certificate of `profile` to `caller`, a system presenting a current certificate,
+/// for its own identity and DNS names registered to it, valid `validity_days` (0: the longest
+/// the profile, the system's level and the server allow).
+pub(crate) fn issue_certificate(
+    ca: &Ca,
+    caller: &Caller,
+    csr: &[u8],
+    profile: &str,
+    validity_days: u32,
+) -> Result<Issued, Error> {
+    let now = ca.clock.now();
+    let profile = ca.profiles.get(profile)?;
+    profile.check_holder(HolderKind::System)?;
+    let system = caller_system(ca, caller)?;
+    let (_, current) = caller_certificate(ca, caller, now)?;
+    check_generation(
+        caller,
+        current.generation,
+        ca.lineage(system.name.as_str())?,
+    )?;
+    let csr = csr::check(csr, &system)?;
+    let request = Request {
+        action: "ca.issue",
+        actor: &caller.spiffe_id,
+        claim: None,
+        renews: None,
+        renewed: None,
+        generation: Generation::Same(current.generation),
+        profile,
+        validity_days,
     };
     issue(ca, &system, &csr, &request, now)
 }
@@ -338,9 +385,17 @@ fn issue(
     request: &Request<'_>,
     now: SystemTime,
 ) -> Result<Issued, Error> {
+    let profile = request.profile;
+    profile.check_key(csr.key)?;
+    profile.check_dns(csr.dns_names.len())?;
+    let caps = Caps {
+        level: Some(system.level),
+        server: ca.settings.max_validity,
+    };
+    let validity = ca.profiles.validity(profile, caps, request.validity_days)?;
     let holdings = registry::holdings(ca, system, &csr.dns_names)?;
     for _ in 0..SERIAL_ATTEMPTS {
-        let mut record = sign(ca, system, csr, now)?;
+        let mut record = sign(ca, system, csr, (profile, validity), now)?;
         let mut batch = Batch::new();
         if let Some(claim) = &request.claim {
             claim.stage(&mut batch);
@@ -439,11 +494,13 @@ fn token_lost(ca: &Ca, key: Vec<u8>) -> Error {
     }
 }
 
-/// Signs the system's certificate with its network's issuing CA.
+/// Signs the system's certificate of `profile`, valid for `validity`, with its network's
+/// issuing CA.
 fn sign(
     ca: &Ca,
     system: &SystemRecord,
     csr: &CheckedCsr,
+    (profile, validity): (&Profile, std::time::Duration),
     now: SystemTime,
 ) -> Result<CertRecord, Error> {
     let issuer = ca.hierarchy.issuer(system.network)?;
@@ -453,18 +510,20 @@ fn sign(
         spiffe_id: &system.spiffe_id,
         dns_names: &csr.dns_names,
         ips: &[],
-        purpose: Purpose::ServerAndClient,
-        key_encipherment: csr.key.enciphers(),
-        validity: system.level.certificate_validity(),
+        usage: profile.usage(csr.key),
+        validity,
+        base_url: ca.settings.base_url.as_deref(),
     };
     let leaf = issuance::issue(&issuer, &spec, &csr.public_key, now, &ca.rng)?;
-    Ok(certificates::from_leaf(
+    let mut record = certificates::from_leaf(
         leaf,
         system.name.as_str(),
         &system.spiffe_id,
         system.network,
         issuer.authority(),
-    ))
+    );
+    record.profile = Some(profile.name().to_owned());
+    Ok(record)
 }
 
 fn event(
@@ -483,6 +542,7 @@ fn event(
     .with("spiffe_id", record.spiffe_id.as_str())
     .with("issuer", record.issuer.name())
     .with("key", csr.key.to_string())
+    .with("profile", request.profile.name())
     .with("not_after", rfc3339(record.not_after))
     .with("generation", record.generation.to_string());
     let event = match request.claim.as_ref().and_then(|c| c.reenrollment.as_ref()) {

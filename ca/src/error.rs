@@ -1,7 +1,8 @@
 //! The one error type of the certificate authority.
 //!
 //! Variants are structured so the server can map them to gRPC status codes in one place:
-//! `InvalidArgument`, `InvalidCsr`, `KeyNotAllowed` and `NameNotAllowed` are bad input;
+//! `InvalidArgument`, `InvalidCsr`, `KeyNotAllowed`, `NameNotAllowed` and `ProfileRefused` are
+//! bad input;
 //! `SystemExists` and `DnsNameTaken` are conflicts with what is registered;
 //! `SystemHasCertificate` is a failed precondition (a valid certificate stands); the token variants
 //! and `CallerNotCurrent` are authentication failures; `Kms` carries the key-management
@@ -71,6 +72,13 @@ pub enum Error {
     /// Another system already holds this DNS name; a name belongs to one system.
     #[error("DNS name {name} is already held by system {system}")]
     DnsNameTaken { name: String, system: String },
+    /// A person cannot be registered: `reason` says what is taken (the id, or the national
+    /// ID, which is never shown).
+    #[error("person {id} cannot be registered: {reason}")]
+    PersonExists { id: String, reason: String },
+    /// No person with this id is registered (administrators are not registered persons).
+    #[error("person {id} is not registered")]
+    PersonNotFound { id: String },
     /// No system with this name is registered.
     #[error("system {name} is not registered")]
     SystemNotFound { name: String },
@@ -113,6 +121,17 @@ pub enum Error {
     /// The certificate's state does not allow the change asked for.
     #[error("certificate {serial}: {reason}")]
     RevocationState { serial: Serial, reason: String },
+    /// A certificate profile file cannot be used; `reason` names the key at fault.
+    #[error("certificate profile {file}: {reason}")]
+    ProfileFile { file: String, reason: String },
+    /// A request is outside its certificate profile; `rule` is the profile's key that refused
+    /// it.
+    #[error("profile {profile} refused the request ({rule}): {reason}")]
+    ProfileRefused {
+        profile: String,
+        rule: &'static str,
+        reason: String,
+    },
     /// rcgen could not build or sign a certificate.
     #[error("cannot build certificate: {context}")]
     Certificate {

@@ -20,6 +20,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::identity::{Network, SERVER_IDENTITY, TrustDomain};
 use crate::issuer::{self, Authority, CLOCK_SKEW, Issuer, Serial, later};
+use crate::locations::Locations;
 use crate::records::{self, CaRecord, HierarchyRecord};
 use crate::timestamps::{from_unix_ms, to_x509, unix_ms};
 use crate::{Error, pem};
@@ -138,14 +139,19 @@ pub(crate) struct Hierarchy {
     intranet: CaCert,
     chain: CaChain,
     created_at: SystemTime,
+    /// The public base URL given at creation, which the issuing CAs point to.
+    public_url: Option<String>,
 }
 
 impl Hierarchy {
     /// Creates the three CA keys in `kms` and their certificates. Stores nothing: the caller
     /// stores [`Hierarchy::record`] with the rest of initialization.
+    ///
+    /// With a `public_url`, the issuing CAs point to the root's CRL and certificate there.
     pub(crate) fn create(
         kms: &Arc<Kms>,
         trust_domain: TrustDomain,
+        public_url: Option<String>,
         now: SystemTime,
         rng: &dyn SecureRandom,
     ) -> Result<Self, Error> {
@@ -154,10 +160,15 @@ impl Hierarchy {
         let der = issuer::self_signed(Authority::Root, &*root_signer, &params)?;
         let root = CaCert::new(Authority::Root, root_key, der)?;
         let issuer = root.issuer(root_signer);
-        let extranet = issuing_ca(kms, &trust_domain, &issuer, Authority::Extranet, now, rng)?;
-        let intranet = issuing_ca(kms, &trust_domain, &issuer, Authority::Intranet, now, rng)?;
+        let ca = |authority| {
+            let made = (&trust_domain, authority, public_url.as_deref());
+            issuing_ca(kms, &issuer, made, now, rng)
+        };
+        let (extranet, intranet) = (ca(Authority::Extranet)?, ca(Authority::Intranet)?);
         let parts = (root, extranet, intranet);
-        Ok(Self::assemble(Arc::clone(kms), trust_domain, parts, now))
+        let mut hierarchy = Self::assemble(Arc::clone(kms), trust_domain, parts, now);
+        hierarchy.public_url = public_url;
+        Ok(hierarchy)
     }
 
     /// Reads the hierarchy from `store`; the kms is only referenced, not called.
@@ -173,12 +184,9 @@ impl Hierarchy {
         let intranet = load_ca(Authority::Intranet, &record.intranet)?;
         let created_at = from_unix_ms(record.created_at_ms);
         let parts = (root, extranet, intranet);
-        Ok(Self::assemble(
-            Arc::clone(kms),
-            trust_domain,
-            parts,
-            created_at,
-        ))
+        let mut hierarchy = Self::assemble(Arc::clone(kms), trust_domain, parts, created_at);
+        hierarchy.public_url = record.public_url;
+        Ok(hierarchy)
     }
 
     /// The hierarchy of the root, extranet and intranet CAs in `cas`.
@@ -205,6 +213,7 @@ impl Hierarchy {
             intranet,
             chain,
             created_at,
+            public_url: None,
         }
     }
 
@@ -217,7 +226,13 @@ impl Hierarchy {
             intranet: self.intranet.record(),
             created_at_ms: unix_ms(self.created_at),
             server: None,
+            public_url: self.public_url.clone(),
         }
+    }
+
+    /// The public base URL given at creation, if any.
+    pub(crate) fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
     }
 
     /// The trust domain.
@@ -303,17 +318,25 @@ fn create_key(
     Ok((info.id, signer))
 }
 
-/// Creates the issuing CA `authority`, certified by `root`.
+/// Creates the issuing CA `authority` of `trust_domain`, certified by `root`; with a public
+/// base URL, it points to the root's CRL and certificate there.
 fn issuing_ca(
     kms: &Arc<Kms>,
-    trust_domain: &TrustDomain,
     root: &Issuer<'_>,
-    authority: Authority,
+    (trust_domain, authority, public_url): (&TrustDomain, Authority, Option<&str>),
     now: SystemTime,
     rng: &dyn SecureRandom,
 ) -> Result<CaCert, Error> {
     let (key, signer) = create_key(kms, trust_domain, authority)?;
-    let params = ca_params(trust_domain, authority, now, rng)?;
+    let mut params = ca_params(trust_domain, authority, now, rng)?;
+    if let Some(base) = public_url {
+        let locations = Locations {
+            base,
+            issuer: root.authority(),
+            ocsp: false,
+        };
+        locations.apply(&mut params)?;
+    }
     let der = root.sign(&params, &issuer::subject_key(&*signer)?)?;
     CaCert::new(authority, key, der)
 }

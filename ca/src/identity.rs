@@ -5,14 +5,11 @@
 //! systems, `spiffe://<trust-domain>/person/<id>` for people and `spiffe://<trust-domain>/govtrust`
 //! for the govtrust server itself.
 
-use std::fmt;
-use std::str::FromStr;
-use std::time::Duration;
-
 use crate::Error;
 use crate::names::{OrgId, SystemName};
+use std::fmt;
+use std::str::FromStr;
 
-const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// Longest trust domain: it is the organizationName of the CA certificates (RFC 5280
 /// `ub-organization-name`).
 const MAX_TRUST_DOMAIN: usize = 64;
@@ -177,7 +174,7 @@ impl FromStr for Role {
 }
 
 /// A system's tiered-protection level (等级保护, MLPS 2.0), 1 to 4. Higher levels get shorter
-/// certificate lifetimes.
+/// certificate lifetimes (`policies/profiles/levels.toml`, see [`crate::Profiles::level_cap`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProtectionLevel(u8);
 
@@ -185,17 +182,6 @@ impl ProtectionLevel {
     /// The level, 1 to 4.
     pub fn get(self) -> u8 {
         self.0
-    }
-
-    /// How long a certificate of a system at this level is valid.
-    pub fn certificate_validity(self) -> Duration {
-        let days = match self.0 {
-            1 => 397,
-            2 => 365,
-            3 => 180,
-            _ => 90,
-        };
-        DAY * days
     }
 }
 
@@ -225,20 +211,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn protection_levels_are_one_to_four_with_shrinking_validity() {
+    fn protection_levels_are_one_to_four() {
         assert!(ProtectionLevel::try_from(0).is_err());
         assert!(ProtectionLevel::try_from(5).is_err());
         assert!(ProtectionLevel::try_from(256 + 1).is_err());
-        let days: Vec<u64> = (1..=4)
-            .map(|l| {
-                ProtectionLevel::try_from(l)
-                    .unwrap()
-                    .certificate_validity()
-                    .as_secs()
-                    / 86_400
-            })
-            .collect();
-        assert_eq!(days, [397, 365, 180, 90]);
+        assert_eq!(ProtectionLevel::try_from(4).unwrap().get(), 4);
     }
 
     #[test]

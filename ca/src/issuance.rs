@@ -1,8 +1,10 @@
 //! Building end-entity certificates, signed by their issuing CA's [`Issuer`].
 //!
 //! Every leaf gets a serial of 128 random bits after a fixed first byte, `not_before` one minute
-//! in the past (clock skew), AKI and SKI, `basicConstraints CA:FALSE`, and a lifetime capped by
-//! its issuing CA's.
+//! in the past (clock skew), AKI and SKI, `basicConstraints CA:FALSE`, a lifetime capped by
+//! its issuing CA's and, when the public base URL is known, its issuer's CRL distribution
+//! point and authority information access (OCSP, CA issuers): see [`crate::locations`]. Key
+//! usage and extended key usage come from the profile ([`Usage`]).
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
@@ -16,29 +18,31 @@ use ring::rand::SecureRandom;
 
 use crate::Error;
 use crate::issuer::{CLOCK_SKEW, Issuer, Serial, later};
+use crate::locations::Locations;
 use crate::names::DnsName;
+use crate::profiles::Usage;
 use crate::timestamps::{from_x509, to_x509};
 
-/// What a leaf certificate is for.
+/// What a certificate issued at initialization is for (others follow a profile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Purpose {
     /// TLS server only (the govtrust server).
     Server,
     /// TLS client only (people).
     Client,
-    /// TLS server and client (systems).
-    ServerAndClient,
 }
 
 impl Purpose {
-    fn extended_key_usages(self) -> Vec<ExtendedKeyUsagePurpose> {
-        match self {
+    /// The usage of a certificate for this purpose: digitalSignature, and keyEncipherment too
+    /// when `key_encipherment` (RSA keys).
+    pub(crate) fn usage(self, key_encipherment: bool) -> Usage {
+        let extended = match self {
             Self::Server => vec![ExtendedKeyUsagePurpose::ServerAuth],
             Self::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
-            Self::ServerAndClient => vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ],
+        };
+        Usage {
+            key: key_usages(key_encipherment),
+            extended,
         }
     }
 }
@@ -51,10 +55,12 @@ pub(crate) struct LeafSpec<'a> {
     pub spiffe_id: &'a str,
     pub dns_names: &'a [DnsName],
     pub ips: &'a [IpAddr],
-    pub purpose: Purpose,
-    /// Adds keyEncipherment to digitalSignature (RSA keys).
-    pub key_encipherment: bool,
+    /// Key usage and extended key usage.
+    pub usage: Usage,
     pub validity: Duration,
+    /// The public base URL of the HTTP port: the certificate points to its issuer's CRL,
+    /// OCSP and certificate there. `None`: it points nowhere.
+    pub base_url: Option<&'a str>,
 }
 
 /// A signed leaf certificate.
@@ -98,12 +104,20 @@ fn leaf_params(
     params.distinguished_name = subject(spec);
     params.subject_alt_names = subject_alt_names(spec)?;
     params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = key_usages(spec.key_encipherment);
-    params.extended_key_usages = spec.purpose.extended_key_usages();
+    params.key_usages = spec.usage.key.clone();
+    params.extended_key_usages = spec.usage.extended.clone();
     params.not_before = to_x509(not_before)?;
     params.not_after = to_x509(not_after)?;
     params.serial_number = Some(serial.number());
     params.use_authority_key_identifier_extension = true;
+    if let Some(base) = spec.base_url {
+        let locations = Locations {
+            base,
+            issuer: ca.authority(),
+            ocsp: true,
+        };
+        locations.apply(&mut params)?;
+    }
     Ok(params)
 }
 

@@ -13,6 +13,15 @@
 //!   from [`Ca::issue_token`]); the system enrolls with the token and a CSR ([`Ca::enroll`]) and
 //!   later renews over mTLS with its current certificate ([`Ca::renew`]). Validity follows the
 //!   system's protection level (等级保护 1–4).
+//! - **Profiles.** Every certificate follows a profile ([`Profiles`], TOML data from
+//!   `policies/profiles/`): keys, key usage, extended key usage, names, lifetime, capped by the
+//!   holder's protection level and [`Settings::max_validity`]. Enrollment and renewal issue
+//!   `system-identity`; a system gets other profiles for its own names over mTLS
+//!   ([`Ca::issue_certificate`]). Every leaf carries SKI, AKI and, with
+//!   [`Settings::base_url`], its issuer's CRL distribution point, OCSP and CA-issuers URLs.
+//! - **Persons.** A security administrator registers civil servants ([`Ca::register_person`]:
+//!   the national ID only as a kms keyed digest) and hands each a one-time token; the person
+//!   enrolls with it for a person profile ([`Ca::enroll_person`]). Persons hold no role.
 //! - **Names.** A DNS name belongs to at most one system (`ca/dns/<name>`), and no system may
 //!   hold `localhost`, `*.localhost` or a name of the govtrust server: systems and the server
 //!   share one hierarchy, so such a certificate would let a system pass for the server.
@@ -24,7 +33,7 @@
 //! Every state change stages its audit event into the batch that carries it, so the event is
 //! durable exactly when the change is, and a certificate is durable before it is returned.
 //!
-//! What it does not do (yet): revocation, CRLs, serving OCSP over HTTP; talk gRPC (the server
+//! What it does not do: talk gRPC (the server
 //! maps [`Error`] to status codes) or decide authorization (the server's policy point does,
 //! using [`Ca::role`]).
 
@@ -42,9 +51,12 @@ mod identity;
 mod issuance;
 mod issuer;
 mod lineage;
+mod locations;
 mod names;
 pub mod ocsp;
 mod pem;
+mod persons;
+mod profiles;
 mod records;
 mod registry;
 mod reserved;
@@ -71,7 +83,9 @@ pub use hierarchy::CaChain;
 pub use identity::{Network, ProtectionLevel, Role, SERVER_IDENTITY as SERVER_HOLDER};
 pub use issuer::{Authority, Serial};
 pub use lineage::Lineage;
-pub use names::{DnsName, OrgId, SystemName};
+pub use names::{DnsName, OrgId, PersonId, SystemName};
+pub use persons::{DisplayText, NationalId, Person, PersonRegistration, PersonToken};
+pub use profiles::{HolderKind, Profile, Profiles, SYSTEM_IDENTITY};
 pub use registry::{
     ReEnrollment, Registered, Registration, SystemRecord, TokenRequest, TokenTtl, reenrollment,
 };
@@ -102,6 +116,8 @@ pub struct Ca {
     /// CRLs of other CAs fetched for verification.
     external_crls: verify::ExternalCrls,
     settings: Settings,
+    /// The certificate profiles it issues by.
+    profiles: profiles::Profiles,
     rng: SystemRandom,
 }
 
@@ -118,6 +134,8 @@ pub struct Settings {
     /// trailing `/`): the base of the CRL distribution point, OCSP and CA-issuers URLs
     /// written into certificates. `None`: certificates carry none.
     pub base_url: Option<String>,
+    /// No certificate lives longer, whatever its profile and protection level allow.
+    pub max_validity: Duration,
 }
 
 impl Default for Settings {
@@ -133,6 +151,7 @@ impl Default for Settings {
                 refresh: Duration::from_secs(12 * 3600),
             },
             base_url: None,
+            max_validity: Duration::from_secs(397 * 86_400),
         }
     }
 }
@@ -201,6 +220,7 @@ impl Ca {
             ocsp: ocsp::Ocsp::default(),
             external_crls: verify::ExternalCrls::default(),
             settings: Settings::default(),
+            profiles: profiles::Profiles::builtin()?,
             rng: SystemRandom::new(),
         })
     }
@@ -208,6 +228,21 @@ impl Ca {
     /// This CA with `settings` instead of the defaults.
     pub fn with_settings(self, settings: Settings) -> Self {
         Self { settings, ..self }
+    }
+
+    /// This CA issuing by `profiles` instead of the built-in ones.
+    pub fn with_profiles(self, profiles: Profiles) -> Self {
+        Self { profiles, ..self }
+    }
+
+    /// The certificate profiles it issues by.
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// The public base URL given at initialization (`govtrust init --public-url`), if any.
+    pub fn public_url(&self) -> Option<&str> {
+        self.hierarchy.public_url()
     }
 
     /// The time by the CA's clock: what certificate validity is judged against.
@@ -315,6 +350,62 @@ impl Ca {
     /// When the server's TLS certificate is due for renewal (two thirds into its lifetime).
     pub fn server_renewal_due(&self) -> Result<Option<SystemTime>, Error> {
         credentials::server_renewal_due(self)
+    }
+
+    /// Issues a certificate of the profile named `profile` to `caller`, a system presenting a
+    /// current certificate (as for [`Ca::renew`]), for its own identity and the DNS names
+    /// registered to it, valid `validity_days` (0: the longest allowed). Anything outside the
+    /// profile is [`Error::ProfileRefused`] naming the rule; a refusal stores nothing.
+    pub fn issue_certificate(
+        &self,
+        caller: &Caller,
+        csr: &[u8],
+        profile: &str,
+        validity_days: u32,
+    ) -> Result<Issued, Error> {
+        enrollment::issue_certificate(self, caller, csr, profile, validity_days)
+    }
+
+    /// Registers a person (a civil servant) on behalf of `actor` (a security administrator
+    /// acting as RA officer) and returns the person's one-time enrollment token. The national
+    /// ID is stored only as a keyed digest (the kms must be unsealed); a person is registered
+    /// once: [`Error::PersonExists`] when the id, a system of that name or the national ID is
+    /// registered. A refused registration stores nothing.
+    pub fn register_person(
+        &self,
+        actor: &str,
+        registration: PersonRegistration,
+    ) -> Result<PersonToken, Error> {
+        persons::register(self, actor, registration)
+    }
+
+    /// Issues a new one-time enrollment token to the registered person `id` on behalf of
+    /// `actor`; every earlier token of the person stops working.
+    pub fn issue_person_token(
+        &self,
+        actor: &str,
+        id: &str,
+        ttl: TokenTtl,
+    ) -> Result<PersonToken, Error> {
+        persons::issue_token(self, actor, id, ttl)
+    }
+
+    /// The registered person `id`.
+    pub fn person(&self, id: &str) -> Result<Person, Error> {
+        persons::find(self, id)
+    }
+
+    /// Issues a certificate of `profile` (one whose holders include persons) to the person
+    /// `token` was issued to, for the key of `csr`, valid `validity_days` (0: the longest
+    /// allowed). The token is used up by the certificate, in the same batch.
+    pub fn enroll_person(
+        &self,
+        token: &str,
+        csr: &[u8],
+        profile: &str,
+        validity_days: u32,
+    ) -> Result<Issued, Error> {
+        persons::enroll(self, token, csr, profile, validity_days)
     }
 
     /// The certificate with `serial`.
@@ -472,8 +563,11 @@ impl Ca {
             return Ok(None);
         };
         let record: records::PersonRecord = records::decode(&key, &value)?;
-        let role = record
-            .role
+        // A registered person (a civil servant) has no role: it administers nothing.
+        let Some(role) = record.role else {
+            return Ok(None);
+        };
+        let role = role
             .parse()
             .map_err(|e| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(&key))));
         role.map(Some)

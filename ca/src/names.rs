@@ -101,6 +101,13 @@ label_name!(
     "org_id"
 );
 
+label_name!(
+    /// A registered person's id, with the same rules as [`SystemName`]: the last segment of
+    /// `spiffe://<trust-domain>/person/<id>` and the holder name of the person's certificates.
+    PersonId,
+    "id"
+);
+
 /// A DNS host name a system may hold in its certificates: labels as for [`SystemName`]
 /// (input is lowercased first), at most 253 characters, no wildcard, no trailing dot, not an
 /// IP address in any form (the last label is not a number: `127.1` and `0x7f.1` are refused).

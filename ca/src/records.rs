@@ -12,7 +12,10 @@
 //! | `ca/cert/<serial hex>` | [`CertRecordV1`] |
 //! | `ca/bysys/<system or person>/<serial hex>` | empty: index of certificates by holder |
 //! | `ca/syscert/<system or person>` | [`LatestCertRecord`]: the holder's most recently recorded certificate |
-//! | `ca/person/<id>` | [`PersonRecord`] |
+//! | `ca/person/<id>` | [`PersonRecord`]: an administrator's role, or a registered person's name, department, network and national-ID digest |
+//! | `ca/nationalid/<keyed digest>` | [`NationalIdRecord`]: the person registered with that national ID |
+//! | `ca/persontoken/<sha256 hex of token>` | [`PersonTokenRecord`] |
+//! | `ca/persontok/<person>` | [`CurrentTokenRecord`]: the only token of the person that may enroll |
 //! | `ca/lineage/<system>` | [`LineageRecord`]: enrollment generation and key floor |
 //! | `ca/revoked/<ca>/<serial hex>` | [`RevokedEntry`]: what the CRL of `<ca>` lists (revoked and suspended certificates) |
 //! | `ca/crl/<ca>` | [`CrlRecordV1`]: the CA's current CRL and its number |
@@ -101,6 +104,21 @@ pub(crate) fn person_key(id: &str) -> Vec<u8> {
     format!("ca/person/{id}").into_bytes()
 }
 
+/// Key of the national-ID index entry, by the ID's keyed digest.
+pub(crate) fn national_id_key(digest: &str) -> Vec<u8> {
+    format!("ca/nationalid/{digest}").into_bytes()
+}
+
+/// Key of a person's enrollment token, by the token's digest.
+pub(crate) fn person_token_key(digest: &str) -> Vec<u8> {
+    format!("ca/persontoken/{digest}").into_bytes()
+}
+
+/// Key of the pointer to a person's current enrollment token.
+pub(crate) fn current_person_token_key(person: &str) -> Vec<u8> {
+    format!("ca/persontok/{person}").into_bytes()
+}
+
 /// One CA of the hierarchy: its kms key and certificate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CaRecord {
@@ -121,6 +139,9 @@ pub(crate) struct HierarchyRecord {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerRecord>,
+    /// The public base URL given at initialization; absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// The names of the govtrust server, which no system may hold.
@@ -217,6 +238,9 @@ pub(crate) struct CertRecordV1 {
     /// The certificate that renewed this one, and when it first was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded: Option<SupersededRecord>,
+    /// The profile it was issued by; absent for initialization's and older certificates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// A certificate's revocation or suspension.
@@ -262,12 +286,44 @@ fn is_zero(value: &u32) -> bool {
     *value == 0
 }
 
-/// A person identity and its administrator role.
+/// A person identity: an administrator with its role, or a registered civil servant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PersonRecord {
-    pub role: String,
+    /// The administrator role; absent for registered persons, who have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     pub spiffe_id: String,
     pub created_at_ms: i64,
+    /// A registered person's details; absent for administrators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<RegisteredPersonRecord>,
+}
+
+/// What the registration of a person (a civil servant) recorded. The national ID is kept only
+/// as a keyed digest (see `govtrust_kms::Kms::keyed_digest`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RegisteredPersonRecord {
+    pub name: String,
+    pub department: String,
+    pub network: String,
+    /// Hex HMAC-SHA256 of the national ID under the kms's digest key.
+    pub national_id_digest: String,
+    pub registered_by: String,
+}
+
+/// The person registered with a national ID (by its keyed digest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct NationalIdRecord {
+    pub person: String,
+}
+
+/// A person's one-time enrollment token, stored by digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PersonTokenRecord {
+    pub person: String,
+    pub expires_at_ms: i64,
+    pub used_at_ms: Option<i64>,
+    pub issued_by: String,
 }
 
 /// `record` as JSON.

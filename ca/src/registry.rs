@@ -167,6 +167,9 @@ fn commit(store: &dyn Store, batch: Batch, name: &SystemName) -> Result<(), Erro
                 name: name.to_string(),
             })
         }
+        Err(StoreError::Conflict { key }) if key == records::person_key(name.as_str()) => Err(
+            Error::invalid("name", format!("{name:?} is the id of a registered person")),
+        ),
         Err(StoreError::Conflict { key }) => Err(dns_name_taken(store, key)),
         Err(e) => Err(e.into()),
     }
@@ -557,9 +560,11 @@ fn stage_system(batch: &mut Batch, system: &SystemRecord) -> Result<(), Error> {
         dns_names: system.dns_names.iter().map(ToString::to_string).collect(),
         registered_at_ms: unix_ms(system.registered_at),
     };
+    // Systems and persons share the holders' namespace.
     batch
         .expect_absent(key.clone())
-        .put(key, records::encode(&record)?);
+        .put(key, records::encode(&record)?)
+        .expect_absent(records::person_key(system.name.as_str()));
     Ok(())
 }
 

@@ -329,13 +329,30 @@ impl Kms {
         }
         .wrapping()?;
         self.audit_attempt("kms.unseal", Some(index), peer, "unsealed")?;
-        let unsealed = Arc::new(Unsealed { records, wrapping });
+        let digests = master.digest_key(&self.config.deployment_id);
+        let unsealed = Arc::new(Unsealed {
+            records,
+            wrapping,
+            digests,
+        });
         *self
             .unsealed
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(unsealed);
         tracing::info!(deployment = %self.config.deployment_id, "key-management centre unsealed");
         Ok(())
+    }
+
+    /// A keyed digest of `data`: HMAC-SHA256 under a key derived from the master key for
+    /// `label` (HKDF-SHA256), 64 lowercase hex characters. For identifiers that must be found
+    /// again but never stored in plain (a person's national ID): without the master key a copy
+    /// of the store cannot test guesses against it. The same label and data give the same
+    /// digest for the life of the deployment; another label gives an unrelated one.
+    ///
+    /// [`Error::Sealed`] while sealed. Neither `data` nor the digest is logged or audited here.
+    pub fn keyed_digest(&self, label: &str, data: &[u8]) -> Result<String, Error> {
+        let digest = self.unsealed()?.digests.digest(label, data)?;
+        Ok(hex::encode(digest))
     }
 
     /// This deployment's id (`d-…`): the source centre named by the bundles it exports.

@@ -7,11 +7,16 @@
 //! - the *check key* (HKDF-SHA256, info `govtrust-kms-check-v1`) seals the check value that
 //!   tells a right master key from a wrong one.
 //!
-//! Both derivations use the deployment id as the HKDF salt.
+//! - the *digest key* (HKDF-SHA256, info `govtrust-kms-digest-v1`), a pseudorandom key from
+//!   which each label's HMAC-SHA256 key is expanded: keyed digests of identifiers that must
+//!   not be stored in plain (a person's national ID), see [`crate::Kms::keyed_digest`].
+//!
+//! All derivations use the deployment id as the HKDF salt.
 
 use std::fmt;
 
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -23,6 +28,7 @@ pub(crate) const MASTER_KEY_LEN: usize = 32;
 
 const RECORD_INFO: &[u8] = b"govtrust-kms-record-v1";
 const CHECK_INFO: &[u8] = b"govtrust-kms-check-v1";
+const DIGEST_INFO: &[u8] = b"govtrust-kms-digest-v1";
 const CHECK_PLAINTEXT: &[u8] = b"govtrust master key check v1";
 
 /// The 256-bit master key. Zeroized on drop; no `Clone`, and `Debug` is redacted.
@@ -67,6 +73,13 @@ impl MasterKey {
         SealingKey::derive(self.expose(), deployment.as_bytes(), RECORD_INFO)
     }
 
+    /// The digest key of `deployment`: see [`DigestKey`].
+    pub(crate) fn digest_key(&self, deployment: &str) -> DigestKey {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, deployment.as_bytes());
+        let prk = salt.extract(self.expose());
+        DigestKey(prk)
+    }
+
     /// A check value: a constant sealed under the check key, AAD the deployment id.
     pub(crate) fn check_value(&self, deployment: &str) -> Result<Vec<u8>, Error> {
         let key = SealingKey::derive(self.expose(), deployment.as_bytes(), CHECK_INFO)?;
@@ -78,6 +91,35 @@ impl MasterKey {
         let key = SealingKey::derive(self.expose(), deployment.as_bytes(), CHECK_INFO)?;
         let opened = key.open(deployment.as_bytes(), check);
         Ok(opened.is_some_and(|plain| bool::from(plain.as_slice().ct_eq(CHECK_PLAINTEXT))))
+    }
+}
+
+/// The keys of keyed digests: a pseudorandom key (HKDF-extract of the master key), from which
+/// the HMAC-SHA256 key of each label is expanded (info `govtrust-kms-digest-v1` and the label),
+/// so digests under one label say nothing about another's. Its bytes live inside ring; `Debug`
+/// prints nothing of it.
+pub(crate) struct DigestKey(hkdf::Prk);
+
+impl fmt::Debug for DigestKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DigestKey(<redacted>)")
+    }
+}
+
+impl DigestKey {
+    /// HMAC-SHA256 of `data` under the key of `label`.
+    pub(crate) fn digest(&self, label: &str, data: &[u8]) -> Result<[u8; 32], Error> {
+        let info = [DIGEST_INFO, b"/", label.as_bytes()];
+        let okm = self
+            .0
+            .expand(&info, hmac::HMAC_SHA256)
+            .map_err(|_| Error::Crypto {
+                context: "deriving a digest key",
+            })?;
+        let tag = hmac::sign(&hmac::Key::from(okm), data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
     }
 }
 
@@ -94,6 +136,23 @@ mod tests {
         assert!(key.matches("d-1", &check).unwrap());
         assert!(!other.matches("d-1", &check).unwrap());
         assert!(!key.matches("d-2", &check).unwrap());
+    }
+
+    #[test]
+    fn keyed_digests_depend_on_key_deployment_and_label() {
+        let key = MasterKey::generate().unwrap();
+        let other = MasterKey::generate().unwrap();
+        let digest =
+            |k: &MasterKey, d: &str, l: &str| k.digest_key(d).digest(l, b"110101").unwrap();
+        let one = digest(&key, "d-1", "national-id");
+        assert_eq!(one, digest(&key, "d-1", "national-id"));
+        assert_ne!(one, digest(&other, "d-1", "national-id"));
+        assert_ne!(one, digest(&key, "d-2", "national-id"));
+        assert_ne!(one, digest(&key, "d-1", "passport"));
+        assert_eq!(
+            format!("{:?}", key.digest_key("d-1")),
+            "DigestKey(<redacted>)"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::master::MasterKey;
+use crate::master::{DigestKey, MasterKey};
 use crate::sealed::SealingKey;
 use crate::shares::{self, Commitment, Share};
 use crate::transfer::WrappingKey;
@@ -280,6 +280,8 @@ pub(crate) struct Unsealed {
     pub(crate) records: SealingKey,
     /// The import wrapping key.
     pub(crate) wrapping: WrappingKey,
+    /// The keys of keyed digests.
+    pub(crate) digests: DigestKey,
 }
 
 #[cfg(test)]

@@ -1,18 +1,20 @@
-//! `govtrust cert list|show|revoke|suspend|unsuspend`.
+//! `govtrust cert list|show|revoke|suspend|unsuspend|issue|export`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use govtrust_proto::ca::{
-    Certificate, CertificateStatus, GetCertificateRequest, ListCertificatesRequest, Purpose,
-    RevocationReason, RevokeCertificateRequest, SuspendCertificateRequest,
-    UnsuspendCertificateRequest, VerifyCertificateRequest,
+    Certificate, CertificateStatus, GetCertificateRequest, IssueCertificateRequest,
+    ListCertificatesRequest, Purpose, RevocationReason, RevokeCertificateRequest,
+    SuspendCertificateRequest, UnsuspendCertificateRequest, VerifyCertificateRequest,
     certificate_authority_client::CertificateAuthorityClient, trust_client::TrustClient,
 };
 use tonic::transport::Channel;
 
 use super::connection::Connection;
+use super::enrollment::{KeyType, finish, request_or_file};
 use super::text::{print_json, status_error, timestamp};
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +41,11 @@ pub enum CertCommand {
     /// it is not (expired, not yet valid, revoked, suspended, untrusted issuer, wrong usage,
     /// name mismatch, unknown revocation status), and exits with status 1 then.
     Verify(VerifyArgs),
+    /// Get a certificate of a profile for this system's own names over mTLS (tls-server,
+    /// tls-client, document-signing, encryption): the key is made here (or send --csr).
+    Issue(IssueArgs),
+    /// Export a certificate and its key for a browser or a USB key (a local operation).
+    Export(super::pkcs12::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +72,31 @@ pub enum PurposeArg {
     DocumentSigning,
     Encryption,
     Any,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// The profile (policies/profiles/<name>.toml).
+    #[arg(long)]
+    profile: String,
+    /// Lifetime in days (default: the longest the profile, the level and the server allow).
+    #[arg(long, default_value_t = 0)]
+    validity_days: u32,
+    /// Send this PKCS#10 request (PEM or DER) instead of making a key here.
+    #[arg(long, conflicts_with_all = ["dns_names", "key_type"])]
+    csr: Option<PathBuf>,
+    /// A registered DNS name to include (repeat for several).
+    #[arg(long = "dns")]
+    dns_names: Vec<String>,
+    /// Key type to generate.
+    #[arg(long, value_enum, default_value_t = KeyType::P256)]
+    key_type: KeyType,
+    /// Directory to write cert.pem, key.pem, chain.pem and ca.pem to (not the --identity
+    /// directory: the new certificate does not replace the system's identity).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +205,8 @@ pub async fn run(command: CertCommand) -> anyhow::Result<()> {
             let response = response.into_inner();
             show(&args.connection, response.certificate)
         }
+        CertCommand::Issue(args) => issue(args).await,
+        CertCommand::Export(args) => super::pkcs12::export(&args),
     }
 }
 
@@ -231,6 +265,26 @@ fn purpose_message(purpose: PurposeArg) -> Purpose {
         PurposeArg::Encryption => Purpose::Encryption,
         PurposeArg::Any => Purpose::Any,
     }
+}
+
+/// Gets a certificate of a profile over mTLS and writes it with its key to `--out`.
+async fn issue(args: IssueArgs) -> anyhow::Result<()> {
+    if args.connection.identity.as_deref() == Some(args.out.as_path()) {
+        anyhow::bail!("--out must not be the --identity directory");
+    }
+    let (key, csr) = request_or_file(args.csr.as_deref(), args.key_type, None, &args.dns_names)?;
+    let request = IssueCertificateRequest {
+        csr,
+        profile: args.profile,
+        validity_days: args.validity_days,
+    };
+    let response = client(&args.connection)
+        .await?
+        .issue_certificate(request)
+        .await
+        .map_err(status_error)?;
+    let certificate = response.into_inner().certificate;
+    finish(&args.connection, &args.out, certificate, key.as_ref())
 }
 
 async fn client(connection: &Connection) -> anyhow::Result<CertificateAuthorityClient<Channel>> {

@@ -85,17 +85,12 @@ pub enum KeyType {
 
 /// Generates a key, enrolls with the token, writes the credential directory.
 pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
-    let (key, csr) = match &args.csr {
-        Some(file) => {
-            let csr =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            (None, csr)
-        }
-        None => {
-            let (key, csr) = request(args.key_type, args.name.as_deref(), &args.dns_names)?;
-            (Some(key), csr)
-        }
-    };
+    let (key, csr) = request_or_file(
+        args.csr.as_deref(),
+        args.key_type,
+        args.name.as_deref(),
+        &args.dns_names,
+    )?;
     let mut client = CertificateAuthorityClient::new(args.connection.channel().await?);
     let response = client
         .enroll(EnrollRequest {
@@ -115,7 +110,12 @@ pub async fn enroll(args: EnrollArgs) -> anyhow::Result<()> {
 
 /// The token from --token, GOVTRUST_TOKEN or --token-file.
 fn token(args: &EnrollArgs) -> anyhow::Result<String> {
-    match (&args.token, &args.token_file) {
+    token_from(args.token.as_deref(), args.token_file.as_deref())
+}
+
+/// A token given on the command line (or its variable) or in a file.
+pub fn token_from(token: Option<&str>, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match (token, file) {
         (Some(token), _) => Ok(token.trim().to_owned()),
         (None, Some(file)) => Ok(std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {}", file.display()))?
@@ -177,7 +177,7 @@ fn current_dns_names(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// Saves and shows what the server issued.
-fn finish(
+pub fn finish(
     connection: &Connection,
     dir: &std::path::Path,
     issued: Option<IssuedCertificate>,
@@ -190,7 +190,7 @@ fn finish(
 }
 
 /// A new key pair and a CSR (DER) for it.
-fn request(
+pub fn request(
     key_type: KeyType,
     name: Option<&str>,
     dns: &[String],
@@ -208,6 +208,27 @@ fn request(
     }
     let csr = params.serialize_request(&key)?;
     Ok((key, csr.der().to_vec()))
+}
+
+/// The request to send: read from `csr` (its key stays where it was made), or for a key made
+/// here (returned, to be saved beside the certificate).
+pub fn request_or_file(
+    csr: Option<&std::path::Path>,
+    key_type: KeyType,
+    name: Option<&str>,
+    dns: &[String],
+) -> anyhow::Result<(Option<KeyPair>, Vec<u8>)> {
+    match csr {
+        Some(file) => {
+            let csr =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Ok((None, csr))
+        }
+        None => {
+            let (key, csr) = request(key_type, name, dns)?;
+            Ok((Some(key), csr))
+        }
+    }
 }
 
 /// Writes the credential directory: `cert.pem` (the certificate), `chain.pem` (issuing CA and

@@ -10,6 +10,8 @@ pub mod certs;
 pub mod connection;
 pub mod enrollment;
 pub mod keys;
+pub mod person;
+pub mod pkcs12;
 pub mod renewal;
 pub mod seal;
 pub mod system;

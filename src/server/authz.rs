@@ -2,9 +2,10 @@
 //!
 //! Every gRPC call names its [`Action`] and asks [`authorize`]. Administrator duties are split
 //! into three roles (三员分立, required from MLPS level 3): the system administrator registers
-//! systems and reads certificates, the security administrator manages keys, the audit
-//! administrator reads. Systems use and manage the keys they own and renew their own
-//! certificates. Internal keys (CA keys) are used only by govtrust itself, never through the API.
+//! systems and reads certificates, the security administrator manages keys and registers
+//! persons (as RA officer), the audit administrator reads. Systems use and manage the keys
+//! they own, renew their own certificates and get certificates of profiles for their own
+//! names. Persons (civil servants) may do nothing here: their certificates are for others. Internal keys (CA keys) are used only by govtrust itself, never through the API.
 //!
 //! The rules move into Cedar policy files (`policies/authz/`) with the authorization issue; this
 //! module is the single place they are decided until then.
@@ -44,6 +45,11 @@ pub enum Action<'a> {
     VerifyCertificate,
     /// Add a CA to the trust bundle or remove one.
     ManageTrust,
+    /// Get a certificate of a profile for the caller's own identity.
+    IssueCertificate,
+    /// Register persons (civil servants) and issue their enrollment tokens: the security
+    /// administrator, acting as RA officer.
+    RegisterPerson,
 }
 
 /// Whose certificate a change is asked for, as seen from the caller.
@@ -121,7 +127,7 @@ fn administrator(role: Role, principal: &Principal, action: Action<'_>) -> bool 
             A::ListKeys | A::Key(KeyOperation::Read, _),
         ) => true,
         (Role::SecurityAdministrator, A::CreateKey | A::ImportKey | A::ReadWrappingKey) => true,
-        (Role::SecurityAdministrator, A::Seal) => true,
+        (Role::SecurityAdministrator, A::Seal | A::RegisterPerson) => true,
         (Role::SecurityAdministrator, A::ChangeCertificate(_, Holder::Other)) => true,
         (_, A::ChangeCertificate(change, Holder::Caller)) => holder_may(change),
         (Role::SecurityAdministrator, A::Key(KeyOperation::Manage, key)) => !key.internal,
@@ -139,6 +145,7 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
         | A::ImportKey
         | A::ReadWrappingKey
         | A::VerifyCertificate => true,
+        A::IssueCertificate => true,
         // A system may read and withdraw its own requests (the approval service shows it no
         // others); it is no approver of any kind.
         A::DecideApproval | A::ReadApprovals => true,
@@ -151,7 +158,8 @@ fn system(principal: &Principal, action: Action<'_>) -> bool {
         | A::ReadCertificates
         | A::ListKeys
         | A::ReadAudit
-        | A::Seal => false,
+        | A::Seal
+        | A::RegisterPerson => false,
     }
 }
 
@@ -188,6 +196,8 @@ fn describe(action: Action<'_>) -> String {
         Action::ReadApprovals => "read approval requests".to_owned(),
         Action::DecideApproval => "decide approval requests".to_owned(),
         Action::Seal => "seal the key-management centre".to_owned(),
+        Action::IssueCertificate => "get certificates of profiles".to_owned(),
+        Action::RegisterPerson => "register persons".to_owned(),
         Action::Key(KeyOperation::Read, key) => format!("read key {}", key.id),
         Action::Key(KeyOperation::Use, key) => format!("use key {}", key.id),
         Action::Key(KeyOperation::Manage, key) => format!("manage key {}", key.id),
@@ -285,6 +295,20 @@ mod tests {
         assert!(authorize(&system(TAX), Action::RegisterSystem).is_err());
         assert!(authorize(&system(TAX), Action::ListKeys).is_err());
         assert!(authorize(&system(TAX), Action::Renew).is_ok());
+        assert!(authorize(&system(TAX), Action::IssueCertificate).is_ok());
+        assert!(authorize(&system(TAX), Action::RegisterPerson).is_err());
+    }
+
+    #[test]
+    fn only_the_security_administrator_registers_persons() {
+        assert!(authorize(&admin(Role::SecurityAdministrator), Action::RegisterPerson).is_ok());
+        for role in [Role::SystemAdministrator, Role::AuditAdministrator] {
+            assert!(authorize(&admin(role), Action::RegisterPerson).is_err());
+            assert!(authorize(&admin(role), Action::IssueCertificate).is_err());
+        }
+        let person = Principal::for_test("spiffe://gov.example/person/zhang-wei", Kind::Unknown);
+        assert!(authorize(&person, Action::IssueCertificate).is_err());
+        assert!(authorize(&person, Action::RegisterPerson).is_err());
     }
 
     #[test]

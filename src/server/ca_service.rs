@@ -4,8 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use govtrust_ca::{
-    Ca, Caller, CertFilter, CertRecord, CertStatus, Change, DnsName, Issued, Network, OrgId,
-    ProtectionLevel, ReEnrollment, Reason, Registration, Serial, SystemName, TokenTtl,
+    Ca, Caller, CertFilter, CertRecord, CertStatus, Change, DisplayText, DnsName, Issued,
+    NationalId, Network, OrgId, Person, PersonId, PersonRegistration, ProtectionLevel,
+    ReEnrollment, Reason, Registration, Serial, SystemName, TokenTtl,
 };
 use govtrust_proto::ca as pb;
 use pb::certificate_authority_server::CertificateAuthority;
@@ -17,7 +18,7 @@ use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
 use super::handler::{answer, blocking};
 use super::identity::{self, Authenticator, Principal};
 use super::metrics::Metrics;
-use super::refusal_layer::ENROLL;
+use super::refusal_layer::{ENROLL, ENROLL_PERSON};
 use super::refusals::{Kind, Refusal, Refusals, token_actor};
 use super::status;
 
@@ -343,6 +344,143 @@ impl CertificateAuthority for CaService {
                 .collect(),
             next_page_token: next.unwrap_or_default(),
         }))
+    }
+
+    async fn issue_certificate(
+        &self,
+        request: Request<pb::IssueCertificateRequest>,
+    ) -> Reply<pb::IssueCertificateResponse> {
+        let ca = self.ca.clone();
+        let admit = |principal: &Principal, request| {
+            authorize(principal, Action::IssueCertificate)?;
+            Ok(request)
+        };
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, request: pb::IssueCertificateRequest| {
+                let caller = Caller {
+                    spiffe_id: principal.spiffe_id,
+                    serial: principal.serial,
+                };
+                let issued = ca
+                    .issue_certificate(
+                        &caller,
+                        &request.csr,
+                        &request.profile,
+                        request.validity_days,
+                    )
+                    .map_err(status::ca)?;
+                Ok(pb::IssueCertificateResponse {
+                    certificate: Some(issued_message(issued)),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn register_person(
+        &self,
+        request: Request<pb::RegisterPersonRequest>,
+    ) -> Reply<pb::RegisterPersonResponse> {
+        let ca = self.ca.clone();
+        let admit = |principal: &Principal, request| {
+            authorize(principal, Action::RegisterPerson)?;
+            person_registration(request)
+        };
+        answer(
+            &self.auth,
+            request,
+            admit,
+            move |principal, registration| {
+                let token = ca
+                    .register_person(&principal.spiffe_id, registration)
+                    .map_err(status::ca)?;
+                Ok(pb::RegisterPersonResponse {
+                    person: Some(person_message(&token.person)),
+                    enrollment_token: token.token.to_string(),
+                    token_expires_at: Some(token.expires_at.into()),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn issue_person_token(
+        &self,
+        request: Request<pb::IssuePersonTokenRequest>,
+    ) -> Reply<pb::IssuePersonTokenResponse> {
+        let ca = self.ca.clone();
+        let admit = |principal: &Principal, request: pb::IssuePersonTokenRequest| {
+            authorize(principal, Action::RegisterPerson)?;
+            Ok((token_ttl(request.token_ttl_seconds)?, request.id))
+        };
+        answer(&self.auth, request, admit, move |principal, (ttl, id)| {
+            let token = ca
+                .issue_person_token(&principal.spiffe_id, &id, ttl)
+                .map_err(status::ca)?;
+            Ok(pb::IssuePersonTokenResponse {
+                person: Some(person_message(&token.person)),
+                enrollment_token: token.token.to_string(),
+                token_expires_at: Some(token.expires_at.into()),
+            })
+        })
+        .await
+    }
+
+    async fn enroll_person(
+        &self,
+        request: Request<pb::EnrollPersonRequest>,
+    ) -> Reply<pb::EnrollPersonResponse> {
+        let peer = request.remote_addr();
+        let request = request.into_inner();
+        let actor = token_actor(&request.token);
+        let ca = self.ca.clone();
+        let issued = blocking(move || {
+            ca.enroll_person(
+                &request.token,
+                &request.csr,
+                &request.profile,
+                request.validity_days,
+            )
+            .map_err(status::ca)
+        })
+        .await;
+        if let Err(refused) = &issued {
+            let refusal = Refusal::new(Kind::Enrollment, actor, peer, ENROLL_PERSON, refused);
+            self.refusals.record(refusal).await;
+        }
+        Ok(Response::new(pb::EnrollPersonResponse {
+            certificate: Some(issued_message(issued?)),
+        }))
+    }
+}
+
+/// A person's registration from the wire; an unspecified network is the intranet.
+fn person_registration(request: pb::RegisterPersonRequest) -> Result<PersonRegistration, Status> {
+    let network = match request.network {
+        0 => Network::Intranet,
+        value => network(value)?,
+    };
+    Ok(PersonRegistration {
+        id: PersonId::try_from(request.id).map_err(status::ca)?,
+        name: DisplayText::parse("name", &request.name).map_err(status::ca)?,
+        department: DisplayText::parse("department", &request.department).map_err(status::ca)?,
+        national_id: NationalId::parse(&request.national_id).map_err(status::ca)?,
+        network,
+        token_ttl: token_ttl(request.token_ttl_seconds)?,
+    })
+}
+
+fn person_message(person: &Person) -> pb::Person {
+    pb::Person {
+        id: person.id.clone(),
+        name: person.name.clone(),
+        department: person.department.clone(),
+        network: network_message(person.network) as i32,
+        spiffe_id: person.spiffe_id.clone(),
+        registered_at: Some(person.registered_at.into()),
     }
 }
 

@@ -80,16 +80,17 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     tls::install_provider();
     let config = &options.config;
     let layout = Layout::new(&config.data);
-    if options.dev {
-        prepare_dev(&layout)?;
-    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (http_listener, http_address) = http::bind(config.http_listen).await?;
-    let public_url = config.public_url.clone();
-    let public_url = public_url.unwrap_or_else(|| PublicUrl::for_address(http_address));
-    let domains = open(&layout, clock(&options), config, &public_url)?;
+    if options.dev {
+        let url = config.public_url.clone();
+        let url = url.unwrap_or_else(|| PublicUrl::for_address(http_address));
+        prepare_dev(&layout, &url)?;
+    }
+    let domains = open(&layout, &options, http_address)?;
+    let public_url = domains.public_url.clone();
     if options.dev {
         dev_unseal(&layout, &domains.kms)?;
     }
@@ -256,14 +257,12 @@ struct Domains {
     approvals: Approvals,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Where relying parties reach the HTTP port, as certificates name it.
+    public_url: PublicUrl,
 }
 
-fn open(
-    layout: &Layout,
-    clock: Arc<dyn Clock>,
-    config: &Config,
-    public_url: &PublicUrl,
-) -> anyhow::Result<Domains> {
+fn open(layout: &Layout, options: &Options, http_address: SocketAddr) -> anyhow::Result<Domains> {
+    let (config, clock) = (&options.config, clock(options));
     let database = layout.database();
     if !database.exists() {
         anyhow::bail!(
@@ -287,15 +286,39 @@ fn open(
     let kms = Arc::new(kms.with_unseal_timeout(config.unseal_timeout));
     let approvals = Approvals::new(store.clone(), sink.clone());
     let ca = Ca::open(store.clone(), kms.clone(), sink, clock.clone())?;
-    let ca = Arc::new(ca.with_settings(ca_settings(config, public_url)));
+    // A dev server's HTTP port moves from start to start: it names the one it has now.
+    let stored = ca.public_url().filter(|_| !options.dev);
+    let public_url = public_url(config, stored, http_address);
+    let ca = ca
+        .with_settings(ca_settings(config, &public_url))
+        .with_profiles(profiles(config)?);
     Ok(Domains {
         kms,
-        ca,
+        ca: Arc::new(ca),
         audit,
         approvals,
         store,
         clock,
+        public_url,
     })
+}
+
+/// Where relying parties reach the HTTP port: the configuration's `public_url`, else the one
+/// given at `init` (`stored`), else the address the port is bound to.
+fn public_url(config: &Config, stored: Option<&str>, http_address: SocketAddr) -> PublicUrl {
+    let stored = stored.and_then(|url| PublicUrl::parse(url).ok());
+    let url = config.public_url.clone().or(stored);
+    url.unwrap_or_else(|| PublicUrl::for_address(http_address))
+}
+
+/// The certificate profiles: the configuration's directory, else the built-in ones. A bad
+/// file stops the server with its name and the key at fault.
+fn profiles(config: &Config) -> anyhow::Result<govtrust_ca::Profiles> {
+    let profiles = match &config.profiles {
+        Some(dir) => govtrust_ca::Profiles::from_dir(dir)?,
+        None => govtrust_ca::Profiles::builtin()?,
+    };
+    Ok(profiles)
 }
 
 /// What the CA takes from the configuration; `public_url` is where relying parties reach the
@@ -303,6 +326,7 @@ fn open(
 fn ca_settings(config: &Config, public_url: &PublicUrl) -> govtrust_ca::Settings {
     govtrust_ca::Settings {
         base_url: Some(public_url.join("")),
+        max_validity: config.certificates.max_validity,
         renewal_grace: config.certificates.renewal_grace,
         crl: govtrust_ca::Timing {
             next_update: config.crl.next_update,
@@ -509,8 +533,9 @@ fn announce(layout: &Layout, options: &Options, kms: &Kms, http: (SocketAddr, &P
     }
 }
 
-/// Dev mode: creates the deployment on first start, keeping the shares on local disk.
-fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
+/// Dev mode: creates the deployment on first start, keeping the shares on local disk; its CA
+/// certificates point to `public_url`.
+fn prepare_dev(layout: &Layout, public_url: &PublicUrl) -> anyhow::Result<()> {
     warn_dev(layout);
     if layout.complete_marker().exists() {
         return Ok(());
@@ -523,7 +548,8 @@ fn prepare_dev(layout: &Layout) -> anyhow::Result<()> {
             layout.root().display()
         );
     }
-    init::create_complete(layout, &init::Options::dev(layout))?;
+    let options = init::Options::dev(layout, Some(public_url.to_string()));
+    init::create_complete(layout, &options)?;
     println!(
         "dev mode: created a new deployment in {}",
         layout.root().display()

@@ -5,7 +5,7 @@
 //! headers; the layer reads it there. `Unauthenticated` becomes `authn.failed`,
 //! `PermissionDenied` becomes `authz.denied`, `ResourceExhausted`, `DeadlineExceeded` and
 //! `OutOfRange` (the admission layer's refusals, and oversized messages) `limit.refused`. The peer address and certificates come from the
-//! connection info tonic puts in the request's extensions. Enroll is left to its handler, which
+//! connection info tonic puts in the request's extensions. Enroll and EnrollPerson are left to their handlers, which
 //! records `ca.enroll.failed` with the token's digest prefix (a layer cannot see the token).
 
 use std::net::SocketAddr;
@@ -21,8 +21,9 @@ use tonic::{Code, Status};
 use super::identity::{Authenticator, fingerprint};
 use super::refusals::{Kind, Refusal, Refusals};
 
-/// The gRPC path whose refusals its handler records itself.
+/// The gRPC paths whose refusals their handlers record themselves.
 pub const ENROLL: &str = "/govtrust.ca.v1.CertificateAuthority/Enroll";
+pub const ENROLL_PERSON: &str = "/govtrust.ca.v1.CertificateAuthority/EnrollPerson";
 
 /// Wraps services in [`RefusalService`].
 #[derive(Clone)]
@@ -115,7 +116,7 @@ impl Call {
         let kind = kind(status.code())?;
         let method = self.uri.path();
         // Enroll's handler records its own refusals; the limits' come before it runs.
-        if method == ENROLL && kind != Kind::Limit {
+        if (method == ENROLL || method == ENROLL_PERSON) && kind != Kind::Limit {
             return None;
         }
         let fingerprint = self.fingerprint();

@@ -49,7 +49,9 @@ pub fn ca(error: CaError) -> Status {
         E::InvalidArgument { .. } | E::InvalidCsr { .. } | E::KeyNotAllowed { .. } => {
             Status::invalid_argument(message)
         }
-        E::NameNotAllowed { .. } => Status::invalid_argument(message),
+        E::NameNotAllowed { .. } | E::ProfileRefused { .. } => Status::invalid_argument(message),
+        E::PersonExists { .. } => Status::already_exists(message),
+        E::PersonNotFound { .. } => Status::not_found(message),
         E::TokenUnknown | E::TokenExpired { .. } | E::TokenUsed { .. } => {
             Status::unauthenticated(message)
         }

@@ -91,6 +91,7 @@ pub fn init_params() -> InitParams {
         server_dns_names: vec!["govtrust.gov.example".to_owned()],
         server_ips: vec!["10.0.0.1".parse().unwrap()],
         admin_csrs: Vec::new(),
+        public_url: None,
     }
 }
 
