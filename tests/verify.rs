@@ -381,6 +381,38 @@ fn another_cas_certificates_are_accepted_once_trusted_and_its_crl_is_checked() {
         &["trust", "add", clinic.to_str().unwrap(), "--name", "leaf"],
     ));
     assert!(leaf_as_ca.contains("not a CA certificate"), "{leaf_as_ca}");
+    // A CA that takes our root's name, or the name `root`, is refused.
+    let twin = dir.path().join("twin.pem");
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "twin.key",
+            "-out",
+            twin.to_str().unwrap(),
+            "-days",
+            "5",
+            "-subj",
+            "/CN=govtrust Root CA/O=gov.example",
+        ],
+    );
+    let error = fails(server.gt_as(
+        &officer,
+        &["trust", "add", twin.to_str().unwrap(), "--name", "twin"],
+    ));
+    assert!(error.contains("already the name of root"), "{error}");
+    let error = fails(server.gt_as(
+        &officer,
+        &["trust", "add", ca_file.to_str().unwrap(), "--name", "root"],
+    ));
+    assert!(error.contains("own root"), "{error}");
 
     let (good, out) = verify(&server, &relying, &clinic, &args);
     assert!(good && out.contains("anchor health-ca"), "{out}");

@@ -79,20 +79,35 @@ pub(crate) fn add(
             format!("{name:?}: lower-case letters, digits and '-', 1 to 63 characters"),
         )
     })?;
+    if name.as_str() == "root" {
+        return Err(Error::invalid(
+            "name",
+            "\"root\" is this deployment's own root",
+        ));
+    }
     let der = certificate_der(certificate)?;
     let anchor = describe(name.as_str(), &der, actor, ca.clock.now())?;
-    if anchors(ca.store.as_ref())?
-        .iter()
-        .chain(std::iter::once(&own_root(ca)))
-        .any(|a| a.fingerprint == anchor.fingerprint)
-    {
-        return Err(Error::invalid(
-            "certificate",
-            format!(
-                "certificate {} is already in the trust bundle",
-                anchor.fingerprint
-            ),
-        ));
+    let present = anchors(ca.store.as_ref())?;
+    let own = own_root(ca);
+    for existing in present.iter().chain(std::iter::once(&own)) {
+        if existing.fingerprint == anchor.fingerprint {
+            return Err(Error::invalid(
+                "certificate",
+                format!(
+                    "certificate {} is already in the trust bundle",
+                    anchor.fingerprint
+                ),
+            ));
+        }
+        if existing.subject == anchor.subject {
+            return Err(Error::invalid(
+                "certificate",
+                format!(
+                    "its subject {:?} is already the name of {} in the trust bundle",
+                    anchor.subject, existing.name
+                ),
+            ));
+        }
     }
     let key = anchor_key(name.as_str());
     let record = AnchorRecord {

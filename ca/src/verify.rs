@@ -133,13 +133,20 @@ pub struct Question<'a> {
     pub name: Option<&'a str>,
 }
 
-/// A fetched CRL (DER) and until when it is kept.
-type Kept = (Arc<Vec<u8>>, SystemTime);
+/// How long a failed fetch is remembered: until then, the URL is not fetched again.
+const FAILURE_KEPT: Duration = Duration::from_secs(60);
 
-/// Fetched CRLs of other CAs, by URL.
+/// A fetched CRL (DER), or why it could not be fetched, and until when that is kept.
+type Kept = (Result<Arc<Vec<u8>>, String>, SystemTime);
+
+/// Fetched CRLs of other CAs, by URL. One fetch per URL at a time: callers asking for a URL
+/// being fetched wait for that fetch and share its outcome; a failure is remembered for
+/// [`FAILURE_KEPT`], so a slow or dead distribution point costs one fetch a minute, however
+/// many verifications ask for it.
 #[derive(Default)]
 pub(crate) struct ExternalCrls {
     kept: Mutex<HashMap<String, Kept>>,
+    fetching: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 /// Verifies `question` against the trust bundle of `ca`. [`Error::InvalidArgument`] when the
@@ -170,6 +177,17 @@ pub(crate) fn verify(
     problems.extend(usage(&leaf, question.purpose));
     if let Some(name) = question.name {
         problems.extend(name_problem(leaf_der, &leaf, name));
+    }
+    // An identity of this trust domain is this CA's to vouch for, not another's.
+    let ours = format!("spiffe://{}/", ca.trust_domain());
+    let foreign = anchor.as_deref().is_some_and(|a| a != "root");
+    if foreign && spiffe_id(&leaf).is_some_and(|id| id.starts_with(&ours)) {
+        problems.push(Problem::UntrustedIssuer {
+            reason: format!(
+                "another CA may not certify an identity of {}",
+                ca.trust_domain()
+            ),
+        });
     }
     if let Some(anchor) = &anchor {
         let revocation = match anchor.as_str() {
@@ -207,6 +225,9 @@ fn parse_chain(input: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
 fn validity(leaf: &X509Certificate<'_>, at: SystemTime) -> Vec<Problem> {
     let (from, until) = period(leaf);
     match () {
+        () if from > until => vec![Problem::UntrustedIssuer {
+            reason: "its validity period ends before it begins".to_owned(),
+        }],
         () if at > until => vec![Problem::Expired { at: until }],
         () if at < from => vec![Problem::NotYetValid { from }],
         () => Vec::new(),
@@ -238,8 +259,7 @@ fn path(
     leaf: &X509Certificate<'_>,
     at: SystemTime,
 ) -> Result<String, Problem> {
-    let (from, until) = period(leaf);
-    let inside = at.clamp(from, until);
+    let inside = inside_validity(leaf, at);
     verified_anchor(ca, chain, anchors, inside, None).map_err(|error| Problem::UntrustedIssuer {
         reason: error.to_string(),
     })
@@ -283,12 +303,23 @@ fn verified_anchor(
         revocation,
         None,
     )?;
-    let subject = path.anchor().subject.as_ref();
-    let anchor = trust
-        .iter()
-        .zip(anchors)
-        .find(|(t, _)| t.subject.as_ref() == subject);
+    // The anchor is told by its name and its key: another CA may carry our root's name.
+    let reached = path.anchor();
+    let anchor = trust.iter().zip(anchors).find(|(t, _)| {
+        t.subject.as_ref() == reached.subject.as_ref()
+            && t.subject_public_key_info.as_ref() == reached.subject_public_key_info.as_ref()
+    });
     Ok(anchor.map_or_else(String::new, |(_, a)| a.name.clone()))
+}
+
+/// `at`, moved inside the leaf's validity period (when it has one: notBefore after notAfter
+/// is reported by [`validity`], and `at` is kept).
+fn inside_validity(leaf: &X509Certificate<'_>, at: SystemTime) -> SystemTime {
+    let (from, until) = period(leaf);
+    match from <= until {
+        true => at.clamp(from, until),
+        false => at,
+    }
 }
 
 /// A key usage for path building that any leaf passes (one of its own, required only where
@@ -458,8 +489,13 @@ fn external_revocation(
         .with_status_policy(UnknownStatusPolicy::Deny)
         .with_expiration_policy(ExpirationPolicy::Enforce)
         .build();
-    let (from, until) = period(&leaf);
-    match verified_anchor(ca, chain, anchors, at.clamp(from, until), Some(options)) {
+    match verified_anchor(
+        ca,
+        chain,
+        anchors,
+        inside_validity(&leaf, at),
+        Some(options),
+    ) {
         Ok(_) => None,
         Err(webpki::Error::CertRevoked) => Some(revoked_entry(&der, leaf.raw_serial())),
         Err(error) => unknown(format!("{url}: {error}")),
@@ -505,28 +541,49 @@ fn distribution_points(certificate: &X509Certificate<'_>) -> Vec<String> {
 }
 
 impl ExternalCrls {
-    /// The CRL at `url`: kept while fresh, else fetched from `source`.
+    /// The CRL at `url`: kept while fresh (or its failure, for a minute), else fetched from
+    /// `source`, by one caller at a time.
     fn get(&self, ca: &Ca, url: &str, source: &dyn CrlSource) -> Result<Arc<Vec<u8>>, String> {
-        let now = ca.clock.now();
-        {
-            let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((der, until)) = kept.get(url)
-                && now < *until
-            {
-                return Ok(der.clone());
-            }
+        if let Some(kept) = self.kept(ca, url) {
+            return kept;
         }
-        let der = Arc::new(source.fetch(url)?);
-        let next_update = CertificateRevocationList::from_der(&der)
-            .ok()
-            .and_then(|(_, crl)| crl.next_update())
-            .map(|t| from_unix_ms(t.timestamp().saturating_mul(1000)));
-        let until = next_update.map_or(now, |n| n.min(now + CRL_KEPT));
+        let turn = {
+            let mut fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+            if fetching.len() >= MAX_CRLS {
+                fetching.retain(|_, lock| Arc::strong_count(lock) > 1);
+            }
+            fetching.entry(url.to_owned()).or_default().clone()
+        };
+        let _turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(kept) = self.kept(ca, url) {
+            return kept;
+        }
+        let fetched = source.fetch(url).map(Arc::new);
+        self.keep(ca, url, fetched.clone());
+        fetched
+    }
+
+    /// What is kept for `url`, while it is.
+    fn kept(&self, ca: &Ca, url: &str) -> Option<Result<Arc<Vec<u8>>, String>> {
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let (outcome, until) = kept.get(url)?;
+        (ca.clock.now() < *until).then(|| outcome.clone())
+    }
+
+    fn keep(&self, ca: &Ca, url: &str, fetched: Result<Arc<Vec<u8>>, String>) {
+        let now = ca.clock.now();
+        let until = match &fetched {
+            Ok(der) => CertificateRevocationList::from_der(der)
+                .ok()
+                .and_then(|(_, crl)| crl.next_update())
+                .map(|t| from_unix_ms(t.timestamp().saturating_mul(1000)))
+                .map_or(now, |n| n.min(now + CRL_KEPT)),
+            Err(_) => now + FAILURE_KEPT,
+        };
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         if kept.len() >= MAX_CRLS {
             kept.clear();
         }
-        kept.insert(url.to_owned(), (der.clone(), until));
-        Ok(der)
+        kept.insert(url.to_owned(), (fetched, until));
     }
 }

@@ -344,3 +344,34 @@ fn revocations_survive_reopening_the_ca() {
         number + 1
     );
 }
+
+#[test]
+fn a_certificate_whose_validity_ends_before_it_begins_is_not_valid_and_panics_nothing() {
+    let fx = setup();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["x.example".to_owned()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(2030, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    struct NoCrls;
+    impl govtrust_ca::CrlSource for NoCrls {
+        fn fetch(&self, _: &str) -> Result<Vec<u8>, String> {
+            Err("none".into())
+        }
+    }
+    let question = govtrust_ca::Question {
+        chain: &der,
+        purpose: govtrust_ca::Purpose::Any,
+        at: None,
+        name: None,
+    };
+    let verdict = fx.ca.verify(&question, &NoCrls).unwrap();
+    assert!(!verdict.valid());
+    assert!(
+        verdict
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("ends before it begins")),
+        "{verdict:?}"
+    );
+}

@@ -1,22 +1,31 @@
 //! Fetching another CA's CRL from the distribution point its certificate names: plain HTTP/1.1
-//! GET (CRL distribution points are `http://` by convention, RFC 5280 §4.2.1.13), bounded in
-//! time and size, no redirects. Runs on a blocking thread.
+//! GET (CRL distribution points are `http://` by convention, RFC 5280 §4.2.1.13), no
+//! redirects, on a blocking thread.
+//!
+//! Bounded so that a slow or hostile distribution point cannot hold the server: at most
+//! [`MAX_FETCHES`] fetches at once (more are refused at once), each within [`TOTAL`] from
+//! name resolution to the last byte (every read waits only for what is left), and at most
+//! [`MAX_CRL`] bytes.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use govtrust_ca::CrlSource;
 
-/// Longest a connection may take to open.
-const CONNECT: Duration = Duration::from_secs(5);
-/// Longest the whole fetch may take.
-const TOTAL: Duration = Duration::from_secs(15);
+/// Longest a whole fetch may take: resolution, connection, request and answer.
+const TOTAL: Duration = Duration::from_secs(10);
 /// Largest CRL fetched.
-const MAX_CRL: usize = 32 * 1024 * 1024;
+const MAX_CRL: usize = 16 * 1024 * 1024;
+/// Fetches at once.
+const MAX_FETCHES: usize = 8;
 
 /// Fetches CRLs over plain HTTP.
-pub struct HttpCrls;
+#[derive(Default)]
+pub struct HttpCrls {
+    running: AtomicUsize,
+}
 
 impl CrlSource for HttpCrls {
     fn fetch(&self, url: &str) -> Result<Vec<u8>, String> {
@@ -35,27 +44,61 @@ impl CrlSource for HttpCrls {
             true => authority.to_owned(),
             false => format!("{authority}:80"),
         };
-        get(&host, authority, path)
+        let _slot = Slot::take(&self.running)?;
+        let deadline = Instant::now() + TOTAL;
+        get(&host, authority, path, deadline)
     }
 }
 
-fn get(host: &str, authority: &str, path: &str) -> Result<Vec<u8>, String> {
-    let started = Instant::now();
-    let address = host
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&address, CONNECT)
+/// One of the [`MAX_FETCHES`], released on drop.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    fn take(running: &'a AtomicUsize) -> Result<Self, String> {
+        if running.fetch_add(1, Ordering::AcqRel) >= MAX_FETCHES {
+            running.fetch_sub(1, Ordering::AcqRel);
+            return Err(format!("{MAX_FETCHES} CRL fetches are running; try again"));
+        }
+        Ok(Self(running))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn left(deadline: Instant) -> Result<Duration, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match left.is_zero() {
+        true => Err(format!("no answer within {TOTAL:?}")),
+        false => Ok(left),
+    }
+}
+
+/// The first address of `host`, resolved on a thread of its own so that a slow resolver
+/// costs no more than the time left.
+fn resolve(host: &str, deadline: Instant) -> Result<SocketAddr, String> {
+    let (send, receive) = std::sync::mpsc::channel();
+    let name = host.to_owned();
+    std::thread::spawn(move || {
+        let _ = send.send(name.to_socket_addrs().map(|mut a| a.next()));
+    });
+    match receive.recv_timeout(left(deadline)?) {
+        Ok(Ok(Some(address))) => Ok(address),
+        Ok(Ok(None)) => Err(format!("{host} resolves to no address")),
+        Ok(Err(error)) => Err(format!("cannot resolve {host}: {error}")),
+        Err(_) => Err(format!("cannot resolve {host} within {TOTAL:?}")),
+    }
+}
+
+fn get(host: &str, authority: &str, path: &str, deadline: Instant) -> Result<Vec<u8>, String> {
+    let address = resolve(host, deadline)?;
+    let mut stream = TcpStream::connect_timeout(&address, left(deadline)?)
         .map_err(|e| format!("cannot connect to {host}: {e}"))?;
-    let left = TOTAL
-        .saturating_sub(started.elapsed())
-        .max(Duration::from_millis(1));
     stream
-        .set_read_timeout(Some(left))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(left))
+        .set_write_timeout(Some(left(deadline)?))
         .map_err(|e| e.to_string())?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/pkix-crl\r\n\
@@ -64,12 +107,28 @@ fn get(host: &str, authority: &str, path: &str) -> Result<Vec<u8>, String> {
     stream
         .write_all(request.as_bytes())
         .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    let read = stream
-        .take(u64::try_from(MAX_CRL + 64 * 1024).unwrap_or(u64::MAX))
-        .read_to_end(&mut raw);
-    read.map_err(|e| format!("reading from {host}: {e}"))?;
+    let raw = read_all(&mut stream, deadline).map_err(|e| format!("reading from {host}: {e}"))?;
     body(&raw)
+}
+
+/// Everything `stream` sends until it closes, within `deadline` and [`MAX_CRL`] and a head.
+fn read_all(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String> {
+    let limit = MAX_CRL + 64 * 1024;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        stream
+            .set_read_timeout(Some(left(deadline)?))
+            .map_err(|e| e.to_string())?;
+        let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if read == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(chunk.get(..read).unwrap_or_default());
+        if raw.len() > limit {
+            return Err(format!("larger than {MAX_CRL} bytes"));
+        }
+    }
 }
 
 /// The body of a 200 answer (length-delimited, chunked, or until the connection closed).
@@ -130,12 +189,54 @@ mod tests {
         );
         assert!(body(b"garbage").is_err());
         assert!(body(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
+        let crls = HttpCrls::default();
         assert!(
-            HttpCrls
-                .fetch("https://example.invalid/x.crl")
+            crls.fetch("https://example.invalid/x.crl")
                 .unwrap_err()
                 .contains("http://")
         );
-        assert!(HttpCrls.fetch("http://a b/x.crl").is_err());
+        assert!(crls.fetch("http://a b/x.crl").is_err());
+    }
+
+    #[test]
+    fn a_server_that_trickles_is_given_up_on_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n");
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(200));
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+        });
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(1);
+        let host = address.to_string();
+        let error = get(&host, &host, "/x.crl", deadline).unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            error.contains("no answer within")
+                || error.contains("timed out")
+                || error.contains("Resource temporarily"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn fetches_beyond_the_limit_are_refused_at_once() {
+        let running = AtomicUsize::new(0);
+        let slots: Vec<_> = (0..MAX_FETCHES)
+            .map(|_| Slot::take(&running).unwrap())
+            .collect();
+        assert!(Slot::take(&running).err().unwrap().contains("running"));
+        drop(slots);
+        assert!(Slot::take(&running).is_ok());
     }
 }

@@ -20,11 +20,16 @@ type Reply<T> = Result<Response<T>, Status>;
 pub struct TrustService {
     ca: Arc<Ca>,
     auth: Arc<Authenticator>,
+    crls: Arc<HttpCrls>,
 }
 
 impl TrustService {
     pub fn new(ca: Arc<Ca>, auth: Arc<Authenticator>) -> Self {
-        Self { ca, auth }
+        Self {
+            ca,
+            auth,
+            crls: Arc::new(HttpCrls::default()),
+        }
     }
 }
 
@@ -34,7 +39,7 @@ impl Trust for TrustService {
         &self,
         request: Request<pb::VerifyCertificateRequest>,
     ) -> Reply<pb::VerifyCertificateResponse> {
-        let ca = self.ca.clone();
+        let (ca, crls) = (self.ca.clone(), self.crls.clone());
         let admit = |principal: &Principal, request: pb::VerifyCertificateRequest| {
             authorize(principal, Action::VerifyCertificate)?;
             let purpose = purpose(request.purpose)?;
@@ -58,7 +63,12 @@ impl Trust for TrustService {
                     at,
                     name: Some(request.name.as_str()).filter(|n| !n.is_empty()),
                 };
-                let verdict = ca.verify(&question, &HttpCrls).map_err(status::ca)?;
+                let verdict = ca.verify(&question, crls.as_ref()).map_err(status::ca)?;
+                for problem in &verdict.problems {
+                    if let govtrust_ca::Problem::RevocationUnknown { reason } = problem {
+                        tracing::warn!(serial = %verdict.serial, %reason, "a certificate's revocation status could not be learnt");
+                    }
+                }
                 Ok(verdict_message(verdict))
             },
         )
