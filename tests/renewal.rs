@@ -212,3 +212,79 @@ fn the_server_renews_its_tls_certificate_without_a_restart() {
         .mode();
     assert_eq!(key_mode & 0o777, 0o600);
 }
+
+#[test]
+fn a_renewed_certificate_stops_at_the_grace_or_when_its_successor_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), true, &["--renewal-grace", "3s"]);
+    let tax = server.enrolled(dir.path(), "tax-portal");
+    let old = dir.path().join("tax-old");
+    copy_credential(&tax, &old);
+    let old_serial = serial(&old.join("cert.pem"));
+    ok(server.gt(&["renew", "--identity", tax.to_str().unwrap()]));
+    let new_serial = serial(&tax.join("cert.pem"));
+
+    // Within the grace the old certificate still works, but it may not revoke its successor,
+    // and neither may a system learn of certificates that are not its own.
+    server.create_key(&old, "aes-256-gcm", &[]);
+    let error = support::fails(server.gt_as(
+        &old,
+        &["cert", "revoke", &new_serial, "--reason", "key-compromise"],
+    ));
+    assert!(
+        error.contains("PermissionDenied") && error.contains("only its own"),
+        "{error}"
+    );
+    let error = support::fails(server.gt_as(
+        &tax,
+        &[
+            "cert",
+            "revoke",
+            &"7e".repeat(17),
+            "--reason",
+            "key-compromise",
+        ],
+    ));
+    assert!(
+        error.contains("PermissionDenied") && !error.contains("NotFound"),
+        "{error}"
+    );
+
+    // Suspending the newest certificate stops its predecessor at once.
+    let officer = server.admin("security-admin");
+    ok(server.gt_as(&officer, &["cert", "suspend", &new_serial]));
+    let error = support::fails(server.gt_as(
+        &old,
+        &["kms", "key", "create", "--algorithm", "aes-256-gcm"],
+    ));
+    assert!(error.contains("revoked or suspended"), "{error}");
+    let error = support::fails(server.gt(&["renew", "--identity", old.to_str().unwrap()]));
+    assert!(
+        error.contains("Unauthenticated") || error.contains("suspended"),
+        "{error}"
+    );
+    ok(server.gt_as(&officer, &["cert", "unsuspend", &new_serial]));
+
+    // Past the grace the old certificate is refused, the new one serves.
+    std::thread::sleep(Duration::from_secs(4));
+    let error = support::fails(server.gt_as(
+        &old,
+        &["kms", "key", "create", "--algorithm", "aes-256-gcm"],
+    ));
+    assert!(error.contains("use the newest certificate"), "{error}");
+    server.create_key(&tax, "aes-256-gcm", &[]);
+    // The audit log names the certificate a holder acted with.
+    ok(server.gt_as(
+        &tax,
+        &["cert", "revoke", &old_serial, "--reason", "superseded"],
+    ));
+    let audit = ok(server.gt_as(
+        &server.admin("audit-admin"),
+        &["audit", "list", "--action", "ca.cert.revoke", "--json"],
+    ));
+    assert!(
+        audit.contains(&format!("\"actor_certificate\":\"{new_serial}\""))
+            || audit.contains(&new_serial),
+        "{audit}"
+    );
+}

@@ -154,13 +154,18 @@ fn reissue(
     .with("spiffe_id", spec.spiffe_id)
     .with("issuer", record.issuer.name())
     .with("not_after", rfc3339(record.not_after));
+    let mut superseded = None;
     if let Some((raw, old)) = renewed {
-        let superseded = enrollment::superseded(&old, &record, now);
-        certificates::restage(&mut batch, raw, &superseded)?;
+        superseded = Some(enrollment::stage_superseded(
+            &mut batch, raw, &old, &record, now,
+        )?);
         event = event.with("renews", old.serial.to_string());
     }
     certificates::stage(&mut batch, &record)?;
     ca.audit.stage(&mut batch, &event)?;
     ca.store.commit(batch)?;
+    if let Some(superseded) = &superseded {
+        ca.revocations.supersede(superseded);
+    }
     Ok(record)
 }

@@ -357,6 +357,19 @@ fn within_grace(
     let Some(superseded) = &record.superseded else {
         return Ok((raw, record));
     };
+    if let Some((reason, _)) = ca.revocation(&superseded.by) {
+        let standing = match reason {
+            crate::revocation::Reason::CertificateHold => "suspended".to_owned(),
+            reason => format!("revoked ({reason})"),
+        };
+        return Err(Error::CallerNotCurrent {
+            reason: format!(
+                "certificate {} was renewed by {}, which is {standing}: its predecessors renew \
+                 no more",
+                record.serial, superseded.by
+            ),
+        });
+    }
     let grace = ca.settings.renewal_grace;
     if superseded
         .at
@@ -410,17 +423,38 @@ fn issue(
         for holding in &holdings {
             holding.stage(&mut batch);
         }
-        if let Some((raw, renewed)) = &request.renewed {
-            certificates::restage(&mut batch, raw.clone(), &superseded(renewed, &record, now))?;
-        }
+        let renewed = request
+            .renewed
+            .as_ref()
+            .map(|(raw, renewed)| stage_superseded(&mut batch, raw.clone(), renewed, &record, now))
+            .transpose()?;
         certificates::stage(&mut batch, &record)?;
         ca.audit
             .stage(&mut batch, &event(request, &record, csr, now))?;
         if commit(ca, batch, &record, request)? {
+            if let Some(renewed) = &renewed {
+                ca.revocations.supersede(renewed);
+            }
             return Ok(issued(ca, record));
         }
     }
     Err(Error::RandomUnavailable)
+}
+
+/// Stages `renewed` (stored as `raw`) marked as renewed by `by`, and its entry in the index of
+/// renewed certificates; returns it as it will be. Once the batch commits, the CA's view
+/// must learn it ([`crate::revocation::Revocations::supersede`]).
+pub(crate) fn stage_superseded(
+    batch: &mut Batch,
+    raw: Vec<u8>,
+    renewed: &CertRecord,
+    by: &CertRecord,
+    now: SystemTime,
+) -> Result<CertRecord, Error> {
+    let superseded = superseded(renewed, by, now);
+    certificates::restage(batch, raw, &superseded)?;
+    crate::revocation::stage_supersession(batch, &superseded)?;
+    Ok(superseded)
 }
 
 /// `renewed` marked as renewed by `by` (the grace runs from its first renewal).

@@ -89,7 +89,7 @@ pub use profiles::{HolderKind, Profile, Profiles, SYSTEM_IDENTITY};
 pub use registry::{
     ReEnrollment, Registered, Registration, SystemRecord, TokenRequest, TokenTtl, reenrollment,
 };
-pub use revocation::{Change, Reason, Revocation};
+pub use revocation::{Actor, Change, Reason, Revocation};
 pub use trust::TrustAnchor;
 pub use verify::{CrlSource, Problem, Purpose, Question, Verdict};
 
@@ -440,14 +440,14 @@ impl Ca {
     /// certificateHold given as a revocation reason. A refused change stores nothing. The
     /// change stands even if the CRL cannot be signed now (a sealed kms): the next refresh
     /// publishes it, and the error is logged.
-    pub fn change_status(
+    pub fn change_status<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         serial: &Serial,
         change: Change,
         note: &str,
     ) -> Result<CertRecord, Error> {
-        let record = revocation::apply(self, actor, serial, change, note)?;
+        let record = revocation::apply(self, actor.into(), serial, change, note)?;
         self.publish_crl(record.issuer);
         Ok(record)
     }
@@ -464,12 +464,13 @@ impl Ca {
     /// [`Ca::change_status`] for many certificates at once (a mass revocation): each change
     /// commits on its own, in order, and each CA whose index changed publishes one new CRL at
     /// the end. Returns each change's outcome.
-    pub fn change_statuses(
+    pub fn change_statuses<'a>(
         &self,
-        actor: &str,
+        actor: impl Into<Actor<'a>>,
         changes: &[(Serial, Change)],
         note: &str,
     ) -> Vec<Result<CertRecord, Error>> {
+        let actor = actor.into();
         let outcomes: Vec<_> = changes
             .iter()
             .map(|(serial, change)| revocation::apply(self, actor, serial, *change, note))
@@ -484,6 +485,17 @@ impl Ca {
             self.publish_crl(authority);
         }
         outcomes
+    }
+
+    /// When the certificate `serial` was first renewed and by which certificate last, if it
+    /// was (from memory; only certificates that have not expired).
+    pub fn supersession(&self, serial: &Serial) -> Option<(SystemTime, Serial)> {
+        self.revocations.superseded(serial)
+    }
+
+    /// How long a renewed certificate may still renew (and authenticate).
+    pub fn renewal_grace(&self) -> Duration {
+        self.settings.renewal_grace
     }
 
     /// Why and since when the certificate `serial` is revoked or suspended, if it is: what the

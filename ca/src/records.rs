@@ -19,6 +19,7 @@
 //! | `ca/lineage/<system>` | [`LineageRecord`]: enrollment generation and key floor |
 //! | `ca/revoked/<ca>/<serial hex>` | [`RevokedEntry`]: what the CRL of `<ca>` lists (revoked and suspended certificates) |
 //! | `ca/crl/<ca>` | [`CrlRecordV1`]: the CA's current CRL and its number |
+//! | `ca/superseded/<serial hex>` | [`SupersededEntry`]: a renewed certificate, what renewed it and when |
 //! | `ca/ocsp/<ca>` | the CA's delegated OCSP responder: its kms key and certificate |
 
 use serde::de::DeserializeOwned;
@@ -92,6 +93,14 @@ pub(crate) fn revoked_key(ca: &str, serial: &Serial) -> Vec<u8> {
 /// Key of a CA's delegated OCSP responder.
 pub(crate) fn ocsp_key(ca: &str) -> Vec<u8> {
     format!("ca/ocsp/{ca}").into_bytes()
+}
+
+/// Prefix of the index of renewed certificates.
+pub(crate) const SUPERSEDED_PREFIX: &str = "ca/superseded/";
+
+/// Key of a renewed certificate's index entry.
+pub(crate) fn superseded_key(serial: &Serial) -> Vec<u8> {
+    format!("{SUPERSEDED_PREFIX}{serial}").into_bytes()
 }
 
 /// Key of a CA's current CRL.
@@ -259,6 +268,14 @@ pub(crate) struct SupersededRecord {
     pub by: String,
     /// When it was first renewed: the renewal grace runs from here.
     pub at_ms: i64,
+}
+
+/// A renewed certificate, indexed so the server can refuse it once the renewal grace is over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SupersededEntry {
+    pub by: String,
+    pub at_ms: i64,
+    pub not_after_ms: i64,
 }
 
 /// One certificate a CA's CRL lists.

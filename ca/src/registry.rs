@@ -392,7 +392,7 @@ fn revoke_live(
     batch.expect(key, latest);
     let request = crate::revocation::Request {
         change: crate::revocation::Change::Revoke(crate::revocation::Reason::Superseded),
-        actor,
+        actor: actor.into(),
         note: "re-enrollment with --revoke-current",
     };
     let mut revoked: Vec<crate::CertRecord> = Vec::new();

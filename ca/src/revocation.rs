@@ -173,7 +173,7 @@ impl Change {
 /// then.
 pub(crate) fn apply(
     ca: &Ca,
-    actor: &str,
+    actor: Actor<'_>,
     serial: &Serial,
     change: Change,
     note: &str,
@@ -201,10 +201,26 @@ pub(crate) fn apply(
     }))
 }
 
+/// Who asks for a change: a SPIFFE id, and the certificate it presented, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub id: &'a str,
+    pub certificate: Option<&'a Serial>,
+}
+
+impl<'a> From<&'a str> for Actor<'a> {
+    fn from(id: &'a str) -> Self {
+        Self {
+            id,
+            certificate: None,
+        }
+    }
+}
+
 /// A change asked for, by whom and why.
 pub(crate) struct Request<'a> {
     pub change: Change,
-    pub actor: &'a str,
+    pub actor: Actor<'a>,
     pub note: &'a str,
 }
 
@@ -219,10 +235,10 @@ pub(crate) fn stage(
     request: &Request<'_>,
 ) -> Result<CertRecord, Error> {
     let now = ca.clock.now();
-    let changed = changed(record, request.change, request.actor, now)?;
+    let changed = changed(record, request.change, request.actor.id, now)?;
     crate::certificates::restage(batch, raw, &changed)?;
     stage_index(batch, &changed)?;
-    let event = event(&changed, request.change, request.actor, request.note, now);
+    let event = event(&changed, request, now);
     ca.audit.stage(batch, &event)?;
     Ok(changed)
 }
@@ -317,22 +333,25 @@ fn stage_index(batch: &mut Batch, record: &CertRecord) -> Result<(), Error> {
     Ok(())
 }
 
-fn event(
-    record: &CertRecord,
-    change: Change,
-    actor: &str,
-    note: &str,
-    now: SystemTime,
-) -> AuditEvent {
+fn event(record: &CertRecord, request: &Request<'_>, now: SystemTime) -> AuditEvent {
+    let Request {
+        change,
+        actor,
+        note,
+    } = *request;
     let event = AuditEvent::new(
         unix_ms(now),
         change.action(),
-        actor,
+        actor.id,
         record.serial.to_string(),
     )
     .with("holder", record.system.as_str())
     .with("spiffe_id", record.spiffe_id.as_str())
     .with("issuer", record.issuer.name());
+    let event = match actor.certificate {
+        Some(serial) => event.with("actor_certificate", serial.to_string()),
+        None => event,
+    };
     let event = match change {
         Change::Revoke(reason) => event.with("reason", reason.name()),
         Change::Suspend => event.with("reason", Reason::CertificateHold.name()),
@@ -344,12 +363,15 @@ fn event(
     }
 }
 
-/// The revoked and suspended certificates of every CA, in memory: what the server checks each
-/// caller's certificate against. Loaded from the revocation index when the CA opens and kept
-/// up to date by every change this process commits (one server process per store).
+/// The revoked and suspended certificates of every CA, and the renewed ones that have not
+/// expired, in memory: what the server checks each caller's certificate against. Loaded from
+/// the revocation and supersession indexes when the CA opens and kept up to date by every
+/// change this process commits (one server process per store).
 #[derive(Default)]
 pub(crate) struct Revocations {
     by_serial: RwLock<HashMap<Serial, (Reason, SystemTime)>>,
+    /// Renewed certificates: when first renewed, and by which certificate last.
+    superseded: RwLock<HashMap<Serial, (SystemTime, Serial)>>,
 }
 
 impl Revocations {
@@ -364,7 +386,32 @@ impl Revocations {
         }
         Ok(Self {
             by_serial: RwLock::new(by_serial),
+            superseded: RwLock::new(superseded_index(store)?),
         })
+    }
+
+    /// When `serial` was first renewed and by which certificate last, if it was.
+    pub(crate) fn superseded(&self, serial: &Serial) -> Option<(SystemTime, Serial)> {
+        let map = self
+            .superseded
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.get(serial).cloned()
+    }
+
+    /// Records the renewal of `record` (whose `superseded` is set), after its batch committed.
+    pub(crate) fn supersede(&self, record: &CertRecord) {
+        let Some(supersession) = &record.superseded else {
+            return;
+        };
+        let mut map = self
+            .superseded
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.insert(
+            record.serial.clone(),
+            (supersession.at, supersession.by.clone()),
+        );
     }
 
     /// Why and since when `serial` is revoked or suspended, if it is.
@@ -385,6 +432,51 @@ impl Revocations {
             Some(r) => map.insert(record.serial.clone(), (r.reason, r.at)),
             None => map.remove(&record.serial),
         };
+    }
+}
+
+/// Stages the index entry of `record`, renewed (its `superseded` set), into `batch`.
+pub(crate) fn stage_supersession(batch: &mut Batch, record: &CertRecord) -> Result<(), Error> {
+    let Some(supersession) = &record.superseded else {
+        return Ok(());
+    };
+    let entry = crate::records::SupersededEntry {
+        by: supersession.by.to_string(),
+        at_ms: unix_ms(supersession.at),
+        not_after_ms: unix_ms(record.not_after),
+    };
+    batch.put(
+        records::superseded_key(&record.serial),
+        records::encode(&entry)?,
+    );
+    Ok(())
+}
+
+/// The renewed certificates that have not expired.
+fn superseded_index(store: &dyn Store) -> Result<HashMap<Serial, (SystemTime, Serial)>, Error> {
+    let prefix = records::SUPERSEDED_PREFIX;
+    let now_ms = unix_ms(SystemTime::now());
+    let mut map = HashMap::new();
+    let mut start: Option<Vec<u8>> = None;
+    loop {
+        let page = store.scan(prefix.as_bytes(), start.as_deref(), INDEX_PAGE)?;
+        let full = page.len() == INDEX_PAGE;
+        for (key, value) in &page {
+            let corrupt =
+                |e: Error| Error::corrupt(format!("{}: {e}", String::from_utf8_lossy(key)));
+            let text = String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default());
+            let entry: crate::records::SupersededEntry = records::decode(key, value)?;
+            if entry.not_after_ms < now_ms {
+                continue;
+            }
+            let serial = Serial::parse(&text).map_err(corrupt)?;
+            let by = Serial::parse(&entry.by).map_err(corrupt)?;
+            map.insert(serial, (from_unix_ms(entry.at_ms), by));
+        }
+        match (full, page.last()) {
+            (true, Some((key, _))) => start = Some(key.clone()),
+            _ => return Ok(map),
+        }
     }
 }
 

@@ -55,8 +55,10 @@ pub enum Action<'a> {
 /// Whose certificate a change is asked for, as seen from the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
-    /// The caller's own identity.
+    /// The caller's own identity: the certificate it presents, or an older one.
     Caller,
+    /// A newer certificate of the caller's own identity (one that renewed the caller's).
+    NewerOwn,
     /// A system or a person without an administrator role.
     Other,
     /// Another administrator (三员分立: one role must not disable another).
@@ -214,6 +216,7 @@ fn describe(action: Action<'_>) -> String {
                 Holder::Caller => {
                     "its own certificate for this reason (a holder may give key-compromise, superseded or cessation-of-operation)"
                 }
+                Holder::NewerOwn => "a newer certificate of its own identity",
                 Holder::Other => "another's certificate",
                 Holder::Administrator => "an administrator's certificate",
                 Holder::Server => "the server's certificate",

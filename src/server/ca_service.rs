@@ -630,7 +630,17 @@ fn revocation_reason(value: i32) -> Result<Reason, Status> {
 /// Whose certificate `record` is, as the policy point tells holders apart.
 fn holder(ca: &Ca, principal: &Principal, record: &CertRecord) -> Result<Holder, Status> {
     if record.spiffe_id == principal.spiffe_id {
-        return Ok(Holder::Caller);
+        // Its own: the certificate it presents, or any other of its identity unless the one
+        // presented was renewed and the other was not (then it is a newer one: a stolen old
+        // certificate must not revoke the holder's current one).
+        let presented = Serial::parse(&principal.serial).map_err(status::ca)?;
+        let renewed = ca.supersession(&presented).is_some();
+        let own = record.serial == presented || !renewed || record.superseded.is_some();
+        return Ok(if own {
+            Holder::Caller
+        } else {
+            Holder::NewerOwn
+        });
     }
     if record.system == govtrust_ca::SERVER_HOLDER {
         return Ok(Holder::Server);
@@ -652,13 +662,34 @@ fn change_status(
     note: &str,
 ) -> Result<pb::Certificate, Status> {
     let serial = Serial::parse(serial).map_err(status::ca)?;
-    let record = ca.certificate(&serial).map_err(status::ca)?;
-    authorize(
-        principal,
-        Action::ChangeCertificate(change, holder(ca, principal, &record)?),
-    )?;
+    let officer = matches!(
+        principal.kind,
+        identity::Kind::Administrator(govtrust_ca::Role::SecurityAdministrator)
+    );
+    // Anyone else may only revoke its own: whether another serial exists, and whose it is,
+    // is none of its business.
+    let not_own = || {
+        Status::permission_denied(format!(
+            "{} may change only its own certificates (the one it presents, or older ones)",
+            principal.spiffe_id
+        ))
+    };
+    let record = match ca.certificate(&serial) {
+        Err(govtrust_ca::Error::CertificateNotFound { .. }) if !officer => return Err(not_own()),
+        other => other.map_err(status::ca)?,
+    };
+    let holder = holder(ca, principal, &record)?;
+    if !officer && holder != Holder::Caller {
+        return Err(not_own());
+    }
+    authorize(principal, Action::ChangeCertificate(change, holder))?;
+    let presented = Serial::parse(&principal.serial).ok();
+    let actor = govtrust_ca::Actor {
+        id: &principal.spiffe_id,
+        certificate: presented.as_ref(),
+    };
     let changed = ca
-        .change_status(&principal.spiffe_id, &serial, change, note)
+        .change_status(actor, &serial, change, note)
         .map_err(status::ca)?;
     metrics.revocations.inc(match change {
         Change::Revoke(_) => "revoke",

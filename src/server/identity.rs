@@ -158,6 +158,7 @@ impl Authenticator {
     /// certificate was verified must take effect on the next call, and so must a revocation
     /// or suspension of the certificate (checked in memory, every call).
     fn current(&self, mut principal: Principal) -> Result<Principal, Status> {
+        self.not_superseded(&principal)?;
         if let Some((reason, at)) = self.ca.revocation(&principal.serial_number) {
             let at = crate::rfc3339::format(at);
             return Err(Status::unauthenticated(match reason {
@@ -177,6 +178,30 @@ impl Authenticator {
             standing.lineage = self.lineage(name)?;
         }
         Ok(principal)
+    }
+
+    /// Refuses a renewed certificate once the renewal grace is over, or at once when the
+    /// certificate that renewed it is revoked or suspended: suspending or revoking a holder's
+    /// newest certificate stops its predecessors too.
+    fn not_superseded(&self, principal: &Principal) -> Result<(), Status> {
+        let Some((at, by)) = self.ca.supersession(&principal.serial_number) else {
+            return Ok(());
+        };
+        if self.ca.revocation(&by).is_some() {
+            return Err(Status::unauthenticated(format!(
+                "client certificate {} was renewed by {by}, which is revoked or suspended",
+                principal.serial
+            )));
+        }
+        let end = at.checked_add(self.ca.renewal_grace());
+        match end.is_some_and(|end| self.clock.now() < end) {
+            true => Ok(()),
+            false => Err(Status::unauthenticated(format!(
+                "client certificate {} was renewed at {} (by {by}); use the newest certificate",
+                principal.serial,
+                crate::rfc3339::format(at)
+            ))),
+        }
     }
 
     fn lineage(&self, system: &str) -> Result<Lineage, Status> {
