@@ -148,3 +148,46 @@ fn a_client_that_never_sends_its_request_is_cut_off_and_others_are_served() {
         "closed after {waited:?}"
     );
 }
+
+#[test]
+fn a_flood_of_connections_closes_its_own_oldest_instead_of_locking_others_out() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let address: std::net::SocketAddr = server.http.trim_start_matches("http://").parse().unwrap();
+    // 260 connections from one address that send nothing: its share is 256.
+    let mut held = Vec::new();
+    for _ in 0..260 {
+        let socket = connect_from([127, 0, 0, 9], address);
+        held.push(socket);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut closed = 0;
+    for stream in held.iter_mut().take(10) {
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        if matches!(stream.read(&mut byte), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 4, "the address's 4 oldest connections made way");
+    // Everyone else, and the same address, are still served.
+    assert_eq!(http_get(&server.http_url("/healthz")).status, 200);
+}
+
+/// A TCP connection to `to` from the local address `from` (any of 127/8).
+fn connect_from(from: [u8; 4], to: std::net::SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind((std::net::Ipv4Addr::from(from), 0).into())
+            .unwrap();
+        socket.connect(to).await.unwrap().into_std().unwrap()
+    })
+}

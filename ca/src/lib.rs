@@ -515,7 +515,13 @@ impl Ca {
     /// when answering needs a store read or a signature (then call [`Ca::ocsp`] off the async
     /// workers). Never blocks.
     pub fn ocsp_cached(&self, request: &[u8]) -> Option<ocsp::Answer> {
-        self.ocsp.cached_answer(self, request)
+        self.ocsp.cached_answer(self, request, false)
+    }
+
+    /// [`Ca::ocsp_cached`], also for a request with a nonce, answered without it: what a
+    /// responder may give when it cannot sign now.
+    pub fn ocsp_presigned(&self, request: &[u8]) -> Option<ocsp::Answer> {
+        self.ocsp.cached_answer(self, request, true)
     }
 
     /// The current CRL of `authority`, if one was made.

@@ -35,7 +35,19 @@ async fn renew_forever(args: &RenewArgs, dir: &Path) -> anyhow::Result<()> {
     let mut backoff = FIRST_BACKOFF;
     let mut last: Option<SystemTime> = None;
     loop {
-        let wait = until_due(dir, args.when_left, last)?;
+        let wait = match until_due(dir, args.when_left, last) {
+            Ok(wait) => wait,
+            // A certificate that cannot be read (a copy in progress, a damaged file) is
+            // retried like a failed renewal, not a reason to stop.
+            Err(error) => {
+                eprintln!(
+                    "renew daemon: cannot read the certificate, retrying in {backoff:?}: {error:#}"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
         if !wait.is_zero() {
             tokio::time::sleep(wait.min(CHECK)).await;
             continue;

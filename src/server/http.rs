@@ -17,10 +17,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -31,10 +31,15 @@ use base64::Engine;
 use govtrust_ca::{Authority, Ca, ocsp};
 use govtrust_kms::Kms;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::bundle;
 use super::metrics::{self, Metrics};
+use super::slots::Pool;
+
+/// How long an HTTP cache may keep a CRL or an OCSP answer (never past its nextUpdate): a
+/// revocation reaches relying parties behind a cache within this time, and direct ones at once.
+const STATUS_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// How long relying parties may cache CA certificates and bundles.
 const CA_MAX_AGE: u64 = 3600;
@@ -44,6 +49,7 @@ pub struct Http {
     pub ca: Arc<Ca>,
     pub kms: Arc<Kms>,
     pub metrics: Arc<Metrics>,
+    pub signing: Signing,
 }
 
 /// Binds the HTTP port; returns the listener and the address it got (port 0 picks one).
@@ -55,27 +61,28 @@ pub async fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, SocketAdd
     Ok((listener, bound))
 }
 
-/// Connections the HTTP port serves at once; more are closed at once.
-const MAX_CONNECTIONS: usize = 4096;
-/// Of [`MAX_CONNECTIONS`], how many one address may hold.
+/// Connections the HTTP port serves at once; a newcomer closes the oldest.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// Of [`MAX_CONNECTIONS`], how many one address may hold; a newcomer closes its oldest.
 const MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 /// How long a client may take to send a request's head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one connection may last, however busy.
-const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// How long one connection may last, however busy: a request, body included, is done by then.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(15);
 
 /// Serves the HTTP port on `listener` until `stopped` changes: HTTP/1.1, at most
-/// [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_ADDRESS`] per address), each sending
-/// its request head within [`HEADER_TIMEOUT`] and lasting at most [`CONNECTION_LIFETIME`], so
-/// silent or slow clients cannot hold the port relying parties need.
+/// [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_ADDRESS`] per address), a newcomer
+/// closing the oldest (of its address first) rather than being refused, each connection
+/// sending its request head within [`HEADER_TIMEOUT`] and lasting at most
+/// [`CONNECTION_LIFETIME`]: silent, slow or hoarding clients cannot hold the port relying
+/// parties need, and OCSP and CRL clients make short requests.
 pub async fn serve(
     listener: TcpListener,
     http: Arc<Http>,
     mut stopped: watch::Receiver<()>,
 ) -> anyhow::Result<()> {
     let service = hyper_util::service::TowerToHyperService::new(router(http));
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let addresses = Arc::new(std::sync::Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let pool = Pool::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
     loop {
         let accepted = tokio::select! {
             _ = stopped.changed() => return Ok(()),
@@ -89,63 +96,24 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            continue;
-        };
-        let Some(slot) = AddressSlot::claim(&addresses, super::slots::address_group(peer.ip()))
-        else {
-            continue;
-        };
+        let mut ticket = pool.admit(peer);
         let service = service.clone();
+        let address = Peer(peer.ip());
+        let service =
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(address);
+                hyper::service::Service::call(&service, request)
+            });
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
-            drop((permit, slot));
-        });
-    }
-}
-
-/// One connection of an address, released on drop.
-struct AddressSlot {
-    addresses: Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
-    address: IpAddr,
-}
-
-impl AddressSlot {
-    fn claim(
-        addresses: &Arc<std::sync::Mutex<HashMap<IpAddr, usize>>>,
-        address: IpAddr,
-    ) -> Option<Self> {
-        let mut held = addresses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = held.entry(address).or_insert(0);
-        if *count >= MAX_CONNECTIONS_PER_ADDRESS {
-            return None;
-        }
-        *count += 1;
-        Some(Self {
-            addresses: addresses.clone(),
-            address,
-        })
-    }
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let mut held = self
-            .addresses
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = held.get_mut(&self.address) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                held.remove(&self.address);
+            tokio::select! {
+                _ = tokio::time::timeout(CONNECTION_LIFETIME, connection) => {}
+                () = ticket.evicted() => {}
             }
-        }
+        });
     }
 }
 
@@ -276,7 +244,7 @@ async fn crl(
         .unwrap_or_default();
     let cache = Freshness {
         tag: &tag,
-        max_age: fresh.as_secs(),
+        max_age: fresh.min(STATUS_MAX_AGE).as_secs(),
     };
     if cache.matches(&headers) {
         return cache.apply(StatusCode::NOT_MODIFIED.into_response());
@@ -286,7 +254,12 @@ async fn crl(
     cache.apply(response)
 }
 
-async fn ocsp_post(State(http): State<Arc<Http>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn ocsp_post(
+    State(http): State<Arc<Http>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -294,13 +267,14 @@ async fn ocsp_post(State(http): State<Arc<Http>>, headers: HeaderMap, body: Byte
         let body = "an OCSP request is sent as application/ocsp-request\n";
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, body).into_response();
     }
-    let answer = answer(&http, body.to_vec()).await;
+    let answer = answer(&http, peer, body.to_vec()).await;
     ocsp_response(answer.der.as_ref().clone(), None)
 }
 
 /// `GET /ocsp/<base64 of the DER request, URL-encoded>` (RFC 6960 Appendix A.1), cacheable.
 async fn ocsp_get(
     State(http): State<Arc<Http>>,
+    Extension(Peer(peer)): Extension<Peer>,
     Path(request): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -309,7 +283,7 @@ async fn ocsp_get(
         http.metrics.ocsp.inc("malformed");
         return ocsp_response(ocsp::MALFORMED_REQUEST.to_vec(), None);
     };
-    let answer = answer(&http, der).await;
+    let answer = answer(&http, peer, der).await;
     let Some((this_update, next_update)) = answer.validity else {
         return ocsp_response(answer.der.as_ref().clone(), None);
     };
@@ -320,7 +294,7 @@ async fn ocsp_get(
         .unwrap_or_default();
     let cache = Freshness {
         tag: &tag,
-        max_age: fresh.as_secs(),
+        max_age: fresh.min(STATUS_MAX_AGE).as_secs(),
     };
     if cache.matches(&headers) {
         return cache.apply(StatusCode::NOT_MODIFIED.into_response());
@@ -331,22 +305,99 @@ async fn ocsp_get(
 
 /// The answer to the OCSP request `der`: from memory when a response signed in advance
 /// holds, else off the async workers (a store read, perhaps a signature).
-async fn answer(http: &Arc<Http>, der: Vec<u8>) -> ocsp::Answer {
+async fn answer(http: &Arc<Http>, peer: IpAddr, der: Vec<u8>) -> ocsp::Answer {
     let answer = match http.ca.ocsp_cached(&der) {
         Some(answer) => answer,
-        None => {
-            let ca = http.ca.clone();
-            let answered = tokio::task::spawn_blocking(move || ca.ocsp(&der)).await;
-            answered.unwrap_or_else(|_| ocsp::Answer {
-                der: Arc::new(ocsp::INTERNAL_ERROR.to_vec()),
-                outcome: ocsp::Outcome::Failed,
-                validity: None,
-            })
-        }
+        None => match http.signing.admit(peer) {
+            Some(turn) => {
+                let ca = http.ca.clone();
+                let answered = tokio::task::spawn_blocking(move || {
+                    let _turn = turn;
+                    ca.ocsp(&der)
+                });
+                answered
+                    .await
+                    .unwrap_or_else(|_| unsigned(ocsp::INTERNAL_ERROR))
+            }
+            // Signing is rationed: the response made in advance without the nonce, if any.
+            None => http
+                .ca
+                .ocsp_presigned(&der)
+                .unwrap_or_else(|| unsigned(ocsp::TRY_LATER)),
+        },
     };
     http.metrics.http.inc("ocsp");
     http.metrics.ocsp.inc(answer.outcome.name());
     answer
+}
+
+fn unsigned(der: &'static [u8]) -> ocsp::Answer {
+    ocsp::Answer {
+        der: Arc::new(der.to_vec()),
+        outcome: ocsp::Outcome::Failed,
+        validity: None,
+    }
+}
+
+/// The address of the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub IpAddr);
+
+/// How many OCSP answers are signed on the spot (a nonce, several certificates, a response
+/// not signed yet, an unknown serial): at most [`SIGNING_AT_ONCE`] at a time and
+/// [`SIGNING_PER_ADDRESS`] a second from one address, so a flood of such requests cannot take
+/// the CPU the gRPC port needs. Beyond that a request gets the response signed in advance
+/// (without its nonce) or `tryLater`.
+#[derive(Default)]
+pub struct Signing {
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    window: std::sync::Mutex<(u64, std::collections::HashMap<IpAddr, u32>)>,
+}
+
+/// Signatures at once.
+const SIGNING_AT_ONCE: usize = 2;
+/// Signatures a second from one address (an IPv6 /64 counts as one).
+const SIGNING_PER_ADDRESS: u32 = 50;
+
+impl Signing {
+    /// A turn to sign for `peer`, if its rations allow.
+    fn admit(&self, peer: IpAddr) -> Option<SigningTurn> {
+        use std::sync::atomic::Ordering;
+        let second = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        {
+            let mut window = self
+                .window
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if window.0 != second {
+                *window = (second, std::collections::HashMap::new());
+            }
+            let count = window
+                .1
+                .entry(super::slots::address_group(peer))
+                .or_insert(0);
+            if *count >= SIGNING_PER_ADDRESS {
+                return None;
+            }
+            *count += 1;
+        }
+        if self.running.fetch_add(1, Ordering::AcqRel) >= SIGNING_AT_ONCE {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(SigningTurn(self.running.clone()))
+    }
+}
+
+/// One signing in progress, released on drop.
+struct SigningTurn(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for SigningTurn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// The DER of a GET request's path: percent-decoded, then base64 (standard or URL-safe).
@@ -482,4 +533,33 @@ fn set(response: &mut Response, name: header::HeaderName, value: &'static str) {
     response
         .headers_mut()
         .insert(name, HeaderValue::from_static(value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signing_on_the_spot_is_rationed_per_address_and_at_once() {
+        let signing = Signing::default();
+        let (one, two) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let held: Vec<_> = (0..SIGNING_AT_ONCE)
+            .filter_map(|_| signing.admit(one))
+            .collect();
+        assert_eq!(held.len(), SIGNING_AT_ONCE);
+        assert!(
+            signing.admit(two).is_none(),
+            "no turn while {SIGNING_AT_ONCE} sign"
+        );
+        drop(held);
+        assert!(signing.admit(two).is_some());
+        // One address gets at most its share a second, whatever is free.
+        let mut granted = 0;
+        for _ in 0..SIGNING_PER_ADDRESS * 2 {
+            if signing.admit(one).is_some() {
+                granted += 1;
+            }
+        }
+        assert!(granted <= SIGNING_PER_ADDRESS, "{granted}");
+    }
 }

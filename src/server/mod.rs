@@ -78,6 +78,7 @@ pub struct Options {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn serve(options: Options) -> anyhow::Result<()> {
     tls::install_provider();
+    raise_open_files();
     let config = &options.config;
     let layout = Layout::new(&config.data);
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -124,6 +125,7 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
         ca: domains.ca.clone(),
         kms: domains.kms.clone(),
         metrics: recorders.metrics.clone(),
+        signing: http::Signing::default(),
     });
     let web = http::serve(http_listener, web, stopped.clone());
     let incoming = tls::incoming(listener, tls_config, vouch(auth.clone()));
@@ -132,6 +134,38 @@ pub async fn serve(options: Options) -> anyhow::Result<()> {
     let served = tokio::try_join!(served, web).map(|_| ());
     recorders.flush().await;
     served
+}
+
+/// Open files the server needs besides its connections: the store, logs, fetches.
+const OTHER_FILES: u64 = 512;
+
+/// Raises the soft limit on open files to the hard one, and warns when even that is below what
+/// the connection limits of both ports need (then a flood makes accept fail for everyone).
+fn raise_open_files() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let needed = (tls::MAX_CONNECTIONS + http::MAX_CONNECTIONS) as u64 + OTHER_FILES;
+    // `None` is no limit.
+    let mut limit = getrlimit(Resource::Nofile);
+    let below = match (limit.current, limit.maximum) {
+        (Some(soft), Some(hard)) => soft < hard,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if below {
+        limit.current = limit.maximum;
+        if let Err(error) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(%error, "cannot raise the open-file limit");
+        }
+    }
+    let current = getrlimit(Resource::Nofile).current;
+    if current.is_some_and(|files| files < needed) {
+        tracing::warn!(
+            limit = current.unwrap_or_default(),
+            needed,
+            "the open-file limit is below what the connection limits need: raise it \
+             (systemd LimitNOFILE, ulimit -n)"
+        );
+    }
 }
 
 /// The server's own audit writers: refused calls and the key-usage ledger.

@@ -83,7 +83,7 @@ use super::slots::{Pool, Share, Ticket, address_group};
 /// connection to its Finished message.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once (handshaking or established); more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 4096;
+pub const MAX_CONNECTIONS: usize = 4096;
 /// Of [`MAX_CONNECTIONS`], how many may be in their TLS handshake at once; one more closes the
 /// oldest (preferring one whose ClientHello has not arrived).
 const MAX_HANDSHAKES: usize = 512;

@@ -130,10 +130,21 @@ impl Ocsp {
     }
 
     /// The answer to `der` if it is one certificate without a nonce whose cached response
-    /// still holds: no store read, no signature, nothing that blocks.
-    pub(crate) fn cached_answer(&self, ca: &Ca, der: &[u8]) -> Option<Answer> {
+    /// still holds: no store read, no signature, nothing that blocks. With `nonce_optional`,
+    /// a request for one certificate with a nonce gets that response too, without its nonce
+    /// (RFC 5019 §2.1: a responder may leave the nonce out), for when signing is rationed.
+    pub(crate) fn cached_answer(
+        &self,
+        ca: &Ca,
+        der: &[u8],
+        nonce_optional: bool,
+    ) -> Option<Answer> {
         let request = Request::parse(der).ok()?;
-        let id = request.single()?;
+        let id = match (request.single(), request.cert_ids()) {
+            (Some(id), _) => id,
+            (None, [id]) if nonce_optional => id,
+            _ => return None,
+        };
         self.cached(ca, id, standing(ca, id.serial()), ca.clock.now())
     }
 
@@ -257,6 +268,10 @@ fn standing(ca: &Ca, serial: &Serial) -> Standing {
 
 /// What OCSP says of `serial` of the CA `authority`: unknown unless that CA issued it.
 fn status(ca: &Ca, authority: Authority, serial: &Serial) -> Result<Status, Error> {
+    // The root answers for the issuing CAs it certified (they are in no certificate record).
+    if authority == Authority::Root && issuing_ca(ca, serial) {
+        return Ok(Status::Good);
+    }
     let record = match certificates::find(ca.store.as_ref(), serial) {
         Err(Error::CertificateNotFound { .. }) => return Ok(Status::Unknown),
         other => other?,
@@ -271,6 +286,18 @@ fn status(ca: &Ca, authority: Authority, serial: &Serial) -> Result<Status, Erro
             reason: (reason != Reason::Unspecified).then_some(reason.code()),
         },
     })
+}
+
+/// Whether `serial` is one of this deployment's issuing CA certificates.
+fn issuing_ca(ca: &Ca, serial: &Serial) -> bool {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let chain = ca.chain();
+    [&chain.extranet_der, &chain.intranet_der]
+        .iter()
+        .any(|der| {
+            X509Certificate::from_der(der)
+                .is_ok_and(|(_, cert)| cert.raw_serial() == serial.as_bytes())
+        })
 }
 
 fn times(ca: &Ca, now: SystemTime) -> Result<Times, Error> {
