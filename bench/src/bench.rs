@@ -1,7 +1,7 @@
 //! One benchmark run: prepares each operation's clients (untimed), measures it, summarises it.
 
-use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -12,7 +12,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::cli::{Args, Op};
 use crate::connection::{Target, identity_in, read, status_error};
-use crate::enrollment::{self, Pending};
+use crate::enrollment::{self, Csrs, Pending, Race};
 use crate::load::{self, Caller, aes_key_request};
 use crate::stats::Summary;
 
@@ -20,6 +20,8 @@ use crate::stats::Summary;
 const PLAINTEXT_BYTES: usize = 1024;
 /// CSRs each renewing client cycles through.
 const RENEW_CSRS_PER_CLIENT: usize = 16;
+/// Bound on enrolling the systems that renew (setup, not measured).
+const SETUP_LIMIT: Duration = Duration::from_secs(120);
 /// Pause between readiness checks while waiting for the server.
 const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -41,6 +43,13 @@ pub struct Bench {
     plaintext: tonic::codegen::Bytes,
     /// Client identities of enrolled systems, for renew.
     systems: Vec<Identity>,
+    /// Where CSRs come from: generated, or `--csrs`/`--keys` files.
+    csrs: Csrs,
+    /// Connections the clients of a timed operation share.
+    connections: usize,
+    /// Local addresses enrolling clients connect from.
+    enroll_from: Vec<IpAddr>,
+    server_pid: Option<u32>,
 }
 
 impl Bench {
@@ -76,6 +85,15 @@ impl Bench {
             key_id: None,
             plaintext: noise(PLAINTEXT_BYTES, seed).into(),
             systems: Vec::new(),
+            csrs: match (&args.csrs, &args.keys) {
+                (Some(csrs), Some(keys)) => Csrs::from_files(csrs, keys)?,
+                _ => Csrs::generated(),
+            },
+            connections: args
+                .connections
+                .map_or(usize::from(args.clients), usize::from),
+            enroll_from: args.enroll_addresses(),
+            server_pid: args.server_pid,
         })
     }
 
@@ -105,17 +123,21 @@ impl Bench {
         };
         let (warmup, measure) = (self.warmup.as_secs(), self.measure.as_secs());
         eprintln!("{op}: {warmup} s warm-up, then {measure} s measured");
-        let (samples, elapsed) = load::timed(callers, self.warmup, self.measure).await?;
-        Ok(Summary::new(op, samples, elapsed))
+        let timed = load::timed(callers, self.warmup, self.measure, self.server_pid).await;
+        let (samples, elapsed, usage) = timed?;
+        Ok(Summary::new(op, samples, elapsed).with_usage(usage))
     }
 
-    /// One caller per client, each on its own connection as the security administrator.
+    /// One caller per client as the security administrator, the clients spread over
+    /// `--connections` connections.
     async fn admin_callers(&self, make: impl Fn(Channel) -> Caller) -> anyhow::Result<Vec<Caller>> {
+        let connections = self.connections.min(self.clients).max(1);
         let channels = self
             .target
-            .connect_many(self.clients, Some(&self.security_admin))
+            .connect_many(connections, Some(&self.security_admin))
             .await?;
-        Ok(channels.into_iter().map(make).collect())
+        let shared = channels.iter().cycle().take(self.clients);
+        Ok(shared.cloned().map(make).collect())
     }
 
     async fn encrypt_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
@@ -158,28 +180,52 @@ impl Bench {
         Ok(key.key_id)
     }
 
-    /// Registers `--enroll-count` systems untimed, then times enrolling them all.
+    /// Registers `--enroll-count` systems untimed, then times enrolling them (for at most
+    /// `--seconds`).
     async fn measure_enroll(&mut self) -> anyhow::Result<Summary> {
         let pending = self.register(self.enroll_count).await?;
         eprintln!(
-            "enroll: {} enrollments by {} clients",
+            "enroll: {} enrollments by {} clients from {} address(es), for at most {} s",
             pending.len(),
-            self.clients
+            self.clients,
+            self.enroll_from.len().max(1),
+            self.measure.as_secs()
         );
-        let enrolled = enrollment::enroll(&self.target, pending, self.clients).await?;
+        let enrolled = enrollment::enroll(&self.race(self.measure), pending).await?;
         self.systems.extend(enrolled.identities);
-        Ok(Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed))
+        let summary = Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed);
+        Ok(summary.with_usage(enrolled.usage))
     }
 
-    /// Registers `count` new systems as the system administrator; not timed.
+    /// How enrolling clients race, for at most `limit`.
+    fn race(&self, limit: Duration) -> Race<'_> {
+        Race {
+            target: &self.target,
+            clients: self.clients,
+            from: &self.enroll_from,
+            limit,
+            keep: self.clients.saturating_sub(self.systems.len()),
+            server_pid: self.server_pid,
+        }
+    }
+
+    /// Registers `count` new systems as the system administrator and pairs each with a CSR;
+    /// not timed.
     async fn register(&mut self, count: usize) -> anyhow::Result<Vec<Pending>> {
-        eprintln!("registering {count} systems and generating their keys (not timed)");
+        eprintln!("registering {count} systems (not timed)");
         let first = self.registered;
         self.registered += count;
         let names = (first..first + count)
             .map(|i| format!("bench-{}-{i}", self.run_id))
             .collect();
-        enrollment::register(&self.target, &self.system_admin, names, self.clients).await
+        let tokens =
+            enrollment::register(&self.target, &self.system_admin, names, self.clients).await?;
+        let csrs = self.csrs.take(tokens.len())?;
+        Ok(tokens
+            .into_iter()
+            .zip(csrs)
+            .map(|(t, c)| Pending::new(t, c))
+            .collect())
     }
 
     /// One renewing client per enrolled system, each presenting that system's certificate.
@@ -188,12 +234,10 @@ impl Bench {
         let mut callers = Vec::with_capacity(self.clients);
         for identity in self.systems.iter().take(self.clients) {
             let channel = self.target.connect(Some(identity)).await?;
-            let csrs = (0..RENEW_CSRS_PER_CLIENT)
-                .map(|_| enrollment::new_csr().map(|(_, csr)| csr))
-                .collect::<anyhow::Result<VecDeque<_>>>()?;
+            let csrs = self.csrs.take(RENEW_CSRS_PER_CLIENT)?;
             callers.push(Caller::Renew {
                 ca: CertificateAuthorityClient::new(channel),
-                csrs,
+                csrs: csrs.into_iter().map(|keyed| keyed.csr).collect(),
             });
         }
         Ok(callers)
@@ -206,7 +250,7 @@ impl Bench {
             return Ok(());
         }
         let pending = self.register(missing).await?;
-        let enrolled = enrollment::enroll(&self.target, pending, self.clients).await?;
+        let enrolled = enrollment::enroll(&self.race(SETUP_LIMIT), pending).await?;
         self.systems.extend(enrolled.identities);
         if let Some(error) = Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed).error {
             bail!("cannot enroll the systems that renew: {error}");

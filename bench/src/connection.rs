@@ -1,5 +1,6 @@
 //! Connections to the server: one TLS connection per client, with or without a client identity.
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -33,6 +34,15 @@ impl Target {
 
     /// A new connection (its own TCP and TLS session), presenting `identity` when given.
     pub async fn connect(&self, identity: Option<&Identity>) -> anyhow::Result<Channel> {
+        self.connect_from(identity, None).await
+    }
+
+    /// [`Target::connect`] from the local address `local` (the OS picks one when `None`).
+    pub async fn connect_from(
+        &self,
+        identity: Option<&Identity>,
+        local: Option<IpAddr>,
+    ) -> anyhow::Result<Channel> {
         let mut tls = ClientTlsConfig::new()
             .ca_certificate(self.root.clone())
             .domain_name(self.tls_name.clone());
@@ -44,7 +54,8 @@ impl Target {
             .tls_config(tls)?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            .local_address(local);
         endpoint
             .connect()
             .await

@@ -12,6 +12,7 @@
 mod bench;
 mod cli;
 mod connection;
+mod cpu;
 mod enrollment;
 mod load;
 mod report;
