@@ -218,8 +218,10 @@ impl Bench {
         let names = (first..first + count)
             .map(|i| format!("bench-{}-{i}", self.run_id))
             .collect();
+        let started = Instant::now();
         let tokens =
             enrollment::register(&self.target, &self.system_admin, names, self.clients).await?;
+        eprintln!("registered {count} systems in {:.1} s", started.elapsed().as_secs_f64());
         let csrs = self.csrs.take(tokens.len())?;
         Ok(tokens
             .into_iter()
