@@ -4,14 +4,15 @@ use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use http::Uri;
+
 use anyhow::{Context, bail};
 use govtrust_proto::ca::certificate_authority_client::CertificateAuthorityClient;
 use govtrust_proto::kms::key_management_client::KeyManagementClient;
-use tonic::transport::{Channel, Identity};
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::cli::{Args, Op};
-use crate::connection::{Target, identity_in, read, status_error};
+use crate::connection::{Channel, Identity, Target, identity_in, read, status_error};
 use crate::enrollment::{self, Csrs, Pending, Race};
 use crate::load::{self, Caller, aes_key_request};
 use crate::stats::Summary;
@@ -67,7 +68,7 @@ impl Bench {
 
     async fn try_connect(args: &Args) -> anyhow::Result<Self> {
         let root = read(&args.root_path()?)?;
-        let target = Target::new(args.server.clone(), args.tls_name.clone(), root);
+        let target = Target::new(args.server.clone(), args.tls_name.clone(), &root)?;
         let security_admin = identity_in(&args.security_admin_dir()?)?;
         let system_admin = identity_in(&args.system_admin_dir()?)?;
         target.check_ready(&security_admin).await?;
@@ -111,13 +112,13 @@ impl Bench {
             Op::Enroll => return self.measure_enroll().await,
             Op::Renew => self.renew_callers().await?,
             Op::Health => {
-                self.admin_callers(|c| Caller::Health(HealthClient::new(c)))
+                self.admin_callers(|c, o| Caller::Health(HealthClient::with_origin(c, o)))
                     .await?
             }
             Op::Encrypt => self.encrypt_callers().await?,
             Op::DataKey => self.data_key_callers().await?,
             Op::CreateKey => {
-                self.admin_callers(|c| Caller::CreateKey(KeyManagementClient::new(c)))
+                self.admin_callers(|c, o| Caller::CreateKey(KeyManagementClient::with_origin(c, o)))
                     .await?
             }
         };
@@ -130,21 +131,26 @@ impl Bench {
 
     /// One caller per client as the security administrator, the clients spread over
     /// `--connections` connections.
-    async fn admin_callers(&self, make: impl Fn(Channel) -> Caller) -> anyhow::Result<Vec<Caller>> {
+    async fn admin_callers(
+        &self,
+        make: impl Fn(Channel, Uri) -> Caller,
+    ) -> anyhow::Result<Vec<Caller>> {
         let connections = self.connections.min(self.clients).max(1);
         let channels = self
             .target
             .connect_many(connections, Some(&self.security_admin))
             .await?;
         let shared = channels.iter().cycle().take(self.clients);
-        Ok(shared.cloned().map(make).collect())
+        Ok(shared
+            .map(|channel| make(channel.clone(), self.target.origin()))
+            .collect())
     }
 
     async fn encrypt_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
         let key_id = self.key_id().await?;
         let plaintext = self.plaintext.clone();
-        self.admin_callers(|channel| Caller::Encrypt {
-            kms: KeyManagementClient::new(channel),
+        self.admin_callers(|channel, origin| Caller::Encrypt {
+            kms: KeyManagementClient::with_origin(channel, origin),
             key_id: key_id.clone(),
             plaintext: plaintext.clone(),
         })
@@ -153,8 +159,8 @@ impl Bench {
 
     async fn data_key_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
         let key_id = self.key_id().await?;
-        self.admin_callers(|channel| Caller::DataKey {
-            kms: KeyManagementClient::new(channel),
+        self.admin_callers(|channel, origin| Caller::DataKey {
+            kms: KeyManagementClient::with_origin(channel, origin),
             key_id: key_id.clone(),
         })
         .await
@@ -166,7 +172,7 @@ impl Bench {
             return Ok(key_id.clone());
         }
         let channel = self.target.connect(Some(&self.security_admin)).await?;
-        let response = KeyManagementClient::new(channel)
+        let response = KeyManagementClient::with_origin(channel, self.target.origin())
             .create_key(aes_key_request())
             .await;
         let created = response
@@ -221,7 +227,10 @@ impl Bench {
         let started = Instant::now();
         let tokens =
             enrollment::register(&self.target, &self.system_admin, names, self.clients).await?;
-        eprintln!("registered {count} systems in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "registered {count} systems in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         let csrs = self.csrs.take(tokens.len())?;
         Ok(tokens
             .into_iter()
@@ -238,7 +247,7 @@ impl Bench {
             let channel = self.target.connect(Some(identity)).await?;
             let csrs = self.csrs.take(RENEW_CSRS_PER_CLIENT)?;
             callers.push(Caller::Renew {
-                ca: CertificateAuthorityClient::new(channel),
+                ca: CertificateAuthorityClient::with_origin(channel, self.target.origin()),
                 csrs: csrs.into_iter().map(|keyed| keyed.csr).collect(),
             });
         }

@@ -18,9 +18,8 @@ use rcgen::{CertificateParams, DistinguishedName, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateSigningRequestDer, PrivatePkcs8KeyDer};
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Identity};
 
-use crate::connection::{Target, status_error};
+use crate::connection::{Channel, Identity, Target, status_error};
 use crate::cpu::{Meter, Usage};
 use crate::stats::ClientSamples;
 
@@ -142,7 +141,8 @@ pub async fn register(
     names: Vec<String>,
     parallel: usize,
 ) -> anyhow::Result<Vec<String>> {
-    let client = CertificateAuthorityClient::new(target.connect(Some(admin)).await?);
+    let channel = target.connect(Some(admin)).await?;
+    let client = CertificateAuthorityClient::with_origin(channel, target.origin());
     let per_task = names.len().div_ceil(parallel.max(1)).max(1);
     let mut tasks = JoinSet::new();
     for (index, chunk) in names.chunks(per_task).enumerate() {
@@ -235,7 +235,7 @@ pub async fn enroll(race: &Race<'_>, pending: Vec<Pending>) -> anyhow::Result<En
     let until = started + race.limit.min(ENROLL_DEADLINE);
     let mut tasks = JoinSet::new();
     for channel in channels.iter().cycle().take(clients) {
-        let client = CertificateAuthorityClient::new(channel.clone());
+        let client = CertificateAuthorityClient::with_origin(channel.clone(), race.target.origin());
         tasks.spawn(enroll_each(client, queue.clone(), until));
     }
     let mut enrolled = Enrolled {
@@ -288,7 +288,7 @@ async fn enroll_each(
                 samples.record(began.elapsed());
                 if queue.keep_one() {
                     let issued = response.into_inner().certificate;
-                    identities.extend(issued.map(|c| identity(&c, &key_pem)));
+                    identities.extend(issued.and_then(|c| identity(&c, &key_pem)));
                 }
             }
             Err(status) => {
@@ -301,10 +301,11 @@ async fn enroll_each(
 }
 
 /// The system's client identity: its certificate, then the issuing CA (first of the chain).
-fn identity(issued: &IssuedCertificate, key_pem: &str) -> Identity {
+/// `None` if the answer holds no certificate PEM (the renewing client is then missing).
+fn identity(issued: &IssuedCertificate, key_pem: &str) -> Option<Identity> {
     let issuer = first_pem_block(&issued.chain_pem);
     let chain = format!("{}\n{issuer}\n", issued.certificate_pem.trim_end());
-    Identity::from_pem(chain, key_pem.as_bytes())
+    Identity::from_pem(chain.as_bytes(), key_pem.as_bytes()).ok()
 }
 
 fn first_pem_block(pem: &str) -> &str {

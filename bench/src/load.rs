@@ -12,9 +12,9 @@ use govtrust_proto::kms::{
 };
 use tokio::task::JoinSet;
 use tonic::Status;
-use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use crate::connection::Channel;
 use crate::cpu::{Meter, Usage};
 use crate::stats::ClientSamples;
 

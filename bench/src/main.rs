@@ -17,6 +17,7 @@ mod enrollment;
 mod load;
 mod report;
 mod stats;
+mod transport;
 
 use std::process::ExitCode;
 
