@@ -69,13 +69,15 @@ wait_until() {
 }
 
 # run_wrk NAME SERVER_PID SECONDS CONNECTIONS URL MODE FILE: one wrk run against URL (a
-# 1-second unmeasured warm-up first); prints one result line:
+# 1-second unmeasured warm-up first, unless WRK_WARMUP=0); prints one result line:
 #   NAME ops ops/s p50_ms p99_ms server_us_per_op client_us_per_op errors
 run_wrk() {
   local name=$1 pid=$2 seconds=$3 connections=$4 url=$5 mode=$6 file=$7
   local script
   script="$(dirname "${BASH_SOURCE[0]}")/wrk/requests.lua"
-  wrk -t2 -c"$connections" -d1s -s "$script" "$url" -- "$mode" "$file" >/dev/null
+  if [[ ${WRK_WARMUP:-1} != 0 ]]; then
+    wrk -t2 -c"$connections" -d1s -s "$script" "$url" -- "$mode" "$file" >/dev/null
+  fi
   local before after out cpu
   before=$(cpu_ticks "$pid")
   cpu=$({ TIMEFORMAT='%U %S'; time wrk -t2 -c"$connections" -d"${seconds}s" -s "$script" \
