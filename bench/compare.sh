@@ -110,8 +110,9 @@ run_govtrust() {
     --warmup-seconds 1 --enroll-count "$enroll_count" --server-pid "$gt_pid" \
     --csrs "$bench_work/csrs/csrs.pem" --keys "$bench_work/csrs/keys.pem" --json >"$json"
   jq -r --arg round "$round" '.operations[] | [$round, "govtrust-" + .op, .ops, .ops_per_sec,
-    .p50_ms, .p99_ms, (.server_cpu_us_per_op // 0), (.client_cpu_us_per_op // 0),
-    (if .error then 1 else 0 end)] | @tsv' "$json" >>"$results"
+    .p50_ms, .p99_ms, (.server_cpu_us_per_op // 0),
+    (if (.server_cpu_seconds // 0) > 0 then 100 * .server_system_cpu_seconds / .server_cpu_seconds else 0 end),
+    (.client_cpu_us_per_op // 0), (if .error then 1 else 0 end)] | @tsv' "$json" >>"$results"
 }
 
 run_cfssl() {
@@ -138,16 +139,16 @@ stop_servers
 stored=$(sqlite3 "$cf/certs.db" 'select count(*) from certificates')
 
 echo
-printf '%-5s %-16s %9s %9s %8s %8s %13s %13s %6s\n' round peer ops ops/s "p50 ms" "p99 ms" \
-  "server µs/op" "client µs/op" errors
+printf '%-5s %-16s %9s %9s %8s %8s %13s %7s %13s %6s\n' round peer ops ops/s "p50 ms" "p99 ms" \
+  "server µs/op" kernel "client µs/op" errors
 sort -s -k1,1n "$results" | awk -F'\t' '{
-  printf "%-5s %-16s %9d %9.1f %8.2f %8.2f %13.1f %13.1f %6d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+  printf "%-5s %-16s %9d %9.1f %8.2f %8.2f %13.1f %6.0f%% %13.1f %6d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 echo
 echo "cfssl+SQLite stored $stored certificates (warm-ups included)."
 grep -v 'non2xx=0 connect=0 read=0 write=0 timeout=0' "$bench_work/wrk-summaries" |
   sed 's/^/wrk errors: /' || true
-echo "server µs/op: the server's utime+stime over the measured window / calls; client µs/op:"
-echo "the load generator's (govtrust-bench for govtrust, wrk for cfssl)."
+echo "server µs/op: the server's utime+stime over the measured window / calls (kernel: the stime"
+echo "share); client µs/op: the load generator's (govtrust-bench for govtrust, wrk for cfssl)."
 echo
 awk -F'\t' '
   { ops[$1, $2] = $4; p99[$1, $2] = $6; if ($1 > n) n = $1 }

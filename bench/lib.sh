@@ -47,12 +47,12 @@ need_free_port() {
   fi
 }
 
-# CPU ticks (1/100 s) used so far by process PID.
+# CPU ticks (1/100 s) used so far by process PID: "user system".
 cpu_ticks() {
   local stat
   stat=$(<"/proc/$1/stat")
   stat=${stat##*) }
-  awk '{ print $12 + $13 }' <<<"$stat"
+  awk '{ print $12, $13 }' <<<"$stat"
 }
 
 # wait_until SECONDS COMMAND...: retries COMMAND every 0.2 s until it succeeds.
@@ -70,7 +70,7 @@ wait_until() {
 
 # run_wrk NAME SERVER_PID SECONDS CONNECTIONS URL MODE FILE: one wrk run against URL (a
 # 1-second unmeasured warm-up first, unless WRK_WARMUP=0); prints one result line:
-#   NAME ops ops/s p50_ms p99_ms server_us_per_op client_us_per_op errors
+#   NAME ops ops/s p50_ms p99_ms server_us_per_op server_kernel_percent client_us_per_op errors
 run_wrk() {
   local name=$1 pid=$2 seconds=$3 connections=$4 url=$5 mode=$6 file=$7
   local script
@@ -85,12 +85,14 @@ run_wrk() {
   after=$(cpu_ticks "$pid")
   out=$(grep '^wrk-summary' "$bench_work/wrk.out")
   echo "$name $out" >>"$bench_work/wrk-summaries"
-  awk -v name="$name" -v ticks=$((after - before)) -v cpu="$cpu" '
+  awk -v name="$name" -v before="$before" -v after="$after" -v cpu="$cpu" '
     {
       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-      split(cpu, c, " ")
+      split(cpu, c, " "); split(before, b, " "); split(after, a, " ")
+      user = a[1] - b[1]; sys = a[2] - b[2]; ticks = user + sys
       n = v["requests"]; errors = v["non2xx"] + v["connect"] + v["read"] + v["write"] + v["timeout"]
-      printf "%s %d %.1f %.3f %.3f %.1f %.1f %d\n", name, n, n / (v["duration_us"] / 1e6),
-        v["p50_us"] / 1000, v["p99_us"] / 1000, ticks * 1e4 / n, (c[1] + c[2]) * 1e6 / n, errors
+      printf "%s %d %.1f %.3f %.3f %.1f %.0f %.1f %d\n", name, n, n / (v["duration_us"] / 1e6),
+        v["p50_us"] / 1000, v["p99_us"] / 1000, ticks * 1e4 / n, ticks ? 100 * sys / ticks : 0,
+        (c[1] + c[2]) * 1e6 / n, errors
     }' <<<"$out"
 }

@@ -149,12 +149,13 @@ done
 stop_servers
 
 echo
-printf '%-5s %-9s %9s %10s %8s %8s %13s %13s %6s\n' round responder answers answers/s "p50 ms" \
-  "p99 ms" "server µs/op" "client µs/op" errors
+printf '%-5s %-9s %9s %10s %8s %8s %13s %7s %13s %6s\n' round responder answers answers/s "p50 ms" \
+  "p99 ms" "server µs/op" kernel "client µs/op" errors
 sort -s -k1,1n "$results" | awk -F'\t' '{
-  printf "%-5s %-9s %9d %10.1f %8.2f %8.2f %13.1f %13.1f %6d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+  printf "%-5s %-9s %9d %10.1f %8.2f %8.2f %13.1f %6.0f%% %13.1f %6d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 echo
-echo "server µs/op: the responder's utime+stime over the run / answers; client µs/op: wrk's."
+echo "server µs/op: the responder's utime+stime over the run / answers (kernel: the stime share);"
+echo "client µs/op: wrk's."
 grep -v 'non2xx=0 connect=0 read=0 write=0 timeout=0' "$bench_work/wrk-summaries" |
   sed 's/^/wrk errors: /' || true
 echo

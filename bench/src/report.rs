@@ -142,6 +142,7 @@ fn summary_json(s: &Summary) -> Value {
         "server_cpu_us_per_op": micros(server),
         "client_cpu_us_per_op": micros(client),
         "server_cpu_seconds": seconds(s.usage.server),
+        "server_system_cpu_seconds": seconds(s.usage.server_system),
         "client_cpu_seconds": seconds(s.usage.client),
     })
 }

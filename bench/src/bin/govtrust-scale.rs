@@ -186,6 +186,7 @@ impl Run {
         let stored = self.issued();
         let tokens = Mutex::new(tokens);
         let meter = Meter::start(None);
+        let written = written_bytes();
         let started = Instant::now();
         let latencies = self.parallel(count, |_| {
             let token = tokens.lock().unwrap_or_else(PoisonError::into_inner).pop();
@@ -195,6 +196,10 @@ impl Run {
         let elapsed = started.elapsed();
         let usage = meter.stop();
         print_rate(label, stored, count, elapsed, latencies, usage);
+        if let (Some(before), Some(after)) = (written, written_bytes()) {
+            let kib = after.saturating_sub(before) as f64 / 1024.0 / count as f64;
+            println!("  written to disk: {kib:.1} KiB per issuance");
+        }
         Ok(Rate {
             rate: count as f64 / elapsed.as_secs_f64(),
             cpu_per_op: usage.client.unwrap_or_default().as_secs_f64() / count as f64,
@@ -397,6 +402,13 @@ fn print_rate(
         at(0.50),
         at(0.99)
     );
+}
+
+/// Bytes this process has caused to be written to storage (`write_bytes` of /proc/self/io).
+fn written_bytes() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let line = io.lines().find(|line| line.starts_with("write_bytes:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn file_gib(path: &std::path::Path) -> f64 {
