@@ -4,7 +4,7 @@
 # time each, alternating the peers round by round (govtrust, cfssl, cfssl+SQLite, then the
 # reverse order, ...), so only ratios measured back to back are compared.
 #
-#   bench/compare.sh [--seconds 8] [--rounds 2] [--csrs 20000] [--enroll-count N]
+#   bench/compare.sh [--seconds 5] [--rounds 4] [--csrs 20000] [--enroll-count N]
 #
 # - govtrust: `govtrust serve --dev` (redb, durable commits, audit log on), its own P-256
 #   issuing CA; govtrust-bench measures Enroll (one registered system and one-time token each;
@@ -14,7 +14,9 @@
 #   SQLite certificate database (-db-config); wrk POSTs the sign requests (bench/wrk).
 #
 # Prints ops/s, p50, p99, server CPU per issuance and client CPU per call side by side, and
-# the ratios against the targets. Ports: GOVTRUST_COMPARE_PORT (18443), CFSSL_PORT (18888),
+# the ratios against the targets, per round and their median: another tenant's load on this
+# machine comes and goes within a minute, so short windows in several rounds beat one long
+# one. The server CPU per issuance (from /proc) is the steadier comparison. Ports: GOVTRUST_COMPARE_PORT (18443), CFSSL_PORT (18888),
 # CFSSL_DB_PORT (18889). Needs cfssl, wrk, sqlite3, openssl and jq (Debian: golang-cfssl wrk
 # sqlite3 openssl jq).
 set -euo pipefail
@@ -23,8 +25,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 
-seconds=8
-rounds=2
+seconds=5
+rounds=4
 csr_count=20000
 enroll_count=""
 clients=32
@@ -151,20 +153,30 @@ echo "server µs/op: the server's utime+stime over the measured window / calls (
 echo "share); client µs/op: the load generator's (govtrust-bench for govtrust, wrk for cfssl)."
 echo
 awk -F'\t' '
-  { ops[$1, $2] = $4; p99[$1, $2] = $6; if ($1 > n) n = $1 }
+  { ops[$1, $2] = $4; p99[$1, $2] = $6; cpu[$1, $2] = $7; if ($1 > n) n = $1 }
   function verdict(ok) { return ok ? "met" : "MISSED" }
+  function median(a, k,   i, j, t) {
+    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
   END {
     print "Targets, per round (ratios of rates measured back to back):"
     for (r = 1; r <= n; r++) {
       e = ops[r, "govtrust-enroll"]; w = ops[r, "govtrust-renew"]
       c = ops[r, "cfssl"]; s = ops[r, "cfssl-sqlite"]
-      if (c == 0 || s == 0) continue
-      printf "  round %d: enroll/cfssl %.2f (>= 1.5 %s), enroll/cfssl+SQLite %.1f (>= 15 %s), renew/cfssl %.2f, renew/cfssl+SQLite %.1f\n",
+      if (c == 0 || s == 0 || e == 0) continue
+      m++; rc[m] = e / c; rs[m] = e / s; wc[m] = w / c; ws[m] = w / s
+      ce[m] = cpu[r, "cfssl"] / cpu[r, "govtrust-enroll"]
+      lower[m] = p99[r, "govtrust-enroll"] < p99[r, "cfssl"] && p99[r, "govtrust-enroll"] < p99[r, "cfssl-sqlite"]
+      if (lower[m]) lows++
+      printf "  round %d: enroll/cfssl %.2f (>= 1.5 %s), enroll/cfssl+SQLite %.1f (>= 15 %s); renew/cfssl %.2f, renew/cfssl+SQLite %.1f\n",
         r, e / c, verdict(e / c >= 1.5), e / s, verdict(e / s >= 15), w / c, w / s
-      pe = p99[r, "govtrust-enroll"]
-      printf "           enroll p99 %.2f ms vs cfssl %.2f ms and cfssl+SQLite %.2f ms: lower than both %s\n",
-        pe, p99[r, "cfssl"], p99[r, "cfssl-sqlite"], verdict(pe < p99[r, "cfssl"] && pe < p99[r, "cfssl-sqlite"])
-      se += e / c; ss += e / s; m++
+      printf "           enroll p99 %.1f ms vs cfssl %.1f ms, cfssl+SQLite %.1f ms: lower than both %s; server CPU per issuance cfssl/govtrust %.2f\n",
+        p99[r, "govtrust-enroll"], p99[r, "cfssl"], p99[r, "cfssl-sqlite"], verdict(lower[m]), ce[m]
     }
-    if (m) printf "  mean of %d rounds: enroll/cfssl %.2f, enroll/cfssl+SQLite %.1f\n", m, se / m, ss / m
+    if (!m) exit
+    a = median(rc, m); b = median(rs, m)
+    printf "Median of %d rounds: enroll/cfssl %.2f (>= 1.5 %s), enroll/cfssl+SQLite %.1f (>= 15 %s), renew/cfssl %.2f, renew/cfssl+SQLite %.1f;\n",
+      m, a, verdict(a >= 1.5), b, verdict(b >= 15), median(wc, m), median(ws, m)
+    printf "  enroll p99 lower than both in %d of %d rounds; server CPU per issuance cfssl/govtrust %.2f\n", lows, m, median(ce, m)
   }' "$results"

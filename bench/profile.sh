@@ -7,7 +7,9 @@
 # and self). Kernel work (syscalls, fsync, networking) is not counted: callgrind sees user
 # space only.
 #
-#   bench/profile.sh [enroll|renew] [calls]      (default: enroll 2000)
+#   bench/profile.sh [enroll|renew] [N]
+#
+# enroll: N enrollments (default 2000); renew: renews for N seconds (default 60).
 #
 # The callgrind file is kept as profile-OP.callgrind in the current directory, for
 # callgrind_annotate or kcachegrind. GOVTRUST_PROFILE_PORT picks the port (18643).
@@ -18,7 +20,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/bench/lib.sh"
 
 op=${1:-enroll}
-calls=${2:-2000}
+case $op in
+  enroll) calls=${2:-2000} seconds=900 ;;
+  renew) calls=100 seconds=${2:-60} ;;
+  *) echo "usage: $0 [enroll|renew] [N]" >&2; exit 2 ;;
+esac
 port=${GOVTRUST_PROFILE_PORT:-18643}
 out="$PWD/profile-$op.callgrind"
 need_tools valgrind callgrind_control callgrind_annotate jq ss
@@ -46,11 +52,11 @@ server_pid=$started_pid
 
 # Under callgrind the server is ~50x slower: long windows, no warm-up, a count for enroll.
 "$bench" --server "https://127.0.0.1:$port" --data "$bench_work/data" --wait-seconds 600 \
-  --ops "$op" --clients 32 --enroll-count "$calls" --seconds 600 --warmup-seconds 0 \
+  --ops "$op" --clients 32 --enroll-count "$calls" --seconds "$seconds" --warmup-seconds 0 \
   --server-pid "$server_pid" --json >"$bench_work/bench.json" 2>"$bench_work/bench.err" &
 bench_pid=$!
 # The measured phase starts when the bench says so ("enroll: N enrollments ...", "renew: 0 s
-# warm-up ..."); renew runs for its window, so stop it after about `calls` calls by time.
+# warm-up ...").
 marker="^$op: [0-9]"
 [[ $op == renew ]] && marker="^renew: 0 s warm-up"
 wait_until 900 grep -q "$marker" "$bench_work/bench.err"
