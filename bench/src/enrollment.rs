@@ -197,6 +197,9 @@ pub struct Enrolled {
 /// Calls without a client certificate the server lets one address have in flight, and the
 /// streams it allows on one such connection.
 pub const ANONYMOUS_CALLS_PER_ADDRESS: usize = 8;
+/// Calls without a client certificate the server takes in flight in all: at most this many
+/// clients enroll at once, whatever `--clients` says.
+const ANONYMOUS_CALLS: usize = 64;
 
 /// How the enrolling clients reach the server and for how long they may race.
 pub struct Race<'a> {
@@ -215,7 +218,7 @@ pub struct Race<'a> {
 /// Connects, then starts the clock and lets the clients race through `pending` (each taken
 /// by exactly one client) until it is used up or the time limit passes.
 pub async fn enroll(race: &Race<'_>, pending: Vec<Pending>) -> anyhow::Result<Enrolled> {
-    let clients = race.clients.min(pending.len()).max(1);
+    let clients = race.clients.min(pending.len()).clamp(1, ANONYMOUS_CALLS);
     let from: Vec<Option<IpAddr>> = match race.from {
         [] => vec![None],
         addresses => addresses.iter().copied().map(Some).collect(),
