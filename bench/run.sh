@@ -39,4 +39,5 @@ target/release/govtrust-bench \
   --data "$work/data" \
   --clients 32 \
   --wait-seconds 60 \
+  --server-pid "$server_pid" \
   "$@"

@@ -1,18 +1,19 @@
 //! One benchmark run: prepares each operation's clients (untimed), measures it, summarises it.
 
-use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
+
+use http::Uri;
 
 use anyhow::{Context, bail};
 use govtrust_proto::ca::certificate_authority_client::CertificateAuthorityClient;
 use govtrust_proto::kms::key_management_client::KeyManagementClient;
-use tonic::transport::{Channel, Identity};
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::cli::{Args, Op};
-use crate::connection::{Target, identity_in, read, status_error};
-use crate::enrollment::{self, Pending};
+use crate::connection::{Channel, Identity, Target, identity_in, read, status_error};
+use crate::enrollment::{self, Csrs, Pending, Race};
 use crate::load::{self, Caller, aes_key_request};
 use crate::stats::Summary;
 
@@ -20,6 +21,8 @@ use crate::stats::Summary;
 const PLAINTEXT_BYTES: usize = 1024;
 /// CSRs each renewing client cycles through.
 const RENEW_CSRS_PER_CLIENT: usize = 16;
+/// Bound on enrolling the systems that renew (setup, not measured).
+const SETUP_LIMIT: Duration = Duration::from_secs(120);
 /// Pause between readiness checks while waiting for the server.
 const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -41,6 +44,13 @@ pub struct Bench {
     plaintext: tonic::codegen::Bytes,
     /// Client identities of enrolled systems, for renew.
     systems: Vec<Identity>,
+    /// Where CSRs come from: generated, or `--csrs`/`--keys` files.
+    csrs: Csrs,
+    /// Connections the clients of a timed operation share.
+    connections: usize,
+    /// Local addresses enrolling clients connect from.
+    enroll_from: Vec<IpAddr>,
+    server_pid: Option<u32>,
 }
 
 impl Bench {
@@ -58,7 +68,7 @@ impl Bench {
 
     async fn try_connect(args: &Args) -> anyhow::Result<Self> {
         let root = read(&args.root_path()?)?;
-        let target = Target::new(args.server.clone(), args.tls_name.clone(), root);
+        let target = Target::new(args.server.clone(), args.tls_name.clone(), &root)?;
         let security_admin = identity_in(&args.security_admin_dir()?)?;
         let system_admin = identity_in(&args.system_admin_dir()?)?;
         target.check_ready(&security_admin).await?;
@@ -76,6 +86,15 @@ impl Bench {
             key_id: None,
             plaintext: noise(PLAINTEXT_BYTES, seed).into(),
             systems: Vec::new(),
+            csrs: match (&args.csrs, &args.keys) {
+                (Some(csrs), Some(keys)) => Csrs::from_files(csrs, keys)?,
+                _ => Csrs::generated(),
+            },
+            connections: args
+                .connections
+                .map_or(usize::from(args.clients), usize::from),
+            enroll_from: args.enroll_addresses(),
+            server_pid: args.server_pid,
         })
     }
 
@@ -93,36 +112,45 @@ impl Bench {
             Op::Enroll => return self.measure_enroll().await,
             Op::Renew => self.renew_callers().await?,
             Op::Health => {
-                self.admin_callers(|c| Caller::Health(HealthClient::new(c)))
+                self.admin_callers(|c, o| Caller::Health(HealthClient::with_origin(c, o)))
                     .await?
             }
             Op::Encrypt => self.encrypt_callers().await?,
             Op::DataKey => self.data_key_callers().await?,
             Op::CreateKey => {
-                self.admin_callers(|c| Caller::CreateKey(KeyManagementClient::new(c)))
+                self.admin_callers(|c, o| Caller::CreateKey(KeyManagementClient::with_origin(c, o)))
                     .await?
             }
         };
         let (warmup, measure) = (self.warmup.as_secs(), self.measure.as_secs());
         eprintln!("{op}: {warmup} s warm-up, then {measure} s measured");
-        let (samples, elapsed) = load::timed(callers, self.warmup, self.measure).await?;
-        Ok(Summary::new(op, samples, elapsed))
+        let timed = load::timed(callers, self.warmup, self.measure, self.server_pid).await;
+        let (samples, elapsed, usage) = timed?;
+        Ok(Summary::new(op, samples, elapsed).with_usage(usage))
     }
 
-    /// One caller per client, each on its own connection as the security administrator.
-    async fn admin_callers(&self, make: impl Fn(Channel) -> Caller) -> anyhow::Result<Vec<Caller>> {
+    /// One caller per client as the security administrator, the clients spread over
+    /// `--connections` connections.
+    async fn admin_callers(
+        &self,
+        make: impl Fn(Channel, Uri) -> Caller,
+    ) -> anyhow::Result<Vec<Caller>> {
+        let connections = self.connections.min(self.clients).max(1);
         let channels = self
             .target
-            .connect_many(self.clients, Some(&self.security_admin))
+            .connect_many(connections, Some(&self.security_admin))
             .await?;
-        Ok(channels.into_iter().map(make).collect())
+        let shared = channels.iter().cycle().take(self.clients);
+        Ok(shared
+            .map(|channel| make(channel.clone(), self.target.origin()))
+            .collect())
     }
 
     async fn encrypt_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
         let key_id = self.key_id().await?;
         let plaintext = self.plaintext.clone();
-        self.admin_callers(|channel| Caller::Encrypt {
-            kms: KeyManagementClient::new(channel),
+        self.admin_callers(|channel, origin| Caller::Encrypt {
+            kms: KeyManagementClient::with_origin(channel, origin),
             key_id: key_id.clone(),
             plaintext: plaintext.clone(),
         })
@@ -131,8 +159,8 @@ impl Bench {
 
     async fn data_key_callers(&mut self) -> anyhow::Result<Vec<Caller>> {
         let key_id = self.key_id().await?;
-        self.admin_callers(|channel| Caller::DataKey {
-            kms: KeyManagementClient::new(channel),
+        self.admin_callers(|channel, origin| Caller::DataKey {
+            kms: KeyManagementClient::with_origin(channel, origin),
             key_id: key_id.clone(),
         })
         .await
@@ -144,7 +172,7 @@ impl Bench {
             return Ok(key_id.clone());
         }
         let channel = self.target.connect(Some(&self.security_admin)).await?;
-        let response = KeyManagementClient::new(channel)
+        let response = KeyManagementClient::with_origin(channel, self.target.origin())
             .create_key(aes_key_request())
             .await;
         let created = response
@@ -158,28 +186,57 @@ impl Bench {
         Ok(key.key_id)
     }
 
-    /// Registers `--enroll-count` systems untimed, then times enrolling them all.
+    /// Registers `--enroll-count` systems untimed, then times enrolling them (for at most
+    /// `--seconds`).
     async fn measure_enroll(&mut self) -> anyhow::Result<Summary> {
         let pending = self.register(self.enroll_count).await?;
         eprintln!(
-            "enroll: {} enrollments by {} clients",
+            "enroll: {} enrollments by {} clients from {} address(es), for at most {} s",
             pending.len(),
-            self.clients
+            self.clients,
+            self.enroll_from.len().max(1),
+            self.measure.as_secs()
         );
-        let enrolled = enrollment::enroll(&self.target, pending, self.clients).await?;
+        let enrolled = enrollment::enroll(&self.race(self.measure), pending).await?;
         self.systems.extend(enrolled.identities);
-        Ok(Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed))
+        let summary = Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed);
+        Ok(summary.with_usage(enrolled.usage))
     }
 
-    /// Registers `count` new systems as the system administrator; not timed.
+    /// How enrolling clients race, for at most `limit`.
+    fn race(&self, limit: Duration) -> Race<'_> {
+        Race {
+            target: &self.target,
+            clients: self.clients,
+            from: &self.enroll_from,
+            limit,
+            keep: self.clients.saturating_sub(self.systems.len()),
+            server_pid: self.server_pid,
+        }
+    }
+
+    /// Registers `count` new systems as the system administrator and pairs each with a CSR;
+    /// not timed.
     async fn register(&mut self, count: usize) -> anyhow::Result<Vec<Pending>> {
-        eprintln!("registering {count} systems and generating their keys (not timed)");
+        eprintln!("registering {count} systems (not timed)");
         let first = self.registered;
         self.registered += count;
         let names = (first..first + count)
             .map(|i| format!("bench-{}-{i}", self.run_id))
             .collect();
-        enrollment::register(&self.target, &self.system_admin, names, self.clients).await
+        let started = Instant::now();
+        let tokens =
+            enrollment::register(&self.target, &self.system_admin, names, self.clients).await?;
+        eprintln!(
+            "registered {count} systems in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let csrs = self.csrs.take(tokens.len())?;
+        Ok(tokens
+            .into_iter()
+            .zip(csrs)
+            .map(|(t, c)| Pending::new(t, c))
+            .collect())
     }
 
     /// One renewing client per enrolled system, each presenting that system's certificate.
@@ -188,12 +245,10 @@ impl Bench {
         let mut callers = Vec::with_capacity(self.clients);
         for identity in self.systems.iter().take(self.clients) {
             let channel = self.target.connect(Some(identity)).await?;
-            let csrs = (0..RENEW_CSRS_PER_CLIENT)
-                .map(|_| enrollment::new_csr().map(|(_, csr)| csr))
-                .collect::<anyhow::Result<VecDeque<_>>>()?;
+            let csrs = self.csrs.take(RENEW_CSRS_PER_CLIENT)?;
             callers.push(Caller::Renew {
-                ca: CertificateAuthorityClient::new(channel),
-                csrs,
+                ca: CertificateAuthorityClient::with_origin(channel, self.target.origin()),
+                csrs: csrs.into_iter().map(|keyed| keyed.csr).collect(),
             });
         }
         Ok(callers)
@@ -206,7 +261,7 @@ impl Bench {
             return Ok(());
         }
         let pending = self.register(missing).await?;
-        let enrolled = enrollment::enroll(&self.target, pending, self.clients).await?;
+        let enrolled = enrollment::enroll(&self.race(SETUP_LIMIT), pending).await?;
         self.systems.extend(enrolled.identities);
         if let Some(error) = Summary::new(Op::Enroll, enrolled.samples, enrolled.elapsed).error {
             bail!("cannot enroll the systems that renew: {error}");

@@ -1,11 +1,14 @@
 //! The command line: what to measure, against which server, with which credentials.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, ValueEnum};
+
+use crate::enrollment::ANONYMOUS_CALLS_PER_ADDRESS;
 
 /// Load generator for a running `govtrust serve`: N concurrent mTLS clients per operation,
 /// each on its own connection; prints ops/s and p50/p99 latency per operation.
@@ -46,8 +49,9 @@ pub struct Args {
     /// Unmeasured warm-up seconds before each timed operation.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=60))]
     pub warmup_seconds: u64,
-    /// Enrollments measured by `enroll` (one registered system each, registered beforehand).
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Enrollments measured by `enroll` (one registered system each, registered beforehand);
+    /// enroll stops after `--seconds` if they are not all used by then.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub enroll_count: u32,
     /// Measure the timed operations this many times, interleaved (health, encrypt, ... then
     /// again), and report each one's median round: on a small machine one window is noisy.
@@ -66,6 +70,29 @@ pub struct Args {
     /// data directory to exist) before starting.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
     pub wait_seconds: u64,
+    /// Connections the clients of a timed operation share (several calls in flight on each);
+    /// default: one per client. Renew always uses one per client (each its own system).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub connections: Option<u16>,
+    /// Local addresses the enrolling clients connect from, comma-separated (e.g.
+    /// `127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4`): the server lets one address have only 8
+    /// calls without a client certificate in flight, so 32 enrolling clients need 4 addresses.
+    /// Each address gets one connection of at most 8 calls in flight. Default: the one the OS
+    /// picks.
+    #[arg(long, value_delimiter = ',')]
+    pub enroll_from: Vec<std::net::IpAddr>,
+    /// Pre-generated CSRs (PEM blocks, e.g. from `govtrust-csrs`), used in order and then
+    /// again, instead of generating a key pair per enrollment.
+    #[arg(long, requires = "keys")]
+    pub csrs: Option<PathBuf>,
+    /// The private keys (PKCS#8 PEM blocks) of `--csrs`, in the same order: the enrolled
+    /// systems' client identities for `renew`.
+    #[arg(long, requires = "csrs")]
+    pub keys: Option<PathBuf>,
+    /// The server's process id: its CPU time (user + system, from /proc) over each measured
+    /// window is reported per call, beside this load generator's own.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -127,6 +154,21 @@ impl Args {
 
     pub fn wait(&self) -> Duration {
         Duration::from_secs(self.wait_seconds)
+    }
+
+    /// `--enroll-from`, or, against a server at 127.0.0.1, as many loopback addresses as 32
+    /// enrolling clients need (8 calls in flight each): 127.0.0.1, 127.0.0.2, ...
+    pub fn enroll_addresses(&self) -> Vec<IpAddr> {
+        if !self.enroll_from.is_empty() {
+            return self.enroll_from.clone();
+        }
+        if !self.server.contains("://127.0.0.1:") {
+            return Vec::new();
+        }
+        let needed = usize::from(self.clients).div_ceil(ANONYMOUS_CALLS_PER_ADDRESS);
+        (1..=u8::try_from(needed).unwrap_or(u8::MAX))
+            .map(|last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+            .collect()
     }
 
     pub fn root_path(&self) -> anyhow::Result<PathBuf> {

@@ -12,9 +12,10 @@ use govtrust_proto::kms::{
 };
 use tokio::task::JoinSet;
 use tonic::Status;
-use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+use crate::connection::Channel;
+use crate::cpu::{Meter, Usage};
 use crate::stats::ClientSamples;
 
 /// Bound on the calls of one client in one phase (and on the memory its samples take).
@@ -86,23 +87,26 @@ pub fn aes_key_request() -> CreateKeyRequest {
 }
 
 /// Runs all callers concurrently for `warmup` (not recorded) then `measure`; returns each
-/// client's samples and the wall time of the measured phase.
+/// client's samples, the wall time of the measured phase and the CPU time used in it.
 pub async fn timed(
     callers: Vec<Caller>,
     warmup: Duration,
     measure: Duration,
-) -> anyhow::Result<(Vec<ClientSamples>, Duration)> {
+    server_pid: Option<u32>,
+) -> anyhow::Result<(Vec<ClientSamples>, Duration, Usage)> {
     let measure_from = Instant::now() + warmup;
     let until = measure_from + measure;
     let mut tasks = JoinSet::new();
     for caller in callers {
         tasks.spawn(drive(caller, measure_from, until));
     }
+    tokio::time::sleep_until(measure_from.into()).await;
+    let meter = Meter::start(server_pid);
     let mut samples = Vec::new();
     while let Some(done) = tasks.join_next().await {
         samples.push(done?);
     }
-    Ok((samples, measure_from.elapsed()))
+    Ok((samples, measure_from.elapsed(), meter.stop()))
 }
 
 async fn drive(mut caller: Caller, measure_from: Instant, until: Instant) -> ClientSamples {

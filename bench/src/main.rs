@@ -12,10 +12,12 @@
 mod bench;
 mod cli;
 mod connection;
+mod cpu;
 mod enrollment;
 mod load;
 mod report;
 mod stats;
+mod transport;
 
 use std::process::ExitCode;
 

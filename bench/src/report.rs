@@ -1,5 +1,7 @@
 //! The results: a table (or JSON) per operation, and the targets beside them.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::cli::Op;
@@ -53,18 +55,21 @@ fn targets(results: &[Summary]) -> [Target; 3] {
 /// Prints the table, the failures and the targets.
 pub fn print_table(results: &[Summary]) {
     println!(
-        "{:<11} {:>8} {:>9} {:>10} {:>10} {:>10}",
-        "op", "clients", "ops", "ops/s", "p50 ms", "p99 ms"
+        "{:<11} {:>8} {:>9} {:>10} {:>10} {:>10} {:>14} {:>14}",
+        "op", "clients", "ops", "ops/s", "p50 ms", "p99 ms", "server µs/op", "client µs/op"
     );
     for s in results {
+        let (server, client) = s.cpu_per_op();
         println!(
-            "{:<11} {:>8} {:>9} {:>10.1} {:>10.3} {:>10.3}",
+            "{:<11} {:>8} {:>9} {:>10.1} {:>10.3} {:>10.3} {:>14} {:>14}",
             s.op.name(),
             s.clients,
             s.ops,
             s.ops_per_second(),
             millis(s.p50),
-            millis(s.p99)
+            millis(s.p99),
+            micros(server),
+            micros(client)
         );
     }
     print_failures(results);
@@ -112,7 +117,18 @@ pub fn to_json(results: &[Summary]) -> Value {
     json!({ "operations": operations, "targets": targets })
 }
 
+/// Microseconds with one decimal, or "-" when not measured.
+fn micros(duration: Option<Duration>) -> String {
+    duration.map_or_else(
+        || "-".to_owned(),
+        |d| format!("{:.1}", d.as_secs_f64() * 1e6),
+    )
+}
+
 fn summary_json(s: &Summary) -> Value {
+    let (server, client) = s.cpu_per_op();
+    let micros = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e6);
+    let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
     json!({
         "op": s.op.name(),
         "clients": s.clients,
@@ -123,5 +139,10 @@ fn summary_json(s: &Summary) -> Value {
         "p99_ms": millis(s.p99),
         "failed_clients": s.failed_clients,
         "error": s.error,
+        "server_cpu_us_per_op": micros(server),
+        "client_cpu_us_per_op": micros(client),
+        "server_cpu_seconds": seconds(s.usage.server),
+        "server_system_cpu_seconds": seconds(s.usage.server_system),
+        "client_cpu_seconds": seconds(s.usage.client),
     })
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::cli::Op;
+use crate::cpu::Usage;
 
 /// What one client recorded: the latency of every measured call, and why it stopped early.
 #[derive(Default)]
@@ -35,6 +36,8 @@ pub struct Summary {
     pub failed_clients: usize,
     /// The first failure, or why the operation could not run at all.
     pub error: Option<String>,
+    /// CPU time of this load generator and of the server over the measured phase.
+    pub usage: Usage,
 }
 
 impl Summary {
@@ -59,7 +62,22 @@ impl Summary {
             error: failures
                 .first()
                 .map(|s| format!("{:?}: {}", s.code(), s.message())),
+            usage: Usage::default(),
         }
+    }
+
+    /// This summary with the CPU time used over its measured phase.
+    pub fn with_usage(self, usage: Usage) -> Self {
+        Self { usage, ..self }
+    }
+
+    /// CPU time per measured call, of the server and of this load generator.
+    pub fn cpu_per_op(&self) -> (Option<Duration>, Option<Duration>) {
+        let per_op = |total: Option<Duration>| {
+            let ops = u32::try_from(self.ops).ok().filter(|ops| *ops > 0)?;
+            Some(total? / ops)
+        };
+        (per_op(self.usage.server), per_op(self.usage.client))
     }
 
     /// An operation that could not run (its preparation failed).
