@@ -160,6 +160,7 @@ fn deployment(path: &std::path::Path) -> anyhow::Result<Ca> {
         server_dns_names: vec!["govtrust.bench.example".to_owned()],
         server_ips: Vec::new(),
         admin_csrs: Vec::new(),
+        public_url: None,
     };
     let (ca, _) = Ca::initialize(store, kms, audit, clock, &params)?;
     Ok(ca.with_settings(settings()))
