@@ -91,7 +91,12 @@ pub struct Authenticator {
     root: CertificateDer<'static>,
     intermediates: Vec<CertificateDer<'static>>,
     cache: Mutex<HashMap<[u8; 32], Principal>>,
+    /// Leaf fingerprints per connection (see [`Authenticator::connection_fingerprint`]).
+    connections: Mutex<HashMap<usize, Fingerprinted>>,
 }
+
+/// A connection's certificates (held weakly) and their leaf's fingerprint.
+type Fingerprinted = (std::sync::Weak<Vec<CertificateDer<'static>>>, [u8; 32]);
 
 impl Authenticator {
     pub fn new(ca: Arc<Ca>, clock: Arc<dyn Clock>) -> Self {
@@ -107,6 +112,7 @@ impl Authenticator {
             root,
             intermediates,
             cache: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
         }
     }
 
@@ -114,7 +120,7 @@ impl Authenticator {
     pub fn of<T>(&self, request: &tonic::Request<T>) -> Result<Principal, Status> {
         match request.extensions().get::<Resolved>() {
             Some(Resolved(resolved)) => resolved.clone(),
-            None => self.principal(request.peer_certs().as_deref().map(Vec::as_slice)),
+            None => self.connection_principal(request.peer_certs()),
         }
     }
 
@@ -122,7 +128,7 @@ impl Authenticator {
     pub fn take<T>(&self, request: &mut tonic::Request<T>) -> Result<Principal, Status> {
         match request.extensions_mut().remove::<Resolved>() {
             Some(Resolved(resolved)) => resolved,
-            None => self.principal(request.peer_certs().as_deref().map(Vec::as_slice)),
+            None => self.connection_principal(request.peer_certs()),
         }
     }
 
@@ -130,8 +136,42 @@ impl Authenticator {
     /// `Unauthenticated`.
     pub fn resolve<B>(&self, request: &http::Request<B>) -> Result<Principal, Status> {
         let connection = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
-        let certs = connection.and_then(TlsConnectInfo::peer_certs);
-        self.principal(certs.as_deref().map(Vec::as_slice))
+        self.connection_principal(connection.and_then(TlsConnectInfo::peer_certs))
+    }
+
+    /// The principal of the certificates of a connection: tonic hands every call of one
+    /// connection the same `Arc`, so the leaf's fingerprint is computed once per connection
+    /// (a SHA-256 of the certificate was a fifth of a KMS call's cost).
+    fn connection_principal(
+        &self,
+        certs: Option<Arc<Vec<CertificateDer<'static>>>>,
+    ) -> Result<Principal, Status> {
+        let Some(certs) = certs else {
+            return self.principal(None);
+        };
+        let Some(digest) = self.connection_fingerprint(&certs) else {
+            return self.principal(Some(certs.as_slice()));
+        };
+        self.known(certs.as_slice(), digest)
+    }
+
+    /// The leaf fingerprint of a connection's certificates, from the per-connection cache.
+    /// The cache holds a `Weak` to the certificates: while it does, their allocation is not
+    /// reused, so an address that matches and still upgrades is the same connection's.
+    fn connection_fingerprint(&self, certs: &Arc<Vec<CertificateDer<'static>>>) -> Option<[u8; 32]> {
+        let key = Arc::as_ptr(certs) as usize;
+        let mut connections = self.connections.lock().ok()?;
+        if let Some((weak, digest)) = connections.get(&key)
+            && weak.upgrade().is_some_and(|held| Arc::ptr_eq(&held, certs))
+        {
+            return Some(*digest);
+        }
+        let digest = fingerprint(certs.first()?);
+        if connections.len() >= CACHE_LIMIT {
+            connections.retain(|_, (weak, _)| weak.strong_count() > 0);
+        }
+        connections.insert(key, (Arc::downgrade(certs), digest));
+        Some(digest)
     }
 
     /// The principal of a call's peer certificates, or `Unauthenticated`.
@@ -142,7 +182,14 @@ impl Authenticator {
         let leaf = chain
             .first()
             .ok_or_else(|| Status::unauthenticated("empty certificate chain"))?;
-        let digest = fingerprint(leaf);
+        self.known(chain, fingerprint(leaf))
+    }
+
+    /// The principal of `chain`, whose leaf has the fingerprint `digest`: cached, or verified.
+    fn known(&self, chain: &[CertificateDer<'static>], digest: [u8; 32]) -> Result<Principal, Status> {
+        let leaf = chain
+            .first()
+            .ok_or_else(|| Status::unauthenticated("empty certificate chain"))?;
         let principal = match self.cached(&digest) {
             Some(principal) => principal,
             None => {
