@@ -170,7 +170,13 @@ fn disconnected(failure: &anyhow::Error) -> bool {
     }
     failure
         .downcast_ref::<tonic::Status>()
-        .is_some_and(|status| matches!(status.code(), Code::Unavailable | Code::Unknown))
+        .is_some_and(|status| {
+            // Cancelled: the connection closed with the call in flight.
+            matches!(
+                status.code(),
+                Code::Unavailable | Code::Unknown | Code::Cancelled
+            )
+        })
         && failure.to_string().contains("transport error")
 }
 

@@ -268,7 +268,7 @@ async fn ocsp_post(
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, body).into_response();
     }
     let answer = answer(&http, peer, body.to_vec()).await;
-    ocsp_response(answer.der.as_ref().clone(), None)
+    ocsp_response(answer.der, None)
 }
 
 /// `GET /ocsp/<base64 of the DER request, URL-encoded>` (RFC 6960 Appendix A.1), cacheable.
@@ -281,14 +281,12 @@ async fn ocsp_get(
     let Some(der) = decode_get(&request) else {
         http.metrics.http.inc("ocsp");
         http.metrics.ocsp.inc("malformed");
-        return ocsp_response(ocsp::MALFORMED_REQUEST.to_vec(), None);
+        return ocsp_response(Arc::new(ocsp::MALFORMED_REQUEST.to_vec()), None);
     };
     let answer = answer(&http, peer, der).await;
-    let Some((this_update, next_update)) = answer.validity else {
-        return ocsp_response(answer.der.as_ref().clone(), None);
+    let (Some((this_update, next_update)), Some(tag)) = (answer.validity, answer.tag) else {
+        return ocsp_response(answer.der, None);
     };
-    let digest = ring::digest::digest(&ring::digest::SHA256, &answer.der);
-    let tag = format!("\"{}\"", hex::encode(&digest.as_ref()[..16]));
     let fresh = next_update
         .duration_since(http.ca.now())
         .unwrap_or_default();
@@ -300,7 +298,7 @@ async fn ocsp_get(
         return cache.apply(StatusCode::NOT_MODIFIED.into_response());
     }
     let dates = (this_update, next_update);
-    cache.apply(ocsp_response(answer.der.as_ref().clone(), Some(dates)))
+    cache.apply(ocsp_response(answer.der, Some(dates)))
 }
 
 /// The answer to the OCSP request `der`: from memory when a response signed in advance
@@ -315,28 +313,20 @@ async fn answer(http: &Arc<Http>, peer: IpAddr, der: Vec<u8>) -> ocsp::Answer {
                     let _turn = turn;
                     ca.ocsp(&der)
                 });
-                answered
-                    .await
-                    .unwrap_or_else(|_| unsigned(ocsp::INTERNAL_ERROR))
+                answered.await.unwrap_or_else(|_| {
+                    ocsp::Answer::unsigned(ocsp::INTERNAL_ERROR, ocsp::Outcome::Failed)
+                })
             }
             // Signing is rationed: the response made in advance without the nonce, if any.
             None => http
                 .ca
                 .ocsp_presigned(&der)
-                .unwrap_or_else(|| unsigned(ocsp::TRY_LATER)),
+                .unwrap_or_else(|| ocsp::Answer::unsigned(ocsp::TRY_LATER, ocsp::Outcome::Failed)),
         },
     };
     http.metrics.http.inc("ocsp");
     http.metrics.ocsp.inc(answer.outcome.name());
     answer
-}
-
-fn unsigned(der: &'static [u8]) -> ocsp::Answer {
-    ocsp::Answer {
-        der: Arc::new(der.to_vec()),
-        outcome: ocsp::Outcome::Failed,
-        validity: None,
-    }
 }
 
 /// The address of the connection a request came on.
@@ -429,8 +419,9 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 /// An OCSP response; `dates` (thisUpdate, nextUpdate) for one that may be cached.
-fn ocsp_response(der: Vec<u8>, dates: Option<(SystemTime, SystemTime)>) -> Response {
-    let mut response = der.into_response();
+fn ocsp_response(der: Arc<Vec<u8>>, dates: Option<(SystemTime, SystemTime)>) -> Response {
+    // The body shares the signed bytes with the cache: no copy per request.
+    let mut response = bytes::Bytes::from_owner(Shared(der)).into_response();
     set(
         &mut response,
         header::CONTENT_TYPE,
@@ -448,6 +439,15 @@ fn ocsp_response(der: Vec<u8>, dates: Option<(SystemTime, SystemTime)>) -> Respo
         }
     }
     response
+}
+
+/// Signed bytes held by the OCSP cache, lent to a response body.
+struct Shared(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// HTTP caching of a signed status document: an entity tag and how long it stays fresh (no

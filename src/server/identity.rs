@@ -158,7 +158,10 @@ impl Authenticator {
     /// The leaf fingerprint of a connection's certificates, from the per-connection cache.
     /// The cache holds a `Weak` to the certificates: while it does, their allocation is not
     /// reused, so an address that matches and still upgrades is the same connection's.
-    fn connection_fingerprint(&self, certs: &Arc<Vec<CertificateDer<'static>>>) -> Option<[u8; 32]> {
+    fn connection_fingerprint(
+        &self,
+        certs: &Arc<Vec<CertificateDer<'static>>>,
+    ) -> Option<[u8; 32]> {
         let key = Arc::as_ptr(certs) as usize;
         let mut connections = self.connections.lock().ok()?;
         if let Some((weak, digest)) = connections.get(&key)
@@ -186,7 +189,11 @@ impl Authenticator {
     }
 
     /// The principal of `chain`, whose leaf has the fingerprint `digest`: cached, or verified.
-    fn known(&self, chain: &[CertificateDer<'static>], digest: [u8; 32]) -> Result<Principal, Status> {
+    fn known(
+        &self,
+        chain: &[CertificateDer<'static>],
+        digest: [u8; 32],
+    ) -> Result<Principal, Status> {
         let leaf = chain
             .first()
             .ok_or_else(|| Status::unauthenticated("empty certificate chain"))?;

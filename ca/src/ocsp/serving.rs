@@ -63,14 +63,18 @@ pub struct Answer {
     pub outcome: Outcome,
     /// thisUpdate and nextUpdate of a cacheable response (one CertID, no nonce).
     pub validity: Option<(SystemTime, SystemTime)>,
+    /// The entity tag of a cacheable response: a digest of it, made once when it was signed.
+    pub tag: Option<Arc<str>>,
 }
 
 impl Answer {
-    fn unsigned(der: &'static [u8], outcome: Outcome) -> Self {
+    /// A fixed, unsigned response (an error status), never cached.
+    pub fn unsigned(der: &'static [u8], outcome: Outcome) -> Self {
         Self {
             der: Arc::new(der.to_vec()),
             outcome,
             validity: None,
+            tag: None,
         }
     }
 }
@@ -85,16 +89,48 @@ enum Standing {
 /// A signed response for one CertID.
 struct Cached {
     der: Arc<Vec<u8>>,
+    /// The certificate's serial: its standing is checked on every hit.
+    serial: Serial,
     standing: Standing,
     this_update: SystemTime,
     next_update: SystemTime,
+    tag: Arc<str>,
 }
 
-/// The OCSP side of the CA: each CA's responder and the signed responses.
+impl Cached {
+    fn answer(&self) -> Answer {
+        Answer {
+            der: self.der.clone(),
+            outcome: match self.standing {
+                Standing::Good => Outcome::Good,
+                Standing::Revoked(..) => Outcome::Revoked,
+            },
+            validity: Some((self.this_update, self.next_update)),
+            tag: Some(self.tag.clone()),
+        }
+    }
+
+    /// Whether it may be served at `now` for a certificate whose standing is `standing`.
+    fn holds(&self, ca: &Ca, standing: Standing, now: SystemTime) -> bool {
+        let fresh = self
+            .this_update
+            .checked_add(ca.settings.ocsp.refresh)
+            .is_some_and(|end| now < end.min(self.next_update));
+        fresh && self.standing == standing
+    }
+}
+
+/// Signed responses by key, bounded: beyond [`CACHE_LIMIT`] a tenth (arbitrary ones) make way.
+type Kept = RwLock<HashMap<Vec<u8>, Arc<Cached>>>;
+
+/// The OCSP side of the CA: each CA's responder and the responses signed in advance, by the
+/// encoding of their CertID and by the exact bytes of the requests they answered (a repeated
+/// request is found without being parsed).
 #[derive(Default)]
 pub(crate) struct Ocsp {
     delegates: Mutex<[Option<Arc<Delegate>>; 3]>,
-    cache: RwLock<HashMap<Vec<u8>, Cached>>,
+    by_cert_id: Kept,
+    by_request: Kept,
 }
 
 fn slot(authority: Authority) -> usize {
@@ -113,7 +149,7 @@ impl Ocsp {
             Err(error) => return Answer::unsigned(refusal(&error), Outcome::Malformed),
         };
         let answered = match request.single() {
-            Some(id) => self.single(ca, id),
+            Some(id) => self.single(ca, id, der),
             None => self.signed(ca, &request),
         };
         answered.unwrap_or_else(|error| {
@@ -139,6 +175,9 @@ impl Ocsp {
         der: &[u8],
         nonce_optional: bool,
     ) -> Option<Answer> {
+        if let Some(answer) = self.repeated(ca, der) {
+            return Some(answer);
+        }
         let request = Request::parse(der).ok()?;
         let id = match (request.single(), request.cert_ids()) {
             (Some(id), _) => id,
@@ -148,8 +187,24 @@ impl Ocsp {
         self.cached(ca, id, standing(ca, id.serial()), ca.clock.now())
     }
 
-    /// One certificate, no nonce: the cached response if it still holds, else a new one.
-    fn single(&self, ca: &Ca, id: &CertId) -> Result<Answer, Error> {
+    /// The response kept for exactly the request `der`, if it still holds.
+    fn repeated(&self, ca: &Ca, der: &[u8]) -> Option<Answer> {
+        let cached = {
+            let by_request = self
+                .by_request
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            by_request.get(der)?.clone()
+        };
+        let standing = standing(ca, &cached.serial);
+        cached
+            .holds(ca, standing, ca.clock.now())
+            .then(|| cached.answer())
+    }
+
+    /// One certificate, no nonce (the request `der`): the cached response if it still holds,
+    /// else a new one.
+    fn single(&self, ca: &Ca, id: &CertId, der: &[u8]) -> Result<Answer, Error> {
         let now = ca.clock.now();
         let standing = standing(ca, id.serial());
         if let Some(answer) = self.cached(ca, id, standing, now) {
@@ -158,62 +213,50 @@ impl Ocsp {
         let (authority, delegate) = self.responder_for(ca, id)?;
         let status = status(ca, authority, id.serial())?;
         let times = times(ca, now)?;
-        let der = Arc::new(delegate.responder.presign(id, status, &times)?);
-        let next_update = times.next_update.unwrap_or(now);
+        let signed = delegate.responder.presign(id, status, &times)?;
+        let cached = Arc::new(Cached {
+            tag: tag(&signed),
+            der: Arc::new(signed),
+            serial: id.serial().clone(),
+            standing,
+            this_update: now,
+            next_update: times.next_update.unwrap_or(now),
+        });
         let outcome = match status {
             Status::Good => Outcome::Good,
             Status::Revoked { .. } => Outcome::Revoked,
             Status::Unknown => Outcome::Unknown,
         };
         if status != Status::Unknown {
-            self.keep(id, der.clone(), standing, now, next_update);
+            self.keep(id, der, cached.clone());
         }
         Ok(Answer {
-            der,
             outcome,
-            validity: Some((now, next_update)),
+            ..cached.answer()
         })
     }
 
     fn cached(&self, ca: &Ca, id: &CertId, standing: Standing, now: SystemTime) -> Option<Answer> {
-        let cache = self.cache.read().unwrap_or_else(PoisonError::into_inner);
-        let hit = cache.get(id.as_der())?;
-        let fresh = hit
-            .this_update
-            .checked_add(ca.settings.ocsp.refresh)
-            .is_some_and(|end| now < end.min(hit.next_update));
-        (fresh && hit.standing == standing).then(|| Answer {
-            der: hit.der.clone(),
-            outcome: match standing {
-                Standing::Good => Outcome::Good,
-                Standing::Revoked(..) => Outcome::Revoked,
-            },
-            validity: Some((hit.this_update, hit.next_update)),
-        })
+        let by_cert_id = self
+            .by_cert_id
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let hit = by_cert_id.get(id.as_der())?;
+        hit.holds(ca, standing, now).then(|| hit.answer())
     }
 
-    fn keep(
-        &self,
-        id: &CertId,
-        der: Arc<Vec<u8>>,
-        standing: Standing,
-        this_update: SystemTime,
-        next_update: SystemTime,
-    ) {
-        let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= CACHE_LIMIT {
-            let victims: Vec<Vec<u8>> = cache.keys().take(CACHE_LIMIT / 10).cloned().collect();
-            for key in victims {
-                cache.remove(&key);
+    /// Keeps `cached`, the response for `id`, also under the bytes of the request `der`.
+    fn keep(&self, id: &CertId, der: &[u8], cached: Arc<Cached>) {
+        for (kept, key) in [(&self.by_cert_id, id.as_der()), (&self.by_request, der)] {
+            let mut kept = kept.write().unwrap_or_else(PoisonError::into_inner);
+            if kept.len() >= CACHE_LIMIT {
+                let victims: Vec<Vec<u8>> = kept.keys().take(CACHE_LIMIT / 10).cloned().collect();
+                for victim in victims {
+                    kept.remove(&victim);
+                }
             }
+            kept.insert(key.to_vec(), cached.clone());
         }
-        let cached = Cached {
-            der,
-            standing,
-            this_update,
-            next_update,
-        };
-        cache.insert(id.as_der().to_vec(), cached);
     }
 
     /// Several certificates or a nonce: signed now, by the responder of the first CertID's
@@ -231,6 +274,7 @@ impl Ocsp {
             der: Arc::new(der),
             outcome: Outcome::Signed,
             validity: None,
+            tag: None,
         })
     }
 
@@ -298,6 +342,13 @@ fn issuing_ca(ca: &Ca, serial: &Serial) -> bool {
             X509Certificate::from_der(der)
                 .is_ok_and(|(_, cert)| cert.raw_serial() == serial.as_bytes())
         })
+}
+
+/// The entity tag of a response: the first 16 bytes of its SHA-256, hex, quoted.
+fn tag(der: &[u8]) -> Arc<str> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, der);
+    let hex = hex::encode(digest.as_ref().get(..16).unwrap_or_default());
+    Arc::from(format!("\"{hex}\""))
 }
 
 fn times(ca: &Ca, now: SystemTime) -> Result<Times, Error> {
