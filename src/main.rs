@@ -17,6 +17,7 @@ mod init;
 mod layout;
 mod rfc3339;
 mod server;
+mod signals;
 
 use clap::Parser;
 

@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{Server, fails, json, ok, openssl, openssl_csr};
+use support::{Server, fails, foreign_credential, json, ok, openssl_csr};
 
 const TAX: &str = "spiffe://gov.example/org/finance/sys/tax";
 const HEALTH: &str = "spiffe://gov.example/org/finance/sys/health";
@@ -23,57 +23,6 @@ fn enrolled(server: &Server, dir: &Path, name: &str) -> (String, PathBuf) {
     let out = dir.join(name);
     ok(server.gt(&["enroll", "--token", &token, "--out", out.to_str().unwrap()]));
     (token, out)
-}
-
-/// A credential directory with a certificate from a CA of our own making that claims `id`.
-fn foreign_credential(dir: &Path, id: &str) -> PathBuf {
-    let foreign = dir.join("foreign");
-    std::fs::create_dir_all(&foreign).unwrap();
-    openssl(
-        &foreign,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=Foreign CA",
-            "-days",
-            "30",
-        ],
-    );
-    openssl_csr(&foreign, "leaf", "/CN=intruder", &[]);
-    let ext = format!("subjectAltName=URI:{id}\nextendedKeyUsage=clientAuth\n");
-    std::fs::write(foreign.join("ext.cnf"), ext).unwrap();
-    openssl(
-        &foreign,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "cert.pem",
-            "-days",
-            "30",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    std::fs::rename(foreign.join("leaf.key"), foreign.join("key.pem")).unwrap();
-    foreign
 }
 
 fn encrypt(server: &Server, identity: &Path, key: &str) -> std::process::Output {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Server, fails, json, ok, openssl, openssl_csr};
+use support::{Server, fails, foreign_credential, json, ok, openssl, openssl_csr};
 
 #[test]
 fn openssl_csr_enrolls_and_openssl_verifies_the_chain_then_renew_works_over_mtls() {
@@ -98,51 +98,7 @@ fn calls_without_a_client_certificate_or_with_a_foreign_one_are_unauthenticated(
     assert!(anonymous.contains("Unauthenticated"), "{anonymous}");
 
     // A CA of our own making, and a client certificate from it with the same SPIFFE id as an admin.
-    let foreign = dir.path().join("foreign");
-    std::fs::create_dir_all(&foreign).unwrap();
-    openssl(
-        &foreign,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=Foreign CA",
-            "-days",
-            "30",
-        ],
-    );
-    openssl_csr(&foreign, "leaf", "/CN=security-admin", &[]);
-    std::fs::write(foreign.join("ext.cnf"), "subjectAltName=URI:spiffe://gov.example/person/security-admin\nextendedKeyUsage=clientAuth\n").unwrap();
-    openssl(
-        &foreign,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "cert.pem",
-            "-days",
-            "30",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    std::fs::rename(foreign.join("leaf.key"), foreign.join("key.pem")).unwrap();
+    let foreign = foreign_credential(dir.path(), "spiffe://gov.example/person/security-admin");
     let refused = fails(server.gt_as(
         &foreign,
         &[

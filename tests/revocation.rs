@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{Server, fails, http_get, http_request, json, ok, openssl};
+use support::{Server, fails, http_get, http_request, json, ok, openssl, openssl_ca};
 
 /// A certificate file's serial, lower-case hex.
 fn serial(cert: &Path) -> String {
@@ -303,28 +303,7 @@ fn the_ocsp_responder_answers_unknown_unauthorized_and_malformed_and_caches_get_
     // A certificate of another CA: unauthorized.
     let foreign = dir.path().join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
-    let key = foreign.join("ca.key");
-    let ca = foreign.join("ca.pem");
-    openssl(
-        &foreign,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            ca.to_str().unwrap(),
-            "-subj",
-            "/CN=Other CA",
-            "-days",
-            "10",
-        ],
-    );
+    let ca = openssl_ca(&foreign, "ca", "/CN=Other CA", 10, &[]);
     let request = foreign.join("req.der");
     openssl(
         &foreign,

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use support::{Server, fails, http_get, json, ok, openssl};
+use support::{Server, fails, http_get, json, ok, openssl, openssl_ca};
 
 /// `cert verify` as `identity`: (exit success, stdout + stderr).
 fn verify(server: &Server, identity: &Path, file: &Path, extra: &[&str]) -> (bool, String) {
@@ -110,27 +110,7 @@ fn a_relying_party_learns_every_reason_a_certificate_of_this_ca_is_not_good() {
     );
 
     // A certificate of a CA nobody trusts, and garbage.
-    let (key, foreign) = (dir.path().join("f.key"), dir.path().join("f.pem"));
-    openssl(
-        dir.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-out",
-            foreign.to_str().unwrap(),
-            "-subj",
-            "/CN=stranger",
-            "-days",
-            "5",
-        ],
-    );
+    let foreign = openssl_ca(dir.path(), "f", "/CN=stranger", 5, &[]);
     let (good, out) = verify(&server, &payroll, &foreign, &[]);
     assert!(!good && out.contains("untrusted issuer"), "{out}");
     let garbage = dir.path().join("garbage.pem");
@@ -167,28 +147,9 @@ impl OtherCa {
              default_md = sha256\ndefault_crl_days = 7\n",
         )
         .unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=Province Health CA/O=Health Commission",
-                "-days",
-                "365",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
+        let subject = "/CN=Province Health CA/O=Health Commission";
+        let usage = ["-addext", "keyUsage=critical,keyCertSign,cRLSign"];
+        openssl_ca(dir, "ca", subject, 365, &usage);
         let other = OtherCa {
             dir: dir.to_path_buf(),
             crl_url: crl_url.to_owned(),
@@ -382,26 +343,12 @@ fn another_cas_certificates_are_accepted_once_trusted_and_its_crl_is_checked() {
     ));
     assert!(leaf_as_ca.contains("not a CA certificate"), "{leaf_as_ca}");
     // A CA that takes our root's name, or the name `root`, is refused.
-    let twin = dir.path().join("twin.pem");
-    openssl(
+    let twin = openssl_ca(
         dir.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "twin.key",
-            "-out",
-            twin.to_str().unwrap(),
-            "-days",
-            "5",
-            "-subj",
-            "/CN=govtrust Root CA/O=gov.example",
-        ],
+        "twin",
+        "/CN=govtrust Root CA/O=gov.example",
+        5,
+        &[],
     );
     let error = fails(server.gt_as(
         &officer,

@@ -24,7 +24,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 pub async fn run(args: &RenewArgs, dir: &Path) -> anyhow::Result<()> {
     tokio::select! {
         result = renew_forever(args, dir) => result,
-        () = stopped() => {
+        () = crate::signals::terminated() => {
             eprintln!("renew daemon: stopped");
             Ok(())
         }
@@ -95,19 +95,4 @@ fn validity(file: &Path) -> anyhow::Result<(SystemTime, SystemTime)> {
         at(validity.not_before.timestamp()),
         at(validity.not_after.timestamp()),
     ))
-}
-
-async fn stopped() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }

@@ -238,14 +238,7 @@ async fn crl(
         return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     };
     let tag = format!("\"{}-{}\"", authority, crl.number);
-    let fresh = crl
-        .next_update
-        .duration_since(http.ca.now())
-        .unwrap_or_default();
-    let cache = Freshness {
-        tag: &tag,
-        max_age: fresh.min(STATUS_MAX_AGE).as_secs(),
-    };
+    let cache = Freshness::until(&tag, crl.next_update, http.ca.now());
     if cache.matches(&headers) {
         return cache.apply(StatusCode::NOT_MODIFIED.into_response());
     }
@@ -287,13 +280,7 @@ async fn ocsp_get(
     let (Some((this_update, next_update)), Some(tag)) = (answer.validity, answer.tag) else {
         return ocsp_response(answer.der, None);
     };
-    let fresh = next_update
-        .duration_since(http.ca.now())
-        .unwrap_or_default();
-    let cache = Freshness {
-        tag: &tag,
-        max_age: fresh.min(STATUS_MAX_AGE).as_secs(),
-    };
+    let cache = Freshness::until(&tag, next_update, http.ca.now());
     if cache.matches(&headers) {
         return cache.apply(StatusCode::NOT_MODIFIED.into_response());
     }
@@ -457,7 +444,16 @@ struct Freshness<'a> {
     max_age: u64,
 }
 
-impl Freshness<'_> {
+impl<'a> Freshness<'a> {
+    /// Fresh from `now` until `next_update`, and never longer than [`STATUS_MAX_AGE`].
+    fn until(tag: &'a str, next_update: SystemTime, now: SystemTime) -> Self {
+        let fresh = next_update.duration_since(now).unwrap_or_default();
+        Self {
+            tag,
+            max_age: fresh.min(STATUS_MAX_AGE).as_secs(),
+        }
+    }
+
     /// Whether the request's `If-None-Match` names this tag.
     fn matches(&self, headers: &HeaderMap) -> bool {
         headers

@@ -671,17 +671,6 @@ async fn sweep_unseal_attempts(kms: Arc<Kms>) {
 }
 
 async fn shutdown() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+    crate::signals::terminated().await;
     tracing::info!("shutting down");
 }

@@ -361,6 +361,70 @@ pub fn openssl_csr(dir: &Path, stem: &str, subject: &str, extra: &[&str]) -> Pat
     dir.join(csr)
 }
 
+/// A self-signed P-256 CA made by `openssl req -x509`, files `<stem>.key` and `<stem>.pem` in
+/// `dir`, valid for `days`; `extra` goes on the command line (e.g. `-addext`). Returns the
+/// certificate's path.
+pub fn openssl_ca(dir: &Path, stem: &str, subject: &str, days: u32, extra: &[&str]) -> PathBuf {
+    let (key, cert, days) = (
+        format!("{stem}.key"),
+        format!("{stem}.pem"),
+        days.to_string(),
+    );
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+        "-subj",
+        subject,
+        "-days",
+        &days,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+    dir.join(cert)
+}
+
+/// A credential directory (`dir/foreign`: cert.pem, key.pem) holding a client certificate that
+/// claims the SPIFFE id `id`, from a CA of our own making that the server does not trust.
+pub fn foreign_credential(dir: &Path, id: &str) -> PathBuf {
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    openssl_ca(&foreign, "ca", "/CN=Foreign CA", 30, &[]);
+    openssl_csr(&foreign, "leaf", "/CN=intruder", &[]);
+    let ext = format!("subjectAltName=URI:{id}\nextendedKeyUsage=clientAuth\n");
+    std::fs::write(foreign.join("ext.cnf"), ext).unwrap();
+    openssl(
+        &foreign,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    std::fs::rename(foreign.join("leaf.key"), foreign.join("key.pem")).unwrap();
+    foreign
+}
+
 /// An HTTP answer: status code, headers (names lower-case) and body.
 pub struct HttpAnswer {
     pub status: u16,
