@@ -206,7 +206,7 @@ impl Ca {
     ) -> Result<Ca, Error> {
         let hierarchy = Hierarchy::load(store.as_ref(), &kms)?;
         let server_names = ServerNames::load(store.as_ref())?;
-        let revocations = revocation::Revocations::load(store.as_ref())?;
+        let revocations = revocation::Revocations::load(store.as_ref(), clock.now())?;
         let crls = crl::Publisher::load(store.as_ref())?;
         Ok(Ca {
             store,

@@ -375,8 +375,9 @@ pub(crate) struct Revocations {
 }
 
 impl Revocations {
-    /// Reads every CA's revocation index.
-    pub(crate) fn load(store: &dyn Store) -> Result<Self, Error> {
+    /// Reads every CA's revocation index; renewed certificates that expired before `now` (by
+    /// the CA's clock) are left out.
+    pub(crate) fn load(store: &dyn Store, now: SystemTime) -> Result<Self, Error> {
         let mut by_serial = HashMap::new();
         for authority in Authority::ALL {
             for (serial, entry) in index(store, authority)? {
@@ -386,7 +387,7 @@ impl Revocations {
         }
         Ok(Self {
             by_serial: RwLock::new(by_serial),
-            superseded: RwLock::new(superseded_index(store)?),
+            superseded: RwLock::new(superseded_index(store, now)?),
         })
     }
 
@@ -453,9 +454,12 @@ pub(crate) fn stage_supersession(batch: &mut Batch, record: &CertRecord) -> Resu
 }
 
 /// The renewed certificates that have not expired.
-fn superseded_index(store: &dyn Store) -> Result<HashMap<Serial, (SystemTime, Serial)>, Error> {
+fn superseded_index(
+    store: &dyn Store,
+    now: SystemTime,
+) -> Result<HashMap<Serial, (SystemTime, Serial)>, Error> {
     let prefix = records::SUPERSEDED_PREFIX;
-    let now_ms = unix_ms(SystemTime::now());
+    let now_ms = unix_ms(now);
     let mut map = HashMap::new();
     let mut start: Option<Vec<u8>> = None;
     loop {
