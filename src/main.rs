@@ -21,6 +21,11 @@ mod signals;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's allocator: malloc and free were about 11% of the server's CPU
+/// per issuance (perf, `bench/README.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     init_tracing(args.verbose);

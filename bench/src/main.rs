@@ -27,6 +27,10 @@ use crate::bench::Bench;
 use crate::cli::Args;
 use crate::stats::Summary;
 
+/// The load generator's allocator, like the server's: less client CPU per call.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
