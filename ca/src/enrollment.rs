@@ -56,8 +56,8 @@ pub struct Issued {
 pub struct Caller {
     /// The URI SAN of the peer's certificate.
     pub spiffe_id: String,
-    /// The serial of the peer's certificate, hex.
-    pub serial: String,
+    /// The serial of the peer's certificate.
+    pub serial: Serial,
 }
 
 /// The compare-and-swap that marks a token used, guarded by the system's current-token pointer.
@@ -88,7 +88,7 @@ struct Request<'a> {
     action: &'static str,
     actor: &'a str,
     claim: Option<TokenClaim>,
-    renews: Option<&'a str>,
+    renews: Option<&'a Serial>,
     /// For a renewal: the certificate renewed, as read, to be marked superseded in the batch.
     renewed: Option<(Vec<u8>, CertRecord)>,
     /// The generation the certificate belongs to: the caller's for a renewal; for an
@@ -315,11 +315,11 @@ pub(crate) fn caller_certificate(
 ) -> Result<(Vec<u8>, CertRecord), Error> {
     let serial = &caller.serial;
     let not_current = |reason: String| Error::CallerNotCurrent { reason };
-    let found = Serial::parse(serial).and_then(|s| certificates::find_raw(ca.store.as_ref(), &s));
+    let found = certificates::find_raw(ca.store.as_ref(), serial);
     let (raw, record) = match found {
-        Err(Error::CertificateNotFound { .. } | Error::InvalidArgument { .. }) => Err(not_current(
-            format!("certificate {serial} was not issued by this CA"),
-        )),
+        Err(Error::CertificateNotFound { .. }) => Err(not_current(format!(
+            "certificate {serial} was not issued by this CA"
+        ))),
         other => other,
     }?;
     if record.spiffe_id != caller.spiffe_id {
@@ -591,7 +591,7 @@ fn event(
         None => event,
     };
     match request.renews {
-        Some(previous) => event.with("renews", previous),
+        Some(previous) => event.with("renews", previous.to_string()),
         None => event,
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Fixture, San, csr, csr_with_key, openssl_csr, pem_der, setup};
 use govtrust_ca::{
     Caller, DisplayText, Error, Issued, NationalId, Network, PersonRegistration, PersonToken,
-    Settings, TokenTtl,
+    Serial, Settings, TokenTtl,
 };
 use govtrust_store::Store;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -39,7 +39,7 @@ fn portal(fx: &Fixture) -> Caller {
         .unwrap();
     Caller {
         spiffe_id: issued.spiffe_id,
-        serial: issued.serial.to_string(),
+        serial: issued.serial.clone(),
     }
 }
 
@@ -277,7 +277,7 @@ fn a_certificate_of_an_earlier_enrollment_or_a_stranger_gets_nothing() {
     let fx = fixture();
     let stranger = Caller {
         spiffe_id: "spiffe://gov.example/org/tax/sys/nobody".to_owned(),
-        serial: "01ab".to_owned(),
+        serial: Serial::parse("01ab").unwrap(),
     };
     let result = fx
         .ca

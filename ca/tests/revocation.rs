@@ -22,7 +22,7 @@ fn enrolled(fx: &Fixture, name: &str) -> Issued {
 fn caller(issued: &Issued) -> Caller {
     Caller {
         spiffe_id: issued.spiffe_id.clone(),
-        serial: issued.serial.to_string(),
+        serial: issued.serial.clone(),
     }
 }
 

@@ -209,7 +209,7 @@ fn a_renewed_system_gets_no_token_while_its_newest_certificate_is_valid() {
     fx.clock.advance(Duration::from_secs(86_400));
     let caller = Caller {
         spiffe_id: first.spiffe_id.clone(),
-        serial: first.serial.to_string(),
+        serial: first.serial.clone(),
     };
     let renewed = fx.ca.renew(&caller, &csr("portal", &[])).unwrap();
     fx.clock

@@ -35,9 +35,8 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub spiffe_id: String,
-    /// The certificate's serial, lower-case hex.
-    pub serial: String,
-    serial_number: Serial,
+    /// The certificate's serial.
+    pub serial: Serial,
     pub kind: Kind,
     /// For a system: which enrollment its certificate belongs to, and the system's lineage now.
     pub standing: Option<Standing>,
@@ -60,8 +59,7 @@ impl Principal {
         let not_after = SystemTime::now() + std::time::Duration::from_secs(3600);
         Self {
             spiffe_id: spiffe_id.to_owned(),
-            serial: "01".to_owned(),
-            serial_number: Serial::parse("01").unwrap_or_else(|_| unreachable!()),
+            serial: Serial::parse("01").unwrap_or_else(|_| unreachable!()),
             kind,
             standing: None,
             not_after,
@@ -213,7 +211,7 @@ impl Authenticator {
     /// or suspension of the certificate (checked in memory, every call).
     fn current(&self, mut principal: Principal) -> Result<Principal, Status> {
         self.not_superseded(&principal)?;
-        if let Some((reason, at)) = self.ca.revocation(&principal.serial_number) {
+        if let Some((reason, at)) = self.ca.revocation(&principal.serial) {
             let at = crate::rfc3339::format(at);
             return Err(Status::unauthenticated(match reason {
                 Reason::CertificateHold => format!(
@@ -238,7 +236,7 @@ impl Authenticator {
     /// certificate that renewed it is revoked or suspended: suspending or revoking a holder's
     /// newest certificate stops its predecessors too.
     fn not_superseded(&self, principal: &Principal) -> Result<(), Status> {
-        let Some((at, by)) = self.ca.supersession(&principal.serial_number) else {
+        let Some((at, by)) = self.ca.supersession(&principal.serial) else {
             return Ok(());
         };
         if self.ca.revocation(&by).is_some() {
@@ -298,9 +296,9 @@ impl Authenticator {
         chain: &[CertificateDer<'static>],
     ) -> Result<Principal, Status> {
         self.verify_chain(leaf, chain)?;
-        let (spiffe_id, serial, not_after) = names(leaf)?;
-        let serial_number = Serial::parse(&serial).map_err(|_| {
-            Status::unauthenticated(format!("client certificate serial {serial} is not valid"))
+        let (spiffe_id, text, not_after) = names(leaf)?;
+        let serial = Serial::parse(&text).map_err(|_| {
+            Status::unauthenticated(format!("client certificate serial {text} is not valid"))
         })?;
         let kind = self.kind(&spiffe_id)?;
         let standing = match &kind {
@@ -310,7 +308,6 @@ impl Authenticator {
         Ok(Principal {
             spiffe_id,
             serial,
-            serial_number,
             kind,
             standing,
             not_after,
@@ -319,8 +316,8 @@ impl Authenticator {
 
     /// The standing of a system certificate: its recorded generation (the lineage is filled
     /// per call). A certificate this CA never recorded is refused.
-    fn standing(&self, serial: &str) -> Result<Standing, Status> {
-        let record = Serial::parse(serial).and_then(|s| self.ca.certificate(&s));
+    fn standing(&self, serial: &Serial) -> Result<Standing, Status> {
+        let record = self.ca.certificate(serial);
         let record = record.map_err(|_| {
             Status::unauthenticated(format!(
                 "client certificate {serial} was not issued by this CA"
