@@ -168,6 +168,7 @@ fn disconnected(failure: &anyhow::Error) -> bool {
     if failure.is::<tonic::transport::Error>() {
         return true;
     }
+    let text = failure.to_string();
     failure
         .downcast_ref::<tonic::Status>()
         .is_some_and(|status| {
@@ -177,7 +178,9 @@ fn disconnected(failure: &anyhow::Error) -> bool {
                 Code::Unavailable | Code::Unknown | Code::Cancelled
             )
         })
-        && failure.to_string().contains("transport error")
+        // "h2 protocol error": killed while the client read the answer's body (the peer
+        // closed without a TLS close_notify).
+        && (text.contains("transport error") || text.contains("h2 protocol error"))
 }
 
 /// A fresh P-256 key and a CSR (DER) for system `name`.

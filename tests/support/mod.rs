@@ -200,7 +200,24 @@ impl Server {
     ) -> serde_json::Value {
         let mut args = vec!["kms", "key", "create", "--algorithm", algorithm, "--json"];
         args.extend_from_slice(extra);
-        json(&ok(self.gt_as(identity, &args)))
+        json(&self.ok(self.gt_as(identity, &args)))
+    }
+
+    /// As [`ok`], with the end of this server's log in the message when the command failed
+    /// (an internal error says only that the log has the details).
+    pub fn ok(&self, output: Output) -> String {
+        if !output.status.success() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "command failed: {}\nstdout: {}\nserver log, last lines:\n{}",
+                String::from_utf8_lossy(&output.stderr),
+                String::from_utf8_lossy(&output.stdout),
+                tail.join("\n")
+            );
+        }
+        ok(output)
     }
 
     /// Registers a system as the system administrator; returns its enrollment token.
@@ -219,7 +236,7 @@ impl Server {
             "--json",
         ];
         args.extend_from_slice(extra);
-        let out = ok(self.gt_as(&self.admin("system-admin"), &args));
+        let out = self.ok(self.gt_as(&self.admin("system-admin"), &args));
         json(&out)["enrollment_token"].as_str().unwrap().to_owned()
     }
 }
@@ -230,7 +247,7 @@ impl Server {
     pub fn enrolled(&self, dir: &Path, name: &str) -> PathBuf {
         let token = self.register(name, &[]);
         let out = dir.join(name);
-        ok(self.gt(&["enroll", "--token", &token, "--out", out.to_str().unwrap()]));
+        self.ok(self.gt(&["enroll", "--token", &token, "--out", out.to_str().unwrap()]));
         out
     }
 }
