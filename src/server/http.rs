@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use super::bundle;
 use super::metrics::{self, Metrics};
-use super::slots::Pool;
+use super::slots::{Pool, Ticket};
 
 /// How long an HTTP cache may keep a CRL or an OCSP answer (never past its nextUpdate): a
 /// revocation reaches relying parties behind a cache within this time, and direct ones at once.
@@ -76,16 +76,21 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(15);
 /// sending its request head within [`HEADER_TIMEOUT`] and lasting at most
 /// [`CONNECTION_LIFETIME`]: silent, slow or hoarding clients cannot hold the port relying
 /// parties need, and OCSP and CRL clients make short requests.
+///
+/// Connections are accepted here and served by [`Lanes`]: one thread per core, each with a
+/// single-threaded runtime of its own, so a request is read, answered and written on one
+/// thread without waking another (on the shared runtime, the wake-ups between its workers were
+/// most of the kernel's half of an OCSP answer's cost).
 pub async fn serve(
     listener: TcpListener,
     http: Arc<Http>,
     mut stopped: watch::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let service = hyper_util::service::TowerToHyperService::new(router(http));
     let pool = Pool::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
+    let lanes = Lanes::start(router(http))?;
     loop {
         let accepted = tokio::select! {
-            _ = stopped.changed() => return Ok(()),
+            _ = stopped.changed() => break,
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -96,7 +101,98 @@ pub async fn serve(
                 continue;
             }
         };
-        let mut ticket = pool.admit(peer);
+        let ticket = pool.admit(peer);
+        match stream.into_std() {
+            Ok(stream) => lanes.hand(Accepted {
+                stream,
+                peer,
+                ticket,
+            }),
+            Err(error) => tracing::warn!(%error, "handing an HTTP connection over failed"),
+        }
+    }
+    tokio::task::spawn_blocking(move || lanes.stop())
+        .await
+        .context("stopping the HTTP threads")
+}
+
+/// A connection accepted and admitted to the pool, on its way to a lane.
+struct Accepted {
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    ticket: Ticket,
+}
+
+/// The threads that serve HTTP connections, each a single-threaded runtime; connections are
+/// dealt to them in turn.
+struct Lanes {
+    senders: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Lanes {
+    /// One lane per core the process may use.
+    fn start(router: Router) -> anyhow::Result<Lanes> {
+        let count = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut lanes = Lanes {
+            senders: Vec::with_capacity(count),
+            threads: Vec::with_capacity(count),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        };
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start an HTTP runtime")?;
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let router = router.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("govtrust-http-{index}"))
+                .spawn(move || runtime.block_on(lane(receiver, router)))
+                .context("cannot start an HTTP thread")?;
+            lanes.senders.push(sender);
+            lanes.threads.push(thread);
+        }
+        Ok(lanes)
+    }
+
+    fn hand(&self, accepted: Accepted) {
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(sender) = self.senders.get(turn % self.senders.len().max(1))
+            && sender.send(accepted).is_err()
+        {
+            tracing::warn!("an HTTP thread has stopped; its connection is closed");
+        }
+    }
+
+    /// Ends every lane (their connections are closed) and waits for their threads.
+    fn stop(self) {
+        drop(self.senders);
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("an HTTP thread panicked");
+            }
+        }
+    }
+}
+
+/// Serves the connections handed to this lane until its sender is dropped.
+async fn lane(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Accepted>, router: Router) {
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    while let Some(Accepted {
+        stream,
+        peer,
+        mut ticket,
+    }) = receiver.recv().await
+    {
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "taking an HTTP connection over failed");
+                continue;
+            }
+        };
         let service = service.clone();
         let address = Peer(peer.ip());
         let service =
