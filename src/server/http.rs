@@ -24,7 +24,7 @@ use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -364,10 +364,12 @@ async fn ocsp_post(
 async fn ocsp_get(
     State(http): State<Arc<Http>>,
     Extension(Peer(peer)): Extension<Peer>,
-    Path(request): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let Some(der) = decode_get(&request) else {
+    // The path as it came (percent-decoded once, here, not also by a `Path` extractor).
+    let request = uri.path().strip_prefix("/ocsp/").unwrap_or_default();
+    let Some(der) = decode_get(request) else {
         http.metrics.http.inc("ocsp");
         http.metrics.ocsp.inc("malformed");
         return ocsp_response(Arc::new(ocsp::MALFORMED_REQUEST.to_vec()), None);
