@@ -406,3 +406,109 @@ fn the_ocsp_responder_answers_unknown_unauthorized_and_malformed_and_caches_get_
         "{metrics}"
     );
 }
+
+/// pkilint's ERROR and FATAL findings (and the WARNING ones, printed) for `file`, linted by
+/// `command` (`lint_crl` or `lint_ocsp_response`) with `args`.
+fn pkilint(command: &str, args: &[&str], file: &Path) -> Vec<String> {
+    let output = std::process::Command::new(command)
+        .arg("lint")
+        .args(args)
+        .args(["-s", "WARNING"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "pkilint's {command} is needed ({e}): install it with `pip install \
+                 pkilint==0.13.3` (.ci/run does)"
+            )
+        });
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.trim().is_empty(),
+        "{command} failed on {} ({}): {stderr}",
+        file.display(),
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines().filter(|l| l.contains("(WARNING)")) {
+        eprintln!("{command} {}: {line}", file.display());
+    }
+    stdout
+        .lines()
+        .filter(|line| line.contains("(ERROR)") || line.contains("(FATAL)"))
+        .map(|line| format!("{}: {line}", file.display()))
+        .collect()
+}
+
+#[test]
+fn crls_and_ocsp_answers_pass_pkilint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let good = server.enrolled(dir.path(), "tax-portal").join("cert.pem");
+    let revoked = server.enrolled(dir.path(), "payroll").join("cert.pem");
+    let held = server.enrolled(dir.path(), "archive").join("cert.pem");
+    let officer = server.admin("security-admin");
+    let change = |action: &str, cert: &Path, extra: &[&str]| {
+        let serial = serial(cert);
+        let mut args = vec!["cert", action, serial.as_str()];
+        args.extend_from_slice(extra);
+        ok(server.gt_as(&officer, &args));
+    };
+    change("revoke", &revoked, &["--reason", "key-compromise"]);
+    change("suspend", &held, &[]);
+
+    let mut findings = Vec::new();
+    // Every CA's CRL, as relying parties fetch it; the root's covers CA certificates only
+    // (an ARL in pkilint's terms).
+    for (ca, kind) in [("root", "ARL"), ("extranet", "CRL"), ("intranet", "CRL")] {
+        let path = format!("/crl/{ca}.crl");
+        let answer = http_get(&server.http_url(&path));
+        assert_eq!(answer.status, 200, "GET {path}");
+        assert_eq!(answer.header("content-type"), Some("application/pkix-crl"));
+        let file = dir.path().join(format!("{ca}.crl"));
+        std::fs::write(&file, &answer.body).unwrap();
+        findings.extend(pkilint("lint_crl", &["-t", kind, "-p", "PKIX"], &file));
+    }
+    let extranet = openssl(
+        dir.path(),
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-noout",
+            "-text",
+            "-in",
+            "extranet.crl",
+        ],
+    );
+    assert!(
+        extranet.contains("Key Compromise") && extranet.contains("Certificate Hold"),
+        "{extranet}"
+    );
+
+    // OCSP: good, revoked and on hold, each from the cache (no nonce) and signed on the spot
+    // (with a nonce); and a malformed request's answer.
+    for (name, cert) in [("good", &good), ("revoked", &revoked), ("held", &held)] {
+        for nonce in [false, true] {
+            let file = dir.path().join(format!("{name}-{nonce}.ocsp"));
+            let mut extra = vec!["-respout", file.to_str().unwrap(), "-resp_text"];
+            if !nonce {
+                extra.push("-no_nonce");
+            }
+            let text = ocsp(&server, dir.path(), cert, &extra);
+            assert!(text.contains("Response verify OK"), "{text}");
+            // The delegated responder's certificate says not to check its own status.
+            assert!(text.contains("OCSP No Check"), "{text}");
+            findings.extend(pkilint("lint_ocsp_response", &[], &file));
+        }
+    }
+    let malformed = http_get(&server.http_url("/ocsp/Z2FyYmFnZQ%3D%3D"));
+    let file = dir.path().join("malformed.ocsp");
+    std::fs::write(&file, &malformed.body).unwrap();
+    findings.extend(pkilint("lint_ocsp_response", &[], &file));
+    assert!(
+        findings.is_empty(),
+        "pkilint findings:\n{}",
+        findings.join("\n")
+    );
+}
