@@ -51,11 +51,38 @@ fn every_profile_verifies_lints_clean_and_points_to_the_http_port() {
         ("tls-server", "sslserver", &["--dns", "tax.gov.example"][..]),
         ("tls-client", "sslclient", &[]),
         ("document-signing", "smimesign", &[]),
+        // OpenSSL has no purpose for a key-agreement-only (EC) encryption certificate: its
+        // smimeencrypt wants keyEncipherment, which the RSA one below has.
         ("encryption", "any", &[]),
     ] {
         let out = system_certificate(&server, &system, dir.path(), profile, extra);
         certificates.push(issued(profile, out, purpose, "extranet"));
     }
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "enc-rsa.key",
+            "-out",
+            "enc-rsa.csr",
+            "-subj",
+            "/CN=tax-portal",
+        ],
+    );
+    let csr = dir.path().join("enc-rsa.csr");
+    let out = system_certificate(
+        &server,
+        &system,
+        &dir.path().join("rsa"),
+        "encryption",
+        &["--csr", csr.to_str().unwrap()],
+    );
+    certificates.push(issued("encryption (RSA)", out, "smimeencrypt", "extranet"));
     let person = person_certificates(&server, dir.path());
     for (profile, purpose) in [
         ("person", "sslclient"),
