@@ -315,7 +315,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Person(command) => client::person::run(command).await,
         Command::Enroll(args) => client::enrollment::enroll(args).await,
         Command::Renew(args) | Command::Admin(AdminCommand::Renew(args)) => {
-            client::enrollment::renew(args).await
+            client::renewal::renew(args).await
         }
         Command::Cert(command) => client::certs::run(command).await,
         Command::Kms(command) => client::keys::run(command).await,

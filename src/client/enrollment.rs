@@ -125,20 +125,6 @@ pub fn token_from(token: Option<&str>, file: Option<&std::path::Path>) -> anyhow
     }
 }
 
-/// Generates a new key, renews over mTLS with the current credential, replaces it; with
-/// `--daemon`, again and again.
-pub async fn renew(args: RenewArgs) -> anyhow::Result<()> {
-    let dir = args
-        .connection
-        .identity
-        .clone()
-        .context("renew needs --identity DIR")?;
-    match args.daemon {
-        true => super::renewal::run(&args, &dir).await,
-        false => renew_once(&args, &dir).await,
-    }
-}
-
 /// One renewal of the credential in `dir`.
 pub async fn renew_once(args: &RenewArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let dns_names = match args.dns_names.is_empty() {

@@ -1,4 +1,4 @@
-//! `govtrust renew --daemon`: keeps a credential renewed.
+//! `govtrust renew`: renews a credential once, or with `--daemon` keeps it renewed.
 //!
 //! Renews two thirds into the certificate's lifetime (or when `--when-left` is left), then
 //! waits for the next one; a failed renewal is retried with a growing pause (5 s doubling to
@@ -11,6 +11,20 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use super::enrollment::{RenewArgs, renew_once};
+
+/// Generates a new key, renews over mTLS with the current credential, replaces it; with
+/// `--daemon`, again and again.
+pub async fn renew(args: RenewArgs) -> anyhow::Result<()> {
+    let dir = args
+        .connection
+        .identity
+        .clone()
+        .context("renew needs --identity DIR")?;
+    match args.daemon {
+        true => run(&args, &dir).await,
+        false => renew_once(&args, &dir).await,
+    }
+}
 
 /// The longest the daemon sleeps before looking at the certificate again.
 const CHECK: Duration = Duration::from_secs(3600);
