@@ -56,6 +56,14 @@ fn the_system_administrator_alone_cannot_take_over_a_lapsed_identity_or_its_keys
     let work = dir.path();
     let server = Server::dev(work);
     let (_, key, ciphertext) = secret_of_tax_portal(&server, work);
+    // Its level-3 certificate lasts 180 days: not expiring within 30 days, but within 200.
+    let expiring = |within: &str| {
+        let args = ["cert", "list", "--system", "tax-portal", "--json"];
+        let within = ["--expiring-within", within];
+        let listed = ok(server.gt_as(&server.admin("audit-admin"), &[&args[..], &within].concat()));
+        json(&listed).as_array().unwrap().len()
+    };
+    assert_eq!((expiring("30d"), expiring("200d")), (0, 1));
     let data = server.data.clone();
     server.kill();
 

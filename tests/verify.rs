@@ -82,6 +82,13 @@ fn a_relying_party_learns_every_reason_a_certificate_of_this_ca_is_not_good() {
         !out.contains("untrusted"),
         "an expired certificate's issuer is still known: {out}"
     );
+    // Before it was issued (2020): not yet valid, and nothing else wrong.
+    let (good, out) = verify(&server, &payroll, &cert, &["--at", "2020-01-01T00:00:00Z"]);
+    assert!(!good && out.contains("not valid before 20"), "{out}");
+    assert!(
+        !out.contains("expired") && !out.contains("untrusted"),
+        "{out}"
+    );
 
     let officer = server.admin("security-admin");
     ok(server.gt_as(&officer, &["cert", "suspend", &serial(&cert)]));
