@@ -512,3 +512,108 @@ fn crls_and_ocsp_answers_pass_pkilint() {
         findings.join("\n")
     );
 }
+
+/// Seconds since 1970 of an ISO 8601 time as `openssl -dateopt iso_8601` prints it
+/// (`2026-12-07 20:54:54Z`).
+fn iso_seconds(text: &str) -> i64 {
+    let digits: Vec<i64> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse().unwrap())
+        .collect();
+    let [year, month, day, hour, minute, second] = digits[..] else {
+        panic!("not an ISO 8601 time: {text}");
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + hour * 3600 + minute * 60 + second
+}
+
+/// The CRL number, lastUpdate and nextUpdate (seconds since 1970) of the CA's CRL on the HTTP
+/// port, waiting (up to 20 s) for a server that has just started to make it.
+fn crl_times(server: &Server, dir: &Path, ca: &str) -> (u64, i64, i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let path = format!("/crl/{ca}.crl");
+    let answer = loop {
+        let answer = http_get(&server.http_url(&path));
+        if answer.status == 200 || Instant::now() > deadline {
+            break answer;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(answer.status, 200, "GET {path}: {}", answer.text());
+    let file = dir.join(format!("{ca}.crl"));
+    std::fs::write(&file, &answer.body).unwrap();
+    let file = file.to_str().unwrap();
+    let number = openssl(
+        dir,
+        &["crl", "-inform", "DER", "-noout", "-crlnumber", "-in", file],
+    );
+    let number = number.trim().trim_start_matches("crlNumber=").trim_start_matches("0x");
+    let dates = openssl(
+        dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-noout",
+            "-lastupdate",
+            "-nextupdate",
+            "-dateopt",
+            "iso_8601",
+            "-in",
+            file,
+        ],
+    );
+    let date = |label: &str| {
+        let line = dates.lines().find(|l| l.starts_with(label)).unwrap();
+        iso_seconds(&line[label.len()..])
+    };
+    let number = u64::from_str_radix(number, 16).unwrap_or_else(|_| panic!("{number}"));
+    (number, date("lastUpdate="), date("nextUpdate="))
+}
+
+#[test]
+fn crls_are_made_anew_once_older_than_the_refresh_interval_before_they_go_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let before: Vec<_> = ["root", "extranet", "intranet"]
+        .iter()
+        .map(|ca| crl_times(&server, dir.path(), ca))
+        .collect();
+    let data = server.data.clone();
+    server.kill();
+
+    // Two days on: past the refresh interval (1 day), before nextUpdate (7 days). The server
+    // makes every CRL anew on its own, without a revocation to prompt it.
+    let server = Server::start_with(&data, true, &["--dev-clock-offset-days", "2"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (ca, (number, last, next)) in ["root", "extranet", "intranet"].iter().zip(before) {
+        assert_eq!(next - last, 7 * 86_400, "{ca}: nextUpdate 7 days on");
+        loop {
+            let (now_number, now_last, now_next) = crl_times(&server, dir.path(), ca);
+            if now_number > number {
+                assert!(
+                    now_last >= last + 2 * 86_400,
+                    "{ca}: made by the server's clock"
+                );
+                assert_eq!(now_next - now_last, 7 * 86_400);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ca}: CRL {now_number} still the one of two days ago"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
