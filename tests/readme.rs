@@ -104,3 +104,35 @@ fn decrypt_ends_its_line_on_a_terminal_and_writes_the_plaintext_exactly_into_a_p
     let terminal = String::from_utf8_lossy(&output.stdout);
     assert!(terminal.contains("no newline\r\n"), "{terminal:?}");
 }
+
+#[test]
+fn server_logs_are_coloured_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    server.admin("security-admin");
+    let log = server.log();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log file: {log:?}"
+    );
+    drop(server);
+
+    // The same server on a terminal (`script` gives it one) colours its levels.
+    let data = dir.path().join("on-a-terminal");
+    let command = format!(
+        "timeout -s TERM 4 {} serve --dev --data {} --listen 127.0.0.1:0 --http-listen 127.0.0.1:0",
+        binary(),
+        data.display()
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) is installed");
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    assert!(terminal.contains("INFO"), "{terminal:?}");
+    assert!(
+        terminal.contains("\u{1b}["),
+        "no colour on a terminal: {terminal:?}"
+    );
+}

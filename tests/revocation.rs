@@ -558,7 +558,10 @@ fn crl_times(server: &Server, dir: &Path, ca: &str) -> (u64, i64, i64) {
         dir,
         &["crl", "-inform", "DER", "-noout", "-crlnumber", "-in", file],
     );
-    let number = number.trim().trim_start_matches("crlNumber=").trim_start_matches("0x");
+    let number = number
+        .trim()
+        .trim_start_matches("crlNumber=")
+        .trim_start_matches("0x");
     let dates = openssl(
         dir,
         &[
