@@ -58,7 +58,7 @@ async fn renew_forever(args: &RenewArgs, dir: &Path) -> anyhow::Result<()> {
                     "renew daemon: cannot read the certificate, retrying in {backoff:?}: {error:#}"
                 );
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = next_backoff(backoff);
                 continue;
             }
         };
@@ -74,7 +74,7 @@ async fn renew_forever(args: &RenewArgs, dir: &Path) -> anyhow::Result<()> {
             Err(error) => {
                 eprintln!("renew daemon: renewal failed, retrying in {backoff:?}: {error:#}");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                backoff = next_backoff(backoff);
             }
         }
     }
@@ -87,12 +87,28 @@ fn until_due(
     last: Option<SystemTime>,
 ) -> anyhow::Result<Duration> {
     let (not_before, not_after) = validity(&dir.join("cert.pem"))?;
+    let due = due_at((not_before, not_after), when_left, last);
+    Ok(due.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+/// When a certificate valid over `(not_before, not_after)` is due: two thirds into its
+/// lifetime, or when `when_left` is left; never sooner than [`MIN_INTERVAL`] after the `last`
+/// renewal.
+fn due_at(
+    (not_before, not_after): (SystemTime, SystemTime),
+    when_left: Option<Duration>,
+    last: Option<SystemTime>,
+) -> SystemTime {
     let lifetime = not_after.duration_since(not_before).unwrap_or_default();
     let left = when_left.unwrap_or(lifetime / 3);
     let due = not_after.checked_sub(left).unwrap_or(not_before);
     let earliest = last.map(|at| at + MIN_INTERVAL);
-    let due = earliest.map_or(due, |earliest| due.max(earliest));
-    Ok(due.duration_since(SystemTime::now()).unwrap_or_default())
+    earliest.map_or(due, |earliest| due.max(earliest))
+}
+
+/// The pause after another failed attempt: doubled, at most [`MAX_BACKOFF`].
+fn next_backoff(backoff: Duration) -> Duration {
+    (backoff * 2).min(MAX_BACKOFF)
 }
 
 /// notBefore and notAfter of the PEM certificate in `file`.
@@ -109,4 +125,35 @@ fn validity(file: &Path) -> anyhow::Result<(SystemTime, SystemTime)> {
         at(validity.not_before.timestamp()),
         at(validity.not_after.timestamp()),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn a_certificate_is_due_two_thirds_into_its_lifetime_unless_told_otherwise() {
+        let start = SystemTime::UNIX_EPOCH + 1000 * DAY;
+        let validity = (start, start + 90 * DAY);
+        assert_eq!(due_at(validity, None, None), start + 60 * DAY);
+        assert_eq!(due_at(validity, Some(10 * DAY), None), start + 80 * DAY);
+        // Asked to keep more than the whole lifetime left: due before it began, so at once.
+        assert!(due_at(validity, Some(100 * DAY), None) < start);
+        // Just renewed: not again within a minute, whatever the certificate says.
+        let last = start + 70 * DAY;
+        assert_eq!(due_at(validity, None, Some(last)), last + MIN_INTERVAL);
+    }
+
+    #[test]
+    fn failed_renewals_back_off_doubling_up_to_ten_minutes() {
+        let mut backoff = FIRST_BACKOFF;
+        let mut pauses = Vec::new();
+        for _ in 0..10 {
+            pauses.push(backoff.as_secs());
+            backoff = next_backoff(backoff);
+        }
+        assert_eq!(pauses, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
+    }
 }
