@@ -28,7 +28,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use govtrust_ca::{Authority, Ca, ocsp};
+use govtrust_ca::{Authority, Ca, TrustAnchor, ocsp};
 use govtrust_kms::Kms;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -80,14 +80,16 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(15);
 /// Connections are accepted here and served by [`Lanes`]: one thread per core, each with a
 /// single-threaded runtime of its own, so a request is read, answered and written on one
 /// thread without waking another (on the shared runtime, the wake-ups between its workers were
-/// most of the kernel's half of an OCSP answer's cost).
+/// most of the kernel's half of an OCSP answer's cost). A connection goes to the lane with the
+/// fewest waiting to start; when every lane has [`LANE_QUEUE`] waiting, accepting pauses (new
+/// connections wait in the kernel's backlog, holding no file of ours).
 pub async fn serve(
     listener: TcpListener,
     http: Arc<Http>,
     mut stopped: watch::Receiver<()>,
 ) -> anyhow::Result<()> {
     let pool = Pool::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_ADDRESS);
-    let lanes = Lanes::start(router(http))?;
+    let lanes = Lanes::start(router(http)).await?;
     loop {
         let accepted = tokio::select! {
             _ = stopped.changed() => break,
@@ -103,18 +105,31 @@ pub async fn serve(
         };
         let ticket = pool.admit(peer);
         match stream.into_std() {
-            Ok(stream) => lanes.hand(Accepted {
-                stream,
-                peer,
-                ticket,
-            }),
+            Ok(stream) => {
+                let accepted = Accepted {
+                    stream,
+                    peer,
+                    ticket,
+                };
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    () = lanes.hand(accepted) => {}
+                }
+            }
             Err(error) => tracing::warn!(%error, "handing an HTTP connection over failed"),
         }
     }
+    // No new connections from here; those in flight get a moment to finish.
+    drop(listener);
     tokio::task::spawn_blocking(move || lanes.stop())
         .await
         .context("stopping the HTTP threads")
 }
+
+/// Connections one lane may have waiting to start before accepting pauses.
+const LANE_QUEUE: usize = 64;
+/// How long a stopping lane lets its connections finish.
+const LANE_GRACE: Duration = Duration::from_secs(2);
 
 /// A connection accepted and admitted to the pool, on its way to a lane.
 struct Accepted {
@@ -123,50 +138,92 @@ struct Accepted {
     ticket: Ticket,
 }
 
-/// The threads that serve HTTP connections, each a single-threaded runtime; connections are
-/// dealt to them in turn.
+/// The threads that serve HTTP connections, each a single-threaded runtime.
 struct Lanes {
-    senders: Vec<tokio::sync::mpsc::UnboundedSender<Accepted>>,
+    senders: Vec<tokio::sync::mpsc::Sender<Accepted>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Whether a stopped lane has been reported (once is enough).
+    reported: std::sync::atomic::AtomicBool,
+    /// Where the next search for the least busy lane starts.
     next: std::sync::atomic::AtomicUsize,
 }
 
 impl Lanes {
-    /// One lane per core the process may use.
-    fn start(router: Router) -> anyhow::Result<Lanes> {
+    /// One lane per core the process may use; each builds its runtime on its own thread and
+    /// says whether it could.
+    async fn start(router: Router) -> anyhow::Result<Lanes> {
         let count = std::thread::available_parallelism().map_or(1, usize::from);
         let mut lanes = Lanes {
             senders: Vec::with_capacity(count),
             threads: Vec::with_capacity(count),
+            reported: std::sync::atomic::AtomicBool::new(false),
             next: std::sync::atomic::AtomicUsize::new(0),
         };
         for index in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start an HTTP runtime")?;
-            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let (sender, receiver) = tokio::sync::mpsc::channel(LANE_QUEUE);
+            let (ready, started) = tokio::sync::oneshot::channel();
             let router = router.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("govtrust-http-{index}"))
-                .spawn(move || runtime.block_on(lane(receiver, router)))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(runtime) => {
+                            let _ = ready.send(Ok(()));
+                            runtime.block_on(lane(receiver, router));
+                        }
+                        Err(error) => {
+                            let _ = ready.send(Err(error));
+                        }
+                    }
+                })
                 .context("cannot start an HTTP thread")?;
-            lanes.senders.push(sender);
             lanes.threads.push(thread);
+            started
+                .await
+                .context("an HTTP thread ended at start")?
+                .context("cannot start an HTTP runtime")?;
+            lanes.senders.push(sender);
         }
         Ok(lanes)
     }
 
-    fn hand(&self, accepted: Accepted) {
-        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(sender) = self.senders.get(turn % self.senders.len().max(1))
-            && sender.send(accepted).is_err()
-        {
-            tracing::warn!("an HTTP thread has stopped; its connection is closed");
+    /// Hands `accepted` to the lane with the fewest connections waiting (in turn among equals),
+    /// waiting for room when every lane is full.
+    async fn hand(&self, accepted: Accepted) {
+        let count = self.senders.len().max(1);
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut best: Option<&tokio::sync::mpsc::Sender<Accepted>> = None;
+        for turn in 0..count {
+            let Some(sender) = self.senders.get((start + turn) % count) else {
+                continue;
+            };
+            if !sender.is_closed() && best.is_none_or(|b| sender.capacity() > b.capacity()) {
+                best = Some(sender);
+            }
+        }
+        let Some(lane) = best else {
+            self.report_stopped();
+            return;
+        };
+        if lane.send(accepted).await.is_err() {
+            self.report_stopped();
         }
     }
 
-    /// Ends every lane (their connections are closed) and waits for their threads.
+    fn report_stopped(&self) {
+        if !self
+            .reported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::error!("an HTTP thread has stopped; its connections are closed");
+        }
+    }
+
+    /// Ends every lane (after [`LANE_GRACE`] for connections in flight) and waits for their
+    /// threads.
     fn stop(self) {
         drop(self.senders);
         for thread in self.threads {
@@ -177,15 +234,25 @@ impl Lanes {
     }
 }
 
-/// Serves the connections handed to this lane until its sender is dropped.
-async fn lane(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Accepted>, router: Router) {
+/// Serves the connections handed to this lane until its sender is dropped, then gives those
+/// in flight [`LANE_GRACE`] to finish.
+async fn lane(mut receiver: tokio::sync::mpsc::Receiver<Accepted>, router: Router) {
     let service = hyper_util::service::TowerToHyperService::new(router);
-    while let Some(Accepted {
-        stream,
-        peer,
-        mut ticket,
-    }) = receiver.recv().await
-    {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = receiver.recv() => accepted,
+            // Reap finished connections so the set stays as large as what is open.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Some(Accepted {
+            stream,
+            peer,
+            mut ticket,
+        }) = accepted
+        else {
+            break;
+        };
         let stream = match tokio::net::TcpStream::from_std(stream) {
             Ok(stream) => stream,
             Err(error) => {
@@ -200,7 +267,7 @@ async fn lane(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Accepted>, rout
                 request.extensions_mut().insert(address);
                 hyper::service::Service::call(&service, request)
             });
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -211,6 +278,10 @@ async fn lane(mut receiver: tokio::sync::mpsc::UnboundedReceiver<Accepted>, rout
             }
         });
     }
+    let _ = tokio::time::timeout(LANE_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 fn router(http: Arc<Http>) -> Router {
@@ -578,30 +649,40 @@ impl<'a> Freshness<'a> {
     }
 }
 
+/// The trust bundle, read from the store off the lane's thread; the answer to give when it
+/// cannot be read.
+async fn trust_bundle(http: &Arc<Http>) -> Result<(Vec<TrustAnchor>, u64), Response> {
+    let ca = http.ca.clone();
+    match tokio::task::spawn_blocking(move || ca.trust_bundle()).await {
+        Ok(read) => read.map_err(|error| unavailable(&error)),
+        Err(error) => Err(unavailable(&error)),
+    }
+}
+
 async fn bundle_pem(State(http): State<Arc<Http>>) -> Response {
     http.metrics.http.inc("bundle");
-    match http.ca.trust_bundle() {
+    match trust_bundle(&http).await {
         Ok((anchors, _)) => {
             let pem = super::trust_service::bundle_pem(&http.ca, &anchors);
             cacheable(pem.into_bytes(), "application/pem-certificate-chain")
         }
-        Err(error) => unavailable(&error),
+        Err(unavailable) => unavailable,
     }
 }
 
 async fn bundle_json(State(http): State<Arc<Http>>) -> Response {
     http.metrics.http.inc("bundle");
-    match http.ca.trust_bundle() {
+    match trust_bundle(&http).await {
         Ok((anchors, sequence)) => {
             let ders: Vec<&[u8]> = anchors.iter().map(|a| a.der.as_slice()).collect();
             let json = bundle::spiffe_json(&ders, sequence, CA_MAX_AGE);
             cacheable(json.to_string().into_bytes(), "application/json")
         }
-        Err(error) => unavailable(&error),
+        Err(unavailable) => unavailable,
     }
 }
 
-fn unavailable(error: &govtrust_ca::Error) -> Response {
+fn unavailable(error: &dyn std::fmt::Display) -> Response {
     tracing::error!(%error, "the trust bundle could not be read");
     let body = "the trust bundle could not be read; the server log has the details\n";
     (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
