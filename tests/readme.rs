@@ -88,21 +88,28 @@ fn decrypt_ends_its_line_on_a_terminal_and_writes_the_plaintext_exactly_into_a_p
         &["kms", "key", "decrypt", "--ciphertext", ciphertext.trim()],
     ));
     assert_eq!(piped, "no newline");
-    // `script` gives the command a terminal as its standard output.
     let command = format!(
         "{} kms key decrypt --ciphertext {}",
         binary(),
         ciphertext.trim()
     );
-    let output = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("GOVTRUST_SERVER", &server.url)
-        .env("GOVTRUST_CA", server.root())
-        .env("GOVTRUST_IDENTITY", &admin)
-        .output()
-        .expect("script (util-linux) is installed");
-    let terminal = String::from_utf8_lossy(&output.stdout);
+    let terminal = on_a_terminal(&command, |script| {
+        script
+            .env("GOVTRUST_SERVER", &server.url)
+            .env("GOVTRUST_CA", server.root())
+            .env("GOVTRUST_IDENTITY", &admin);
+    });
     assert!(terminal.contains("no newline\r\n"), "{terminal:?}");
+}
+
+/// What `command` (a shell command line) writes when `script` gives it a terminal as its
+/// standard output; `setup` adds to the `script` command (its environment).
+fn on_a_terminal(command: &str, setup: impl FnOnce(&mut Command)) -> String {
+    let mut script = Command::new("script");
+    script.args(["-qec", command, "/dev/null"]);
+    setup(&mut script);
+    let output = script.output().expect("script (util-linux) is installed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]
@@ -125,11 +132,7 @@ fn server_logs_are_coloured_on_a_terminal_only() {
         binary(),
         data.display()
     );
-    let output = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .output()
-        .expect("script (util-linux) is installed");
-    let terminal = String::from_utf8_lossy(&output.stdout);
+    let terminal = on_a_terminal(&command, |_| {});
     assert!(terminal.contains("INFO"), "{terminal:?}");
     assert!(
         terminal.contains("\u{1b}["),
