@@ -108,7 +108,7 @@ enum Generation {
 }
 
 /// Enrolls the system `token` was issued for.
-pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> {
+pub(crate) async fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> {
     let now = ca.clock.now();
     let (system, claim) = claim(ca, token, now)?;
     let system = registry::system(ca.store.as_ref(), &system)?;
@@ -131,7 +131,7 @@ pub(crate) fn enroll(ca: &Ca, token: &str, csr: &[u8]) -> Result<Issued, Error> 
         profile: ca.profiles.get(SYSTEM_IDENTITY)?,
         validity_days: 0,
     };
-    let issued = issue(ca, &system, &csr, &request, now);
+    let issued = issue(ca, &system, &csr, &request, now).await;
     remember_lineage(ca, system.name.as_str(), &request, &issued);
     issued
 }
@@ -167,7 +167,7 @@ pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Erro
         profile: ca.profiles.get(SYSTEM_IDENTITY)?,
         validity_days: 0,
     };
-    issue(ca, &system, &csr, &request, now)
+    crate::waiting::block_on(issue(ca, &system, &csr, &request, now))
 }
 
 /// Issues a certificate of `profile` to `caller`, a system presenting a current certificate,
@@ -201,7 +201,7 @@ pub(crate) fn issue_certificate(
         profile,
         validity_days,
     };
-    issue(ca, &system, &csr, &request, now)
+    crate::waiting::block_on(issue(ca, &system, &csr, &request, now))
 }
 
 /// Checks `token` and prepares marking it used: the name of the system it enrolls, and the
@@ -391,7 +391,7 @@ fn within_grace(
 }
 
 /// Signs and stores a certificate for `system`, retrying on a serial collision.
-fn issue(
+async fn issue(
     ca: &Ca,
     system: &SystemRecord,
     csr: &CheckedCsr,
@@ -431,7 +431,7 @@ fn issue(
         certificates::stage(&mut batch, &record)?;
         ca.audit
             .stage(&mut batch, &event(request, &record, csr, now))?;
-        if commit(ca, batch, &record, request)? {
+        if commit(ca, batch, &record, request).await? {
             if let Some(renewed) = &renewed {
                 ca.revocations.supersede(renewed);
             }
@@ -470,13 +470,13 @@ pub(crate) fn superseded(renewed: &CertRecord, by: &CertRecord, now: SystemTime)
 }
 
 /// Commits an issuance: `Ok(false)` when the serial was taken (sign again).
-fn commit(
+async fn commit(
     ca: &Ca,
     batch: Batch,
     record: &CertRecord,
     request: &Request<'_>,
 ) -> Result<bool, Error> {
-    match ca.store.commit(batch) {
+    match ca.store.submit(batch).await {
         Ok(_) => Ok(true),
         Err(StoreError::Conflict { key }) if key == records::cert_key(&record.serial) => Ok(false),
         Err(StoreError::Conflict { key }) => Err(lost(ca, key, record, request)),

@@ -65,6 +65,7 @@ mod timestamps;
 mod token;
 mod trust;
 mod verify;
+mod waiting;
 
 use std::fmt;
 use std::sync::Arc;
@@ -324,7 +325,13 @@ impl Ca {
 
     /// Issues a system's first certificate for a one-time `token` and a CSR (DER or PEM).
     pub fn enroll(&self, token: &str, csr: &[u8]) -> Result<Issued, Error> {
-        enrollment::enroll(self, token, csr)
+        waiting::block_on(enrollment::enroll(self, token, csr))
+    }
+
+    /// [`Ca::enroll`] for async callers: the CSR check and the signature run on the caller's
+    /// thread, and the task sleeps while the certificate is made durable (no thread waits).
+    pub async fn enroll_async(&self, token: &str, csr: &[u8]) -> Result<Issued, Error> {
+        enrollment::enroll(self, token, csr).await
     }
 
     /// Issues a new certificate (new serial, same identity) to a system that authenticated with

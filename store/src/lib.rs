@@ -24,12 +24,14 @@ mod error;
 mod keys;
 mod memory;
 mod redb_store;
+mod submitted;
 
 pub use audit::{AuditEvent, AuditSink};
 pub use batch::{Batch, Condition, Op};
 pub use error::Error;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
+pub use submitted::Submitted;
 
 /// A key-value pair returned by a scan.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -44,7 +46,7 @@ pub struct Committed {
 /// An ordered key-value store with atomic, durable batches.
 ///
 /// Keys and values are bytes; keys sort lexicographically. Calls block: async callers run them
-/// with `tokio::task::spawn_blocking`.
+/// with `tokio::task::spawn_blocking`, except [`Store::submit`], whose answer can be awaited.
 pub trait Store: Send + Sync + 'static {
     /// The value at `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error>;
@@ -67,4 +69,11 @@ pub trait Store: Send + Sync + 'static {
     /// before this one; if one fails, nothing of the batch is applied and
     /// [`Error::Conflict`] names the key. When this returns `Ok`, the batch is on stable storage.
     fn commit(&self, batch: Batch) -> Result<Committed, Error>;
+
+    /// [`Store::commit`] without holding the caller: the answer is awaited (or waited for)
+    /// through the returned [`Submitted`]. Stores that commit on the caller's thread answer
+    /// at once (the default).
+    fn submit(&self, batch: Batch) -> Submitted {
+        Submitted::ready(self.commit(batch))
+    }
 }
