@@ -149,7 +149,7 @@ fn remember_lineage(ca: &Ca, system: &str, request: &Request<'_>, issued: &Resul
 }
 
 /// Renews the certificate of `caller`, a system presenting a current certificate.
-pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
+pub(crate) async fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
     let now = ca.clock.now();
     let system = caller_system(ca, caller)?;
     let (raw, renewed) = caller_certificate(ca, caller, now)?;
@@ -167,7 +167,7 @@ pub(crate) fn renew(ca: &Ca, caller: &Caller, csr: &[u8]) -> Result<Issued, Erro
         profile: ca.profiles.get(SYSTEM_IDENTITY)?,
         validity_days: 0,
     };
-    crate::waiting::block_on(issue(ca, &system, &csr, &request, now))
+    issue(ca, &system, &csr, &request, now).await
 }
 
 /// Issues a certificate of `profile` to `caller`, a system presenting a current certificate,

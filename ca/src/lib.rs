@@ -337,7 +337,12 @@ impl Ca {
     /// Issues a new certificate (new serial, same identity) to a system that authenticated with
     /// a current certificate.
     pub fn renew(&self, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
-        enrollment::renew(self, caller, csr)
+        waiting::block_on(enrollment::renew(self, caller, csr))
+    }
+
+    /// [`Ca::renew`] for async callers, as [`Ca::enroll_async`].
+    pub async fn renew_async(&self, caller: &Caller, csr: &[u8]) -> Result<Issued, Error> {
+        enrollment::renew(self, caller, csr).await
     }
 
     /// Renews the certificate of `caller`, an administrator (one of the three roles), for the

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::authz::{Action, Holder, authorize};
 use super::dual_control::{self, Gate, REENROLLMENT_APPROVERS};
-use super::handler::{answer, blocking};
+use super::handler::{answer, blocking, detached};
 use super::identity::{self, Authenticator, Principal};
 use super::metrics::Metrics;
 use super::refusal_layer::{ENROLL, ENROLL_PERSON};
@@ -261,12 +261,10 @@ impl CertificateAuthority for CaService {
         // it (4.5 context switches per enrollment became 1). A task of its own, so a client
         // that hangs up cannot stop it between the commit and what the CA learns from it.
         let ca = self.ca.clone();
-        let enrolling =
-            tokio::spawn(async move { ca.enroll_async(&request.token, &request.csr).await });
-        let issued = match enrolling.await {
-            Ok(issued) => issued.map_err(status::ca),
-            Err(error) => Err(Status::internal(format!("worker failed: {error}"))),
-        };
+        let enrolling = async move { ca.enroll_async(&request.token, &request.csr).await };
+        let issued = detached(enrolling)
+            .await
+            .and_then(|r| r.map_err(status::ca));
         if let Err(refused) = &issued {
             let refusal = Refusal::new(Kind::Enrollment, actor, peer, ENROLL, refused);
             self.refusals.record(refusal).await;
@@ -279,28 +277,29 @@ impl CertificateAuthority for CaService {
     }
 
     async fn renew(&self, request: Request<pb::RenewRequest>) -> Reply<pb::RenewResponse> {
-        let (ca, metrics) = (self.ca.clone(), self.metrics.clone());
-        let admit = |principal: &Principal, request: pb::RenewRequest| {
-            authorize(principal, Action::Renew)?;
-            Ok(request.csr)
+        let mut request = request;
+        let principal = self.auth.take(&mut request)?;
+        authorize(&principal, Action::Renew)?;
+        let csr = request.into_inner().csr;
+        let administrator = matches!(principal.kind, identity::Kind::Administrator(_));
+        let caller = Caller {
+            spiffe_id: principal.spiffe_id,
+            serial: principal.serial,
         };
-        answer(&self.auth, request, admit, move |principal, csr| {
-            let administrator = matches!(principal.kind, identity::Kind::Administrator(_));
-            let caller = Caller {
-                spiffe_id: principal.spiffe_id,
-                serial: principal.serial,
-            };
-            let issued = match administrator {
-                true => ca.renew_administrator(&caller, &csr),
-                false => ca.renew(&caller, &csr),
-            };
-            let issued = issued.map_err(status::ca)?;
-            metrics.issued.inc("renew");
-            Ok(pb::RenewResponse {
-                certificate: Some(issued_message(issued)),
-            })
-        })
-        .await
+        let ca = self.ca.clone();
+        let issued = match administrator {
+            true => {
+                blocking(move || ca.renew_administrator(&caller, &csr).map_err(status::ca)).await
+            }
+            // A system's renewal awaits its commit on the async workers, as Enroll does.
+            false => detached(async move { ca.renew_async(&caller, &csr).await })
+                .await
+                .and_then(|r| r.map_err(status::ca)),
+        }?;
+        self.metrics.issued.inc("renew");
+        Ok(Response::new(pb::RenewResponse {
+            certificate: Some(issued_message(issued)),
+        }))
     }
 
     async fn get_ca_chain(

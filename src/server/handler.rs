@@ -29,6 +29,17 @@ where
         .map(Response::new)
 }
 
+/// Runs domain work that awaits its commit (`Ca::enroll_async`, `Ca::renew_async`) on the
+/// async workers, in a task of its own: a client that hangs up drops only the wait, never the
+/// work between its commit and what the CA learns from it.
+pub async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::spawn(work)
+        .await
+        .map_err(|error| Status::internal(format!("worker failed: {error}")))
+}
+
 /// Runs blocking domain work (store commits wait for the group fsync) off the async workers.
 pub async fn blocking<T, F>(work: F) -> Result<T, Status>
 where
