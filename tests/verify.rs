@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use support::{Server, fails, http_get, json, ok, openssl, openssl_ca};
+use support::{Server, fails, http_get, json, ok, openssl, openssl_ca, openssl_csr};
 
 /// `cert verify` as `identity`: (exit success, stdout + stderr).
 fn verify(server: &Server, identity: &Path, file: &Path, extra: &[&str]) -> (bool, String) {
@@ -178,29 +178,8 @@ impl OtherCa {
             ),
         )
         .unwrap();
-        let (key, csr, cert) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-        );
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
+        let (csr, cert) = (format!("{name}.csr"), format!("{name}.pem"));
+        openssl_csr(&self.dir, name, &format!("/CN={name}"), &[]);
         openssl(
             &self.dir,
             &[
