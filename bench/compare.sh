@@ -147,18 +147,12 @@ sort -s -k1,1n "$results" | awk -F'\t' '{
   printf "%-5s %-16s %9d %9.1f %8.2f %8.2f %13.1f %6.0f%% %13.1f %6d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 echo
 echo "cfssl+SQLite stored $stored certificates (warm-ups included)."
-grep -v 'non2xx=0 connect=0 read=0 write=0 timeout=0' "$bench_work/wrk-summaries" |
-  sed 's/^/wrk errors: /' || true
+report_wrk_errors
 echo "server µs/op: the server's utime+stime over the measured window / calls (kernel: the stime"
 echo "share); client µs/op: the load generator's (govtrust-bench for govtrust, wrk for cfssl)."
 echo
-awk -F'\t' '
+awk -F'\t' "$awk_targets"'
   { ops[$1, $2] = $4; p99[$1, $2] = $6; cpu[$1, $2] = $7; if ($1 > n) n = $1 }
-  function verdict(ok) { return ok ? "met" : "MISSED" }
-  function median(a, k,   i, j, t) {
-    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-  }
   END {
     print "Targets, per round (ratios of rates measured back to back):"
     for (r = 1; r <= n; r++) {

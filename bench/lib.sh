@@ -96,3 +96,19 @@ run_wrk() {
         (c[1] + c[2]) * 1e6 / n, errors
     }' <<<"$out"
 }
+
+# Prints the wrk runs that had errors (non-2xx, connect, read, write, timeout), if any.
+report_wrk_errors() {
+  grep -v 'non2xx=0 connect=0 read=0 write=0 timeout=0' "$bench_work/wrk-summaries" |
+    sed 's/^/wrk errors: /' || true
+}
+
+# awk functions the target reports share: verdict(ok) and median(array, count).
+# shellcheck disable=SC2034 # used by the sourcing scripts
+awk_targets='
+  function verdict(ok) { return ok ? "met" : "MISSED" }
+  function median(a, k,   i, j, t) {
+    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+  }
+'

@@ -156,16 +156,10 @@ sort -s -k1,1n "$results" | awk -F'\t' '{
 echo
 echo "server µs/op: the responder's utime+stime over the run / answers (kernel: the stime share);"
 echo "client µs/op: wrk's."
-grep -v 'non2xx=0 connect=0 read=0 write=0 timeout=0' "$bench_work/wrk-summaries" |
-  sed 's/^/wrk errors: /' || true
+report_wrk_errors
 echo
-awk -F'\t' '
+awk -F'\t' "$awk_targets"'
   { ops[$1, $2] = $4; p99[$1, $2] = $6; cpu[$1, $2] = $7; if ($1 > n) n = $1 }
-  function verdict(ok) { return ok ? "met" : "MISSED" }
-  function median(a, k,   i, j, t) {
-    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-    return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-  }
   END {
     print "Targets, per round:"
     for (r = 1; r <= n; r++) {
