@@ -365,7 +365,7 @@ fn ca_params(
     ];
     params.not_before = to_x509(not_before)?;
     params.not_after = to_x509(later(not_before, authority.lifetime())?)?;
-    params.serial_number = Some(Serial::generate(rng)?.number());
+    params.serial_number = Some(Serial::generate(rng, not_before)?.number());
     params.use_authority_key_identifier_extension = authority != Authority::Root;
     Ok(params)
 }

@@ -79,7 +79,7 @@ pub(crate) fn issue(
     now: SystemTime,
     rng: &dyn SecureRandom,
 ) -> Result<Leaf, Error> {
-    let serial = Serial::generate(rng)?;
+    let serial = Serial::generate(rng, now)?;
     let params = leaf_params(ca, spec, &serial, now)?;
     let der = ca.sign(&params, subject)?;
     let (not_before, not_after) = (from_x509(params.not_before), from_x509(params.not_after));

@@ -135,7 +135,7 @@ fn params(ca: &Ca, authority: Authority, now: SystemTime) -> Result<CertificateP
     params.custom_extensions = vec![CustomExtension::from_oid_content(NOCHECK, vec![0x05, 0x00])];
     params.not_before = to_x509(not_before)?;
     params.not_after = to_x509(later(not_before, LIFETIME)?.min(issuer_end))?;
-    params.serial_number = Some(Serial::generate(&ca.rng)?.number());
+    params.serial_number = Some(Serial::generate(&ca.rng, not_before)?.number());
     params.use_authority_key_identifier_extension = true;
     Ok(params)
 }
