@@ -75,6 +75,17 @@ impl LoadedKey {
         self.versions
             .get(&version.unwrap_or(self.record.primary_version))
     }
+
+    /// Every version: the primary first, then the others newest first.
+    pub(crate) fn versions_newest_primary_first(&self) -> impl Iterator<Item = &Arc<VersionKey>> {
+        let primary = self.version(None);
+        primary.into_iter().chain(
+            self.versions
+                .values()
+                .rev()
+                .filter(move |v| Some(v.version) != primary.map(|p| p.version)),
+        )
+    }
 }
 
 /// How many times a shard lost track of a revision, taken before a record is read or written:

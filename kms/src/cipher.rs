@@ -1,11 +1,12 @@
 //! The self-describing ciphertext format of `encrypt` and `generate_data_key`.
 //!
 //! ```text
-//! "gtk1" | u8 id length | id bytes | u32 BE version | 12-byte random nonce | AES-256-GCM ciphertext || 16-byte tag
+//! "gtk1" | u8 id length | id bytes | u32 BE version | 12-byte random nonce | GCM ciphertext || 16-byte tag
 //! \___________________ header ____________________/
 //! ```
 //!
-//! The GCM AAD is the header bytes followed by the caller's AAD, so the key id and version are
+//! GCM is AES-256-GCM or SM4-GCM, as the key's algorithm says (the key id in the header names the
+//! key, so the format need not). The GCM AAD is the header bytes followed by the caller's AAD, so the key id and version are
 //! authenticated: a ciphertext relabelled to another key or version fails to decrypt. Nonces are
 //! random; under one key version that is safe for 2^32 messages (NIST SP 800-38D §8.3), and the
 //! centre rotates each key at 2^30 (see [`crate::budget`]).
@@ -13,8 +14,74 @@
 use ring::aead::{Aad, LessSafeKey, MAX_TAG_LEN, NONCE_LEN, Nonce};
 use zeroize::Zeroizing;
 
+use crate::national::Sm4Gcm;
 use crate::sealed::random_nonce;
 use crate::{Error, KeyId};
+
+/// A symmetric key of either suite, loaded.
+#[derive(Clone, Copy)]
+pub(crate) enum Aead<'a> {
+    Aes(&'a LessSafeKey),
+    Sm4(&'a Sm4Gcm),
+}
+
+impl Aead<'_> {
+    /// Encrypts `buffer` in place; returns the tag.
+    fn seal_in_place(
+        self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        buffer: &mut [u8],
+    ) -> Result<[u8; MAX_TAG_LEN], Error> {
+        let failed = |_| Error::Crypto {
+            context: "encrypting",
+        };
+        match self {
+            Aead::Aes(key) => {
+                let tag = key
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad),
+                        buffer,
+                    )
+                    .map_err(failed)?;
+                let mut out = [0u8; MAX_TAG_LEN];
+                out.copy_from_slice(tag.as_ref());
+                Ok(out)
+            }
+            Aead::Sm4(key) => key
+                .seal_in_place(&nonce, aad, buffer)
+                .map_err(|_| Error::Crypto {
+                    context: "encrypting",
+                }),
+        }
+    }
+
+    /// Decrypts `body` (ciphertext then tag) in place; returns the plaintext's length.
+    fn open_in_place(
+        self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        body: &mut [u8],
+    ) -> Result<usize, Error> {
+        let len = body
+            .len()
+            .checked_sub(MAX_TAG_LEN)
+            .ok_or(Error::Authentication)?;
+        match self {
+            Aead::Aes(key) => key
+                .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
+                .map(|plain| plain.len())
+                .map_err(|_| Error::Authentication),
+            Aead::Sm4(key) => {
+                let (ciphertext, tag) = body.split_at_mut(len);
+                key.open_in_place(&nonce, aad, ciphertext, tag)
+                    .map(|()| len)
+                    .map_err(|_| Error::Authentication)
+            }
+        }
+    }
+}
 
 const MAGIC: &[u8; 4] = b"gtk1";
 
@@ -28,7 +95,7 @@ pub(crate) struct Header {
 
 /// Encrypts `plaintext` under `key`, labelled as `id` version `version`.
 pub(crate) fn seal(
-    key: &LessSafeKey,
+    key: Aead<'_>,
     id: &KeyId,
     version: u32,
     plaintext: &[u8],
@@ -43,16 +110,8 @@ pub(crate) fn seal(
     out.extend_from_slice(plaintext);
     let full_aad = [header.as_slice(), aad].concat();
     let body = out.get_mut(body_start..).unwrap_or_default();
-    let tag = key
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&full_aad),
-            body,
-        )
-        .map_err(|_| Error::Crypto {
-            context: "encrypting",
-        })?;
-    out.extend_from_slice(tag.as_ref());
+    let tag = key.seal_in_place(nonce, &full_aad, body)?;
+    out.extend_from_slice(&tag);
     Ok(out)
 }
 
@@ -68,6 +127,11 @@ fn header(id: &KeyId, version: u32) -> Result<Vec<u8>, Error> {
         &version.to_be_bytes(),
     ]
     .concat())
+}
+
+/// True when `ciphertext` starts as this format does (it may still be malformed).
+pub(crate) fn is_framed(ciphertext: &[u8]) -> bool {
+    ciphertext.starts_with(MAGIC)
 }
 
 /// Reads the header of `ciphertext` without decrypting it.
@@ -101,7 +165,7 @@ pub(crate) fn parse(ciphertext: &[u8]) -> Result<Header, Error> {
 
 /// Decrypts `ciphertext` (whose header is `header`) under `key`.
 pub(crate) fn open(
-    key: &LessSafeKey,
+    key: Aead<'_>,
     header: &Header,
     ciphertext: &[u8],
     aad: &[u8],
@@ -114,11 +178,7 @@ pub(crate) fn open(
         .ok_or_else(|| malformed("truncated"))?;
     let full_aad = [head, aad].concat();
     let mut buffer = Zeroizing::new(body.to_vec());
-    let nonce = Nonce::assume_unique_for_key(*nonce);
-    let len = key
-        .open_in_place(nonce, Aad::from(&full_aad), &mut buffer)
-        .map_err(|_| Error::Authentication)?
-        .len();
+    let len = key.open_in_place(*nonce, &full_aad, &mut buffer)?;
     buffer.truncate(len);
     Ok(buffer)
 }
@@ -147,7 +207,7 @@ mod tests {
 
     #[test]
     fn layout_is_as_documented() {
-        let ct = seal(&key(1), &id(), 7, b"hello", b"aad").unwrap();
+        let ct = seal(Aead::Aes(&key(1)), &id(), 7, b"hello", b"aad").unwrap();
         assert_eq!(&ct[..4], b"gtk1");
         assert_eq!(ct[4], 34);
         assert_eq!(&ct[5..39], id().as_str().as_bytes());
@@ -159,42 +219,66 @@ mod tests {
 
     #[test]
     fn round_trip_and_failures() {
-        let ct = seal(&key(1), &id(), 1, b"hello", b"aad").unwrap();
+        let ct = seal(Aead::Aes(&key(1)), &id(), 1, b"hello", b"aad").unwrap();
         let header = parse(&ct).unwrap();
         assert_eq!(
-            open(&key(1), &header, &ct, b"aad").unwrap().as_slice(),
+            open(Aead::Aes(&key(1)), &header, &ct, b"aad")
+                .unwrap()
+                .as_slice(),
             b"hello"
         );
         assert!(matches!(
-            open(&key(1), &header, &ct, b"other"),
+            open(Aead::Aes(&key(1)), &header, &ct, b"other"),
             Err(Error::Authentication)
         ));
         assert!(matches!(
-            open(&key(2), &header, &ct, b"aad"),
+            open(Aead::Aes(&key(2)), &header, &ct, b"aad"),
             Err(Error::Authentication)
         ));
         let mut tampered = ct.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert!(matches!(
-            open(&key(1), &header, &tampered, b"aad"),
+            open(Aead::Aes(&key(1)), &header, &tampered, b"aad"),
+            Err(Error::Authentication)
+        ));
+    }
+
+    #[test]
+    fn sm4_keys_use_the_same_format() {
+        let sm4 = Sm4Gcm::new(&[3u8; 16]).unwrap();
+        let other = Sm4Gcm::new(&[4u8; 16]).unwrap();
+        let ct = seal(Aead::Sm4(&sm4), &id(), 2, b"hello", b"aad").unwrap();
+        assert_eq!(ct.len(), 43 + 12 + 5 + 16);
+        let header = parse(&ct).unwrap();
+        let opened = open(Aead::Sm4(&sm4), &header, &ct, b"aad").unwrap();
+        assert_eq!(opened.as_slice(), b"hello");
+        for (key, aad) in [(&other, &b"aad"[..]), (&sm4, b"other")] {
+            assert!(matches!(
+                open(Aead::Sm4(key), &header, &ct, aad),
+                Err(Error::Authentication)
+            ));
+        }
+        // An AES key of the same bytes does not open it: the algorithms differ.
+        assert!(matches!(
+            open(Aead::Aes(&key(3)), &header, &ct, b"aad"),
             Err(Error::Authentication)
         ));
     }
 
     #[test]
     fn relabelled_version_fails() {
-        let mut ct = seal(&key(1), &id(), 1, b"hello", b"").unwrap();
+        let mut ct = seal(Aead::Aes(&key(1)), &id(), 1, b"hello", b"").unwrap();
         ct[42] = 2;
         let header = parse(&ct).unwrap();
         assert!(matches!(
-            open(&key(1), &header, &ct, b""),
+            open(Aead::Aes(&key(1)), &header, &ct, b""),
             Err(Error::Authentication)
         ));
     }
 
     #[test]
     fn every_truncation_is_malformed() {
-        let ct = seal(&key(1), &id(), 1, b"", b"").unwrap();
+        let ct = seal(Aead::Aes(&key(1)), &id(), 1, b"", b"").unwrap();
         for len in 0..ct.len() {
             assert!(
                 matches!(parse(&ct[..len]), Err(Error::MalformedCiphertext { .. })),
@@ -213,7 +297,7 @@ mod tests {
 
     fn parse_and_open(ciphertext: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
         let header = parse(ciphertext)?;
-        open(&key(1), &header, ciphertext, aad)
+        open(Aead::Aes(&key(1)), &header, ciphertext, aad)
     }
 
     proptest! {
@@ -227,10 +311,10 @@ mod tests {
             id in any::<[u8; 16]>(),
         ) {
             let id = KeyId::parse(&format!("k-{}", hex::encode(id))).unwrap();
-            let ct = seal(&key(1), &id, version, &plaintext, &aad).unwrap();
+            let ct = seal(Aead::Aes(&key(1)), &id, version, &plaintext, &aad).unwrap();
             let header = parse(&ct).unwrap();
             prop_assert_eq!((&header.key_id, header.version), (&id, version));
-            let opened = open(&key(1), &header, &ct, &aad).unwrap();
+            let opened = open(Aead::Aes(&key(1)), &header, &ct, &aad).unwrap();
             prop_assert_eq!(opened.as_slice(), plaintext.as_slice());
         }
 
@@ -240,7 +324,7 @@ mod tests {
             plaintext in prop::collection::vec(any::<u8>(), 0..64),
             flips in flips(),
         ) {
-            let ct = seal(&key(1), &id(), 1, &plaintext, b"aad").unwrap();
+            let ct = seal(Aead::Aes(&key(1)), &id(), 1, &plaintext, b"aad").unwrap();
             let mut mutated = ct.clone();
             for (position, xor) in &flips {
                 let position = position % mutated.len();
@@ -260,7 +344,7 @@ mod tests {
             cut in any::<usize>(),
             tail in prop::collection::vec(any::<u8>(), 1..16),
         ) {
-            let ct = seal(&key(1), &id(), 1, b"some plaintext", b"").unwrap();
+            let ct = seal(Aead::Aes(&key(1)), &id(), 1, b"some plaintext", b"").unwrap();
             prop_assert!(parse_and_open(&ct[..cut % ct.len()], b"").is_err());
             prop_assert!(parse_and_open(&[ct.as_slice(), &tail].concat(), b"").is_err());
         }

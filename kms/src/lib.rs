@@ -46,12 +46,14 @@ mod keys;
 mod lifecycle;
 mod master;
 mod material;
+pub mod national;
 mod operations;
 mod record;
 mod seal;
 mod sealed;
 mod shares;
 mod spki;
+pub mod suite;
 mod throttle;
 mod transfer;
 mod types;
@@ -61,6 +63,7 @@ pub use budget::EncryptionLimit;
 pub use centre::{DEFAULT_UNSEAL_TIMEOUT, Kms};
 pub use custody::Signer;
 pub use error::Error;
+pub use suite::Suite;
 pub use types::{
     Algorithm, BundleExport, BundleId, BundleImport, BundleTerms, Clock, DataKey, Decrypted,
     Encrypted, ExportSpec, ImportSpec, KeyId, KeyInfo, KeyOrigin, KeySpec, KeyState, PublicKey,

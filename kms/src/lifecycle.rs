@@ -19,7 +19,7 @@
 use std::time::SystemTime;
 
 use crate::record::{KeyRecord, from_unix_ms};
-use crate::{Error, KeyState, StateChange};
+use crate::{Algorithm, Error, KeyState, StateChange};
 
 /// What a caller wants to do with a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +49,16 @@ impl Usage {
         }
     }
 
-    /// True when the usage needs the symmetric algorithm, false when it needs a signing key,
-    /// `None` when any algorithm will do.
-    pub(crate) fn wants_symmetric(self) -> Option<bool> {
+    /// True when a key of `algorithm` can be used so: encryption by the symmetric keys and SM2
+    /// encryption keys, data keys by the symmetric keys only, signatures by the signature keys,
+    /// public keys by every asymmetric key.
+    pub(crate) fn fits(self, algorithm: Algorithm) -> bool {
         match self {
-            Usage::Encrypt | Usage::Decrypt | Usage::GenerateDataKey => Some(true),
-            Usage::Sign | Usage::Verify | Usage::PublicKey => Some(false),
-            Usage::Rotate | Usage::Export => None,
+            Usage::Encrypt | Usage::Decrypt => algorithm.encrypts(),
+            Usage::GenerateDataKey => algorithm.is_symmetric(),
+            Usage::Sign | Usage::Verify => algorithm.signs(),
+            Usage::PublicKey => !algorithm.is_symmetric(),
+            Usage::Rotate | Usage::Export => true,
         }
     }
 }
@@ -129,16 +132,14 @@ pub(crate) fn check_usage(record: &KeyRecord, usage: Usage) -> Result<(), Error>
             operation: usage.name(),
         });
     }
-    match usage.wants_symmetric() {
-        Some(symmetric) if symmetric != record.algorithm.is_symmetric() => {
-            Err(Error::WrongAlgorithm {
-                id: record.id.clone(),
-                algorithm: record.algorithm,
-                operation: usage.name(),
-            })
-        }
-        _ => Ok(()),
+    if !usage.fits(record.algorithm) {
+        return Err(Error::WrongAlgorithm {
+            id: record.id.clone(),
+            algorithm: record.algorithm,
+            operation: usage.name(),
+        });
     }
+    Ok(())
 }
 
 /// The state after `change`, or `IllegalTransition`.

@@ -6,22 +6,33 @@
 
 use std::sync::Arc;
 
-use ring::aead::LessSafeKey;
-
 use crate::cache::{LoadedKey, VersionKey};
+use crate::cipher::Aead;
 use crate::lifecycle::{self, Usage};
-use crate::material::{self, AES_KEY_LEN};
-use crate::{DataKey, Decrypted, Encrypted, Error, KeyId, Kms, PublicKey, Signed, cipher, spki};
+use crate::material;
+use crate::national::{self, NationalError};
+use crate::{
+    Algorithm, DataKey, Decrypted, Encrypted, Error, KeyId, Kms, PublicKey, Signed, cipher, spki,
+};
 
 /// How many times one encryption rotates an exhausted key before giving up.
 const ROTATIONS: usize = 4;
 
 impl Kms {
-    /// Encrypts with the key's primary version (AES-256-GCM, random nonce). `aad` must be given
-    /// again to decrypt. The ciphertext is self-describing: `gtk1` | id length | key id |
-    /// version (u32 BE) | 12-byte nonce | AES-256-GCM ciphertext and tag, the header
-    /// authenticated with the caller's AAD.
+    /// Encrypts with the key's primary version.
+    ///
+    /// A symmetric key (AES-256-GCM or SM4-GCM, random nonce): `aad` must be given again to
+    /// decrypt, and the ciphertext is self-describing: `gtk1` | id length | key id | version
+    /// (u32 BE) | 12-byte nonce | GCM ciphertext and tag, the header authenticated with the
+    /// caller's AAD.
+    ///
+    /// An SM2 encryption key: the GM/T 0009 DER ciphertext (C1C3C2) that any SM2 implementation
+    /// reads, naming no key (decrypt it with the key id given); SM2 takes no AAD.
     pub fn encrypt(&self, id: &KeyId, plaintext: &[u8], aad: &[u8]) -> Result<Encrypted, Error> {
+        let key = self.usable(id, Usage::Encrypt)?;
+        if key.record.algorithm == Algorithm::Sm2Encrypt {
+            return sm2_encrypt(&key, plaintext, aad);
+        }
         self.encrypt_for(id, Usage::Encrypt, plaintext, aad)
     }
 
@@ -100,8 +111,19 @@ impl Kms {
         Ok((header.key_id, header.version))
     }
 
+    /// True when `ciphertext` is in the self-describing format, which names its key; false
+    /// for anything else, such as an SM2 ciphertext (which must be decrypted with its key named).
+    pub fn ciphertext_names_key(ciphertext: &[u8]) -> bool {
+        cipher::is_framed(ciphertext)
+    }
+
     /// Decrypts a ciphertext from [`Kms::encrypt`] or [`Kms::generate_data_key`] with the same
     /// `aad`. With `expected`, refuses a ciphertext of another key.
+    ///
+    /// An SM2 ciphertext (GM/T 0009 DER, from [`Kms::encrypt`] or any SM2 implementation, e.g.
+    /// `openssl pkeyutl -encrypt`) names no key: `expected` must be the SM2 encryption key. Each
+    /// of its versions that may decrypt is tried, the primary first (the SM3 check value inside
+    /// the ciphertext tells the right one).
     pub fn decrypt(
         &self,
         ciphertext: &[u8],
@@ -109,6 +131,14 @@ impl Kms {
         expected: Option<&KeyId>,
     ) -> Result<Decrypted, Error> {
         self.unsealed()?;
+        if !cipher::is_framed(ciphertext)
+            && let Some(id) = expected
+        {
+            let key = self.usable(id, Usage::Decrypt)?;
+            if key.record.algorithm == Algorithm::Sm2Encrypt {
+                return sm2_decrypt(&key, ciphertext, aad);
+            }
+        }
         let header = cipher::parse(ciphertext)?;
         if let Some(expected) = expected.filter(|e| **e != header.key_id) {
             return Err(Error::InvalidArgument {
@@ -121,7 +151,7 @@ impl Kms {
         }
         let key = self.usable(&header.key_id, Usage::Decrypt)?;
         let version = version(&key, Some(header.version))?;
-        let plaintext = cipher::open(aes(&key, version)?, &header, ciphertext, aad)?;
+        let plaintext = cipher::open(aead(&key, version)?, &header, ciphertext, aad)?;
         Ok(Decrypted {
             plaintext,
             key_id: header.key_id,
@@ -130,8 +160,13 @@ impl Kms {
     }
 
     /// A fresh 256-bit data key for envelope encryption, in plain and encrypted under `id`.
+    ///
+    /// The data key is of the wrapping key's suite: 32 bytes (AES-256) under an AES key, 16
+    /// bytes (SM4) under an SM4 key.
     pub fn generate_data_key(&self, id: &KeyId, aad: &[u8]) -> Result<DataKey, Error> {
-        let plaintext = material::random_bytes(AES_KEY_LEN, &self.rng)?;
+        let algorithm = self.usable(id, Usage::GenerateDataKey)?.record.algorithm;
+        let len = material::symmetric_key_len(algorithm);
+        let plaintext = material::random_bytes(len, &self.rng)?;
         let encrypted = self.encrypt_for(id, Usage::GenerateDataKey, &plaintext, aad)?;
         Ok(DataKey {
             plaintext,
@@ -204,11 +239,66 @@ fn seal(
     aad: &[u8],
 ) -> Result<Encrypted, Error> {
     let id = &key.record.id;
-    let ciphertext = cipher::seal(aes(key, version)?, id, version.version, plaintext, aad)?;
+    let ciphertext = cipher::seal(aead(key, version)?, id, version.version, plaintext, aad)?;
     Ok(Encrypted {
         ciphertext,
         key_id: id.clone(),
         version: version.version,
+    })
+}
+
+/// Encrypts `plaintext` to the primary version of the SM2 encryption key `key`.
+fn sm2_encrypt(key: &LoadedKey, plaintext: &[u8], aad: &[u8]) -> Result<Encrypted, Error> {
+    if !aad.is_empty() {
+        return Err(Error::InvalidArgument {
+            field: "aad",
+            reason: "SM2 encryption takes no additional authenticated data".into(),
+        });
+    }
+    let version = version(key, None)?;
+    let ciphertext =
+        national::sm2_encrypt(public(key, version)?, plaintext).map_err(|error| match error {
+            NationalError::EmptyPlaintext => Error::InvalidArgument {
+                field: "plaintext",
+                reason: error.to_string(),
+            },
+            _ => Error::Crypto {
+                context: "SM2 encryption",
+            },
+        })?;
+    Ok(Encrypted {
+        ciphertext,
+        key_id: key.record.id.clone(),
+        version: version.version,
+    })
+}
+
+/// Decrypts the SM2 `ciphertext` with whichever version of `key` it was made for.
+fn sm2_decrypt(key: &LoadedKey, ciphertext: &[u8], aad: &[u8]) -> Result<Decrypted, Error> {
+    if !aad.is_empty() {
+        return Err(Error::InvalidArgument {
+            field: "aad",
+            reason: "SM2 ciphertexts carry no additional authenticated data".into(),
+        });
+    }
+    for version in key.versions_newest_primary_first() {
+        let pair = version.operator.sm2().ok_or_else(|| Error::Corrupt {
+            context: format!("key {} holds no SM2 key pair", key.record.id),
+        })?;
+        if let Ok(plaintext) = pair.decrypt(ciphertext) {
+            return Ok(Decrypted {
+                plaintext,
+                key_id: key.record.id.clone(),
+                version: version.version,
+            });
+        }
+    }
+    Err(Error::MalformedCiphertext {
+        reason: format!(
+            "it is not an SM2 ciphertext (GM/T 0009 DER) for key {}: malformed, altered, or \
+             made for another key",
+            key.record.id
+        ),
     })
 }
 
@@ -222,10 +312,10 @@ fn version(key: &LoadedKey, version: Option<u32>) -> Result<&VersionKey, Error> 
         })
 }
 
-/// The AES key of a version of a key checked to be symmetric.
-fn aes<'a>(key: &LoadedKey, version: &'a VersionKey) -> Result<&'a LessSafeKey, Error> {
+/// The symmetric key of a version of a key checked to be symmetric.
+fn aead<'a>(key: &LoadedKey, version: &'a VersionKey) -> Result<Aead<'a>, Error> {
     let corrupt = || Error::Corrupt {
-        context: format!("key {} holds no AES key", key.record.id),
+        context: format!("key {} holds no symmetric key", key.record.id),
     };
     version.operator.aead().ok_or_else(corrupt)
 }

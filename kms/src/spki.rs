@@ -4,7 +4,9 @@
 //! (SEQUENCE, AlgorithmIdentifier, BIT STRING header) followed by the raw public key:
 //! - P-256: id-ecPublicKey with prime256v1 (RFC 5480), 65-byte uncompressed point;
 //! - P-384: id-ecPublicKey with secp384r1 (RFC 5480), 97-byte uncompressed point;
-//! - Ed25519: id-Ed25519 without parameters (RFC 8410), 32 bytes.
+//! - Ed25519: id-Ed25519 without parameters (RFC 8410), 32 bytes;
+//! - SM2 (signature and encryption keys alike): id-ecPublicKey with the SM2 curve
+//!   `1.2.156.10197.1.301` (GM/T 0006, as OpenSSL writes it), 65-byte uncompressed point.
 
 use crate::Algorithm;
 
@@ -16,6 +18,10 @@ const P384_PREFIX: &[u8] = &[
     0x30, 0x76, 0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b,
     0x81, 0x04, 0x00, 0x22, 0x03, 0x62, 0x00,
 ];
+const SM2_PREFIX: &[u8] = &[
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d, 0x03, 0x42, 0x00,
+];
 const ED25519_PREFIX: &[u8] = &[
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
@@ -23,8 +29,9 @@ const ED25519_PREFIX: &[u8] = &[
 /// The SPKI DER of `public_key`; `None` for a symmetric algorithm or a key of the wrong length.
 pub(crate) fn encode(algorithm: Algorithm, public_key: &[u8]) -> Option<Vec<u8>> {
     let (prefix, len) = match algorithm {
-        Algorithm::Aes256Gcm => return None,
+        Algorithm::Aes256Gcm | Algorithm::Sm4Gcm => return None,
         Algorithm::EcdsaP256Sha256 => (P256_PREFIX, 65),
+        Algorithm::Sm2Sm3 | Algorithm::Sm2Encrypt => (SM2_PREFIX, 65),
         Algorithm::EcdsaP384Sha384 => (P384_PREFIX, 97),
         Algorithm::Ed25519 => (ED25519_PREFIX, 32),
     };
@@ -42,6 +49,7 @@ mod tests {
             (Algorithm::EcdsaP256Sha256, 65),
             (Algorithm::EcdsaP384Sha384, 97),
             (Algorithm::Ed25519, 32),
+            (Algorithm::Sm2Sm3, 65),
         ] {
             let der = encode(algorithm, &vec![4u8; len]).unwrap();
             assert_eq!(usize::from(der[1]) + 2, der.len(), "{algorithm}");

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::Error;
+use crate::{Error, Suite};
 
 /// A key's identifier: `k-` followed by 32 lower-case hex characters (128 random bits).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,30 +135,71 @@ pub enum Algorithm {
     EcdsaP384Sha384,
     /// Ed25519 (RFC 8032).
     Ed25519,
+    /// SM4 in GCM mode (RFC 8998), 96-bit random nonces.
+    Sm4Gcm,
+    /// SM2 signatures with SM3 (GB/T 32918.2) and the default ID `1234567812345678`;
+    /// signatures are DER `SEQUENCE { r, s }`.
+    Sm2Sm3,
+    /// SM2 public-key encryption (GB/T 32918.4); ciphertexts are DER C1C3C2 (GM/T 0009).
+    Sm2Encrypt,
 }
 
 impl Algorithm {
     /// Every algorithm, in a fixed order.
-    pub const ALL: [Algorithm; 4] = [
+    pub const ALL: [Algorithm; 7] = [
         Algorithm::Aes256Gcm,
         Algorithm::EcdsaP256Sha256,
         Algorithm::EcdsaP384Sha384,
         Algorithm::Ed25519,
+        Algorithm::Sm4Gcm,
+        Algorithm::Sm2Sm3,
+        Algorithm::Sm2Encrypt,
     ];
 
-    /// The algorithm's name: `aes-256-gcm`, `ecdsa-p256-sha256`, `ecdsa-p384-sha384`, `ed25519`.
+    /// The algorithm's name: `aes-256-gcm`, `ecdsa-p256-sha256`, `ecdsa-p384-sha384`,
+    /// `ed25519`, `sm4-gcm`, `sm2-sm3`, `sm2-encrypt`.
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Aes256Gcm => "aes-256-gcm",
             Algorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
             Algorithm::EcdsaP384Sha384 => "ecdsa-p384-sha384",
             Algorithm::Ed25519 => "ed25519",
+            Algorithm::Sm4Gcm => "sm4-gcm",
+            Algorithm::Sm2Sm3 => "sm2-sm3",
+            Algorithm::Sm2Encrypt => "sm2-encrypt",
         }
     }
 
-    /// True for the symmetric (encryption) algorithm, false for signature algorithms.
+    /// The suite it belongs to.
+    pub fn suite(self) -> Suite {
+        match self {
+            Algorithm::Aes256Gcm
+            | Algorithm::EcdsaP256Sha256
+            | Algorithm::EcdsaP384Sha384
+            | Algorithm::Ed25519 => Suite::International,
+            Algorithm::Sm4Gcm | Algorithm::Sm2Sm3 | Algorithm::Sm2Encrypt => Suite::National,
+        }
+    }
+
+    /// True for the symmetric (GCM) algorithms: AES-256-GCM and SM4-GCM.
     pub fn is_symmetric(self) -> bool {
-        self == Algorithm::Aes256Gcm
+        matches!(self, Algorithm::Aes256Gcm | Algorithm::Sm4Gcm)
+    }
+
+    /// True for the signature algorithms.
+    pub fn signs(self) -> bool {
+        matches!(
+            self,
+            Algorithm::EcdsaP256Sha256
+                | Algorithm::EcdsaP384Sha384
+                | Algorithm::Ed25519
+                | Algorithm::Sm2Sm3
+        )
+    }
+
+    /// True for the algorithms that encrypt and decrypt: the symmetric ones and SM2 encryption.
+    pub fn encrypts(self) -> bool {
+        self.is_symmetric() || self == Algorithm::Sm2Encrypt
     }
 }
 
@@ -172,10 +213,16 @@ impl FromStr for Algorithm {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Algorithm::ALL.into_iter().find(|a| a.name() == text).ok_or_else(|| Error::InvalidArgument {
-            field: "algorithm",
-            reason: format!("unknown algorithm {text:?}: expected one of aes-256-gcm, ecdsa-p256-sha256, ecdsa-p384-sha384, ed25519"),
-        })
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == text)
+            .ok_or_else(|| Error::InvalidArgument {
+                field: "algorithm",
+                reason: format!(
+                    "unknown algorithm {text:?}: expected one of {}",
+                    Algorithm::ALL.map(Algorithm::name).join(", ")
+                ),
+            })
     }
 }
 

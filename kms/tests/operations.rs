@@ -10,10 +10,11 @@ use ring::signature::{self, UnparsedPublicKey};
 use x509_parser::prelude::FromDer;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-const SIGNING: [Algorithm; 3] = [
+const SIGNING: [Algorithm; 4] = [
     Algorithm::EcdsaP256Sha256,
     Algorithm::EcdsaP384Sha384,
     Algorithm::Ed25519,
+    Algorithm::Sm2Sm3,
 ];
 
 #[test]
@@ -262,10 +263,174 @@ fn verify_with_spki(
             assert_eq!((oid.as_str(), curve), ("1.3.101.112", None));
             &signature::ED25519
         }
-        Algorithm::Aes256Gcm => panic!("not a signature algorithm"),
+        Algorithm::Sm2Sm3 => {
+            assert_eq!(
+                (oid.as_str(), curve.as_deref()),
+                ("1.2.840.10045.2.1", Some("1.2.156.10197.1.301"))
+            );
+            return openssl_sm2_verifies(spki_der, message, signature);
+        }
+        _ => panic!("not a signature algorithm"),
     };
     let public = UnparsedPublicKey::new(verification, spki.subject_public_key.data.as_ref());
     public.verify(message, signature).is_ok()
+}
+
+/// True when the OpenSSL command line verifies the SM2 `signature` (default ID
+/// `1234567812345678`, which OpenSSL 3.0 must be told: its own default is empty).
+fn openssl_sm2_verifies(spki_der: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, data, sig) = (
+        dir.path().join("key.der"),
+        dir.path().join("data"),
+        dir.path().join("sig"),
+    );
+    std::fs::write(&key, spki_der).unwrap();
+    std::fs::write(&data, message).unwrap();
+    std::fs::write(&sig, signature).unwrap();
+    let verify = |distid: &str| {
+        let mut command = std::process::Command::new("openssl");
+        command.args(["dgst", "-sm3", "-keyform", "DER", "-verify"]);
+        command.arg(&key).arg("-signature").arg(&sig);
+        if !distid.is_empty() {
+            command.args(["-sigopt", &format!("distid:{distid}")]);
+        }
+        let output = command.arg(&data).output().expect("openssl runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            stdout.contains("Verified OK") || stdout.contains("Verification failure"),
+            "openssl said {stdout:?} {:?}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output.status.success()
+    };
+    let verified = verify("1234567812345678");
+    // With OpenSSL's own (empty) ID, a signature made with the default ID never verifies.
+    assert!(
+        !verify(""),
+        "OpenSSL's empty ID must not verify our signature"
+    );
+    verified
+}
+
+#[test]
+fn national_keys_encrypt_decrypt_and_sign() {
+    let centre = Centre::unsealed();
+
+    // SM4-GCM: the same self-describing format, 16-byte data keys.
+    let sm4 = centre.create(Algorithm::Sm4Gcm);
+    let encrypted = centre.kms.encrypt(&sm4, b"data", b"context").unwrap();
+    assert_eq!(
+        Kms::ciphertext_key(&encrypted.ciphertext).unwrap(),
+        (sm4.clone(), 1)
+    );
+    let decrypted = centre
+        .kms
+        .decrypt(&encrypted.ciphertext, b"context", None)
+        .unwrap();
+    assert_eq!(decrypted.plaintext.as_slice(), b"data");
+    let mut flipped = encrypted.ciphertext.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    assert!(matches!(
+        centre.kms.decrypt(&flipped, b"context", None),
+        Err(Error::Authentication)
+    ));
+    let data_key = centre.kms.generate_data_key(&sm4, b"").unwrap();
+    assert_eq!(data_key.plaintext.len(), 16);
+    assert!(matches!(
+        centre.kms.sign(&sm4, b"m"),
+        Err(Error::WrongAlgorithm { .. })
+    ));
+
+    // SM2 encryption: GM/T 0009 DER out, decrypted with the key named; no AAD, no data keys,
+    // no signatures.
+    let sm2 = centre.create(Algorithm::Sm2Encrypt);
+    let encrypted = centre.kms.encrypt(&sm2, b"escrowed", b"").unwrap();
+    assert_eq!(encrypted.ciphertext[0], 0x30, "DER SEQUENCE");
+    let decrypted = centre
+        .kms
+        .decrypt(&encrypted.ciphertext, b"", Some(&sm2))
+        .unwrap();
+    assert_eq!(
+        (decrypted.plaintext.as_slice(), decrypted.version),
+        (&b"escrowed"[..], 1)
+    );
+    assert!(matches!(
+        centre.kms.decrypt(&encrypted.ciphertext, b"", None),
+        Err(Error::MalformedCiphertext { .. })
+    ));
+    let other = centre.create(Algorithm::Sm2Encrypt);
+    let refused = centre
+        .kms
+        .decrypt(&encrypted.ciphertext, b"", Some(&other))
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::MalformedCiphertext { .. }),
+        "{refused}"
+    );
+    assert!(matches!(
+        centre.kms.encrypt(&sm2, b"x", b"aad"),
+        Err(Error::InvalidArgument { field: "aad", .. })
+    ));
+    assert!(matches!(
+        centre.kms.encrypt(&sm2, b"", b""),
+        Err(Error::InvalidArgument {
+            field: "plaintext",
+            ..
+        })
+    ));
+    for refused in [
+        centre.kms.generate_data_key(&sm2, b"").map(|_| ()),
+        centre.kms.sign(&sm2, b"m").map(|_| ()),
+    ] {
+        assert!(
+            matches!(refused, Err(Error::WrongAlgorithm { .. })),
+            "{refused:?}"
+        );
+    }
+    // A ciphertext made before a rotation still decrypts, by the version it was made for.
+    centre.kms.rotate_key("admin", &sm2).unwrap();
+    let decrypted = centre
+        .kms
+        .decrypt(&encrypted.ciphertext, b"", Some(&sm2))
+        .unwrap();
+    assert_eq!(decrypted.version, 1);
+    let newer = centre.kms.encrypt(&sm2, b"newer", b"").unwrap();
+    assert_eq!(newer.version, 2);
+}
+
+#[test]
+fn openssl_encrypts_to_an_sm2_key_that_the_centre_decrypts() {
+    let centre = Centre::unsealed();
+    let id = centre.create(Algorithm::Sm2Encrypt);
+    let public = centre.kms.public_key(&id, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, data, out) = (
+        dir.path().join("key.der"),
+        dir.path().join("data"),
+        dir.path().join("out"),
+    );
+    std::fs::write(&key, &public.spki_der).unwrap();
+    std::fs::write(&data, b"sealed by openssl").unwrap();
+    let status = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-encrypt", "-pubin", "-keyform", "DER", "-inkey"])
+        .arg(&key)
+        .arg("-in")
+        .arg(&data)
+        .arg("-out")
+        .arg(&out)
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    let ciphertext = std::fs::read(&out).unwrap();
+    let decrypted = centre.kms.decrypt(&ciphertext, b"", Some(&id)).unwrap();
+    assert_eq!(decrypted.plaintext.as_slice(), b"sealed by openssl");
+    let mut truncated = ciphertext.clone();
+    truncated.truncate(ciphertext.len() - 3);
+    assert!(matches!(
+        centre.kms.decrypt(&truncated, b"", Some(&id)),
+        Err(Error::MalformedCiphertext { .. })
+    ));
 }
 
 #[test]
@@ -278,7 +443,7 @@ fn signatures_verify_independently() {
         if algorithm == Algorithm::Ed25519 {
             assert_eq!(signed.signature.len(), 64);
         } else {
-            assert_eq!(signed.signature[0], 0x30, "DER ECDSA-Sig-Value");
+            assert_eq!(signed.signature[0], 0x30, "DER (r, s)");
         }
         let public = centre.kms.public_key(&id, None).unwrap();
         assert_eq!((public.algorithm, public.version), (algorithm, 1));
@@ -380,8 +545,14 @@ fn rotation_keeps_old_versions_working() {
         ));
     }
     let actions = audit_actions(&*centre.store);
-    assert_eq!(actions.iter().filter(|a| *a == "kms.key.rotate").count(), 4);
-    assert_eq!(actions.iter().filter(|a| *a == "kms.key.create").count(), 4);
+    assert_eq!(
+        actions.iter().filter(|a| *a == "kms.key.rotate").count(),
+        1 + SIGNING.len()
+    );
+    assert_eq!(
+        actions.iter().filter(|a| *a == "kms.key.create").count(),
+        1 + SIGNING.len()
+    );
 }
 
 #[test]

@@ -99,9 +99,17 @@ pub struct EncryptArgs {
 pub struct DecryptArgs {
     #[arg(long, conflicts_with = "input")]
     ciphertext: Option<String>,
-    /// File holding the base64 ciphertext.
+    /// File holding the base64 ciphertext (raw bytes with --binary).
     #[arg(long = "in")]
     input: Option<PathBuf>,
+    /// The --in file holds the ciphertext's raw bytes, e.g. the GM/T 0009 DER that
+    /// `openssl pkeyutl -encrypt` writes for an SM2 key.
+    #[arg(long, requires = "input")]
+    binary: bool,
+    /// The key to decrypt with: optional for govtrust's own ciphertexts (they name their key),
+    /// needed for SM2 ciphertexts, which name none.
+    #[arg(long)]
+    key_id: Option<String>,
     #[arg(long, default_value = "")]
     aad: String,
     /// Write the plaintext to this file instead of stdout.
@@ -261,6 +269,15 @@ pub enum AlgorithmArg {
     EcdsaP256,
     EcdsaP384,
     Ed25519,
+    /// SM4-GCM (national suite).
+    #[value(name = "sm4-gcm")]
+    Sm4Gcm,
+    /// SM2 signatures with SM3 (national suite).
+    #[value(name = "sm2-sm3")]
+    Sm2Sm3,
+    /// SM2 public-key encryption (national suite).
+    #[value(name = "sm2-encrypt")]
+    Sm2Encrypt,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -487,14 +504,20 @@ async fn encrypt(EncryptArgs { key, input, aad }: EncryptArgs) -> anyhow::Result
 }
 
 async fn decrypt(args: DecryptArgs) -> anyhow::Result<()> {
-    let text = text_or_file(args.ciphertext, args.input.as_deref(), "--ciphertext")?;
-    let ciphertext = B64
-        .decode(text.trim())
-        .context("the ciphertext is not base64")?;
+    let ciphertext = match (&args.input, args.binary) {
+        (Some(file), true) => {
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?
+        }
+        _ => {
+            let text = text_or_file(args.ciphertext, args.input.as_deref(), "--ciphertext")?;
+            B64.decode(text.trim())
+                .context("the ciphertext is not base64 (give --binary for a file of raw bytes)")?
+        }
+    };
     let request = pb::DecryptRequest {
         ciphertext: ciphertext.into(),
         aad: args.aad.into_bytes().into(),
-        key_id: String::new(),
+        key_id: args.key_id.unwrap_or_default(),
     };
     let response = client(&args.connection).await?.decrypt(request).await;
     write_output(
@@ -924,6 +947,9 @@ fn algorithm_message(algorithm: AlgorithmArg) -> pb::KeyAlgorithm {
         AlgorithmArg::EcdsaP256 => pb::KeyAlgorithm::EcdsaP256Sha256,
         AlgorithmArg::EcdsaP384 => pb::KeyAlgorithm::EcdsaP384Sha384,
         AlgorithmArg::Ed25519 => pb::KeyAlgorithm::Ed25519,
+        AlgorithmArg::Sm4Gcm => pb::KeyAlgorithm::Sm4Gcm,
+        AlgorithmArg::Sm2Sm3 => pb::KeyAlgorithm::Sm2Sm3,
+        AlgorithmArg::Sm2Encrypt => pb::KeyAlgorithm::Sm2Encrypt,
     }
 }
 
@@ -943,6 +969,9 @@ fn algorithm_name(algorithm: pb::KeyAlgorithm) -> &'static str {
         pb::KeyAlgorithm::EcdsaP256Sha256 => "ecdsa-p256-sha256",
         pb::KeyAlgorithm::EcdsaP384Sha384 => "ecdsa-p384-sha384",
         pb::KeyAlgorithm::Ed25519 => "ed25519",
+        pb::KeyAlgorithm::Sm4Gcm => "sm4-gcm",
+        pb::KeyAlgorithm::Sm2Sm3 => "sm2-sm3",
+        pb::KeyAlgorithm::Sm2Encrypt => "sm2-encrypt",
         pb::KeyAlgorithm::Unspecified => "unspecified",
     }
 }

@@ -219,15 +219,23 @@ impl KeyManagement for KeyService {
     ) -> Reply<pb::DecryptResponse> {
         let principal = self.principal(&mut request)?;
         let request = request.into_inner();
-        let (named, _) = Kms::ciphertext_key(&request.ciphertext).map_err(status::kms)?;
         let expected = Some(request.key_id.as_str()).filter(|k| !k.is_empty());
-        if expected.is_some_and(|k| k != named.as_str()) {
-            return Err(Status::invalid_argument(format!(
-                "the ciphertext was made with key {named}, not {}",
-                request.key_id
-            )));
-        }
-        let (id, key) = self.authorized_key(&principal, named.as_str(), KeyOperation::Use)?;
+        let named = match (Kms::ciphertext_names_key(&request.ciphertext), expected) {
+            // An SM2 ciphertext (GM/T 0009 DER) names no key: the key given is the one to use
+            // (and to authorize), and decrypting tells whether the ciphertext is for it.
+            (false, Some(given)) => given.to_owned(),
+            _ => {
+                let (named, _) = Kms::ciphertext_key(&request.ciphertext).map_err(status::kms)?;
+                if expected.is_some_and(|k| k != named.as_str()) {
+                    return Err(Status::invalid_argument(format!(
+                        "the ciphertext was made with key {named}, not {}",
+                        request.key_id
+                    )));
+                }
+                named.to_string()
+            }
+        };
+        let (id, key) = self.authorized_key(&principal, &named, KeyOperation::Use)?;
         let out = self
             .kms
             .decrypt(&request.ciphertext, &request.aad, Some(&id));
@@ -857,6 +865,9 @@ fn algorithm(value: i32) -> Result<Algorithm, Status> {
         Ok(P::EcdsaP256Sha256) => Ok(Algorithm::EcdsaP256Sha256),
         Ok(P::EcdsaP384Sha384) => Ok(Algorithm::EcdsaP384Sha384),
         Ok(P::Ed25519) => Ok(Algorithm::Ed25519),
+        Ok(P::Sm4Gcm) => Ok(Algorithm::Sm4Gcm),
+        Ok(P::Sm2Sm3) => Ok(Algorithm::Sm2Sm3),
+        Ok(P::Sm2Encrypt) => Ok(Algorithm::Sm2Encrypt),
         _ => Err(Status::invalid_argument(format!(
             "algorithm: {value} is not a key algorithm"
         ))),
@@ -869,6 +880,9 @@ fn algorithm_message(algorithm: Algorithm) -> pb::KeyAlgorithm {
         Algorithm::EcdsaP256Sha256 => pb::KeyAlgorithm::EcdsaP256Sha256,
         Algorithm::EcdsaP384Sha384 => pb::KeyAlgorithm::EcdsaP384Sha384,
         Algorithm::Ed25519 => pb::KeyAlgorithm::Ed25519,
+        Algorithm::Sm4Gcm => pb::KeyAlgorithm::Sm4Gcm,
+        Algorithm::Sm2Sm3 => pb::KeyAlgorithm::Sm2Sm3,
+        Algorithm::Sm2Encrypt => pb::KeyAlgorithm::Sm2Encrypt,
     }
 }
 

@@ -401,7 +401,7 @@ mod tests {
                 Algorithm::EcdsaP256Sha256 => &rcgen::PKCS_ECDSA_P256_SHA256,
                 Algorithm::EcdsaP384Sha384 => &rcgen::PKCS_ECDSA_P384_SHA384,
                 Algorithm::Ed25519 => &rcgen::PKCS_ED25519,
-                Algorithm::Aes256Gcm => panic!("not a signature algorithm"),
+                _ => panic!("not an algorithm rcgen signs with"),
             };
             let key = KeyPair::generate_for(rcgen).unwrap();
             let spki = key.subject_public_key_info();

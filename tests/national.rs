@@ -1,0 +1,251 @@
+//! End to end: the national suite's keys in the key-management centre, checked with the
+//! `openssl` command line (OpenSSL 3.0 has SM2, SM3 and SM4).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::Command;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use support::{Server, fails, openssl};
+
+/// The SM2 distinguishing identifier govtrust signs with (GM/T 0009's default).
+const DISTID: &str = "distid:1234567812345678";
+
+#[test]
+fn sm2_signatures_verify_with_openssl_given_the_default_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let system = server.enrolled(dir.path(), "tax-portal");
+    let key = server.create_key(&system, "sm2-sm3", &[]);
+    let id = key["key_id"].as_str().unwrap();
+    assert_eq!(key["algorithm"], "sm2-sm3");
+
+    let pem = server.ok(server.gt_as(&system, &["kms", "key", "public-key", id]));
+    std::fs::write(dir.path().join("sm2.pub"), &pem).unwrap();
+    let text = openssl(
+        dir.path(),
+        &["pkey", "-pubin", "-in", "sm2.pub", "-text", "-noout"],
+    );
+    assert!(text.contains("ASN1 OID: SM2"), "{text}");
+
+    std::fs::write(dir.path().join("message"), b"a document to sign").unwrap();
+    let signature = server.ok(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "sign",
+            id,
+            "--in",
+            dir.path().join("message").to_str().unwrap(),
+        ],
+    ));
+    let signature = B64.decode(signature.trim()).unwrap();
+    std::fs::write(dir.path().join("message.sig"), &signature).unwrap();
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "dgst",
+            "-sm3",
+            "-verify",
+            "sm2.pub",
+            "-signature",
+            "message.sig",
+        ];
+        args.extend_from_slice(extra);
+        args.push("message");
+        Command::new("openssl")
+            .current_dir(dir.path())
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let verified = verify(&["-sigopt", DISTID]);
+    assert!(
+        verified.status.success()
+            && String::from_utf8_lossy(&verified.stdout).contains("Verified OK"),
+        "{verified:?}"
+    );
+    // OpenSSL 3.0's own default ID is empty: without -sigopt a correct signature fails.
+    let without_id = verify(&[]);
+    assert!(!without_id.status.success(), "{without_id:?}");
+
+    // The centre verifies its signature, and not over another message.
+    let encoded = B64.encode(&signature);
+    let path = dir.path().join("message");
+    server.ok(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "verify",
+            id,
+            "--in",
+            path.to_str().unwrap(),
+            "--signature",
+            &encoded,
+        ],
+    ));
+    let refused = fails(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "verify",
+            id,
+            "--plaintext",
+            "another document",
+            "--signature",
+            &encoded,
+        ],
+    ));
+    assert!(refused.contains("NOT valid"), "{refused}");
+}
+
+#[test]
+fn openssl_encrypts_to_an_sm2_key_and_the_centre_decrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let system = server.enrolled(dir.path(), "tax-portal");
+    let key = server.create_key(&system, "sm2-encrypt", &[]);
+    let id = key["key_id"].as_str().unwrap();
+    let pem = server.ok(server.gt_as(&system, &["kms", "key", "public-key", id]));
+    std::fs::write(dir.path().join("enc.pub"), &pem).unwrap();
+    std::fs::write(dir.path().join("secret"), b"escrowed by the centre").unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            "enc.pub",
+            "-in",
+            "secret",
+            "-out",
+            "secret.sm2",
+        ],
+    );
+    let ciphertext = dir.path().join("secret.sm2");
+    let decrypt = |file: &std::path::Path, key: &str| {
+        server.gt_as(
+            &system,
+            &[
+                "kms",
+                "key",
+                "decrypt",
+                "--in",
+                file.to_str().unwrap(),
+                "--binary",
+                "--key-id",
+                key,
+            ],
+        )
+    };
+    let plaintext = server.ok(decrypt(&ciphertext, id));
+    assert_eq!(plaintext, "escrowed by the centre");
+
+    // Without the key named, the ciphertext says nothing of its key: a clear refusal.
+    let unnamed = fails(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "decrypt",
+            "--in",
+            ciphertext.to_str().unwrap(),
+            "--binary",
+        ],
+    ));
+    assert!(unnamed.contains("gtk1"), "{unnamed}");
+
+    // A truncated ciphertext, and one for another SM2 key: refused, naming why.
+    let bytes = std::fs::read(&ciphertext).unwrap();
+    let truncated = dir.path().join("truncated.sm2");
+    std::fs::write(&truncated, &bytes[..bytes.len() - 5]).unwrap();
+    let refused = fails(decrypt(&truncated, id));
+    assert!(refused.contains("not an SM2 ciphertext"), "{refused}");
+    let other = server.create_key(&system, "sm2-encrypt", &[]);
+    let refused = fails(decrypt(&ciphertext, other["key_id"].as_str().unwrap()));
+    assert!(refused.contains("another key"), "{refused}");
+
+    // SM2 encryption keys do not sign; the centre's own SM2 ciphertexts decrypt in openssl's
+    // format too (they are GM/T 0009 DER: check the structure openssl reads).
+    let refused = fails(server.gt_as(&system, &["kms", "key", "sign", id, "--plaintext", "x"]));
+    assert!(refused.contains("sign is not possible"), "{refused}");
+    let made = server.ok(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "encrypt",
+            id,
+            "--plaintext",
+            "from the centre",
+        ],
+    ));
+    std::fs::write(
+        dir.path().join("made.der"),
+        B64.decode(made.trim()).unwrap(),
+    )
+    .unwrap();
+    let parsed = openssl(
+        dir.path(),
+        &["asn1parse", "-inform", "DER", "-in", "made.der"],
+    );
+    assert_eq!(parsed.matches("INTEGER").count(), 2, "{parsed}");
+    assert_eq!(parsed.matches("OCTET STRING").count(), 2, "{parsed}");
+}
+
+#[test]
+fn sm4_gcm_keys_encrypt_and_refuse_a_flipped_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    let system = server.enrolled(dir.path(), "tax-portal");
+    let key = server.create_key(&system, "sm4-gcm", &[]);
+    let id = key["key_id"].as_str().unwrap();
+    let ciphertext = server.ok(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "encrypt",
+            id,
+            "--plaintext",
+            "records",
+            "--aad",
+            "tax",
+        ],
+    ));
+    let plaintext = server.ok(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "decrypt",
+            "--ciphertext",
+            ciphertext.trim(),
+            "--aad",
+            "tax",
+        ],
+    ));
+    assert_eq!(plaintext, "records");
+    let mut bytes = B64.decode(ciphertext.trim()).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    let refused = fails(server.gt_as(
+        &system,
+        &[
+            "kms",
+            "key",
+            "decrypt",
+            "--ciphertext",
+            &B64.encode(&bytes),
+            "--aad",
+            "tax",
+        ],
+    ));
+    assert!(refused.contains("authenticat"), "{refused}");
+}
