@@ -11,6 +11,10 @@
 //! - SM2 ciphertexts: DER `SEQUENCE { x INTEGER, y INTEGER, hash OCTET STRING, ciphertext OCTET
 //!   STRING }`, the C1C3C2 order of GM/T 0009 §7.2 (what `openssl pkeyutl -encrypt` writes).
 //! - SM4-GCM: 128-bit key, 96-bit nonce, 128-bit tag after the ciphertext.
+//! - SM2 key pairs sent to someone (配发): the digital envelope `SM2EnvelopedKey` of GB/T 35276
+//!   §7.4 (GM/T 0009 §7.4): a fresh SM4 key encrypted to the recipient's SM2 key, the enclosed
+//!   pair's public key, and its 32-byte private key under the SM4 key in ECB mode (two blocks,
+//!   no padding, as GmSSL and gmsm write it); see [`sm2_envelope`].
 //!
 //! Secret scalars live in `sm2` key types, which wipe them on drop; SM4 key schedules are wiped
 //! on drop too (the `zeroize` feature of `sm4`).
@@ -64,6 +68,9 @@ pub enum NationalError {
     /// A key, nonce or buffer has the wrong length.
     #[error("wrong length for {0}")]
     Length(&'static str),
+    /// An SM2 digital envelope is malformed or does not open; names the part.
+    #[error("the SM2 envelope does not open: {0}")]
+    Envelope(&'static str),
     /// The operating system's random source failed.
     #[error("the random source failed")]
     Random,
@@ -122,6 +129,21 @@ impl Sm2KeyPair {
             .try_sign_with_rng(&mut SysRng, message)
             .map_err(|_| NationalError::Random)?;
         Ok(signature.to_der().to_vec())
+    }
+
+    /// The private scalar, 32 bytes big-endian.
+    fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.signing.to_bytes().into())
+    }
+
+    /// The private key, PKCS#8 DER.
+    pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, NationalError> {
+        let secret =
+            SecretKey::from_slice(&*self.secret_bytes()).map_err(|_| NationalError::PrivateKey)?;
+        let document = secret
+            .to_pkcs8_der()
+            .map_err(|_| NationalError::PrivateKey)?;
+        Ok(Zeroizing::new(document.as_bytes().to_vec()))
     }
 
     /// Decrypts a DER (C1C3C2) SM2 ciphertext.
@@ -242,6 +264,124 @@ pub fn sm2_encrypt(public_key_bytes: &[u8], plaintext: &[u8]) -> Result<Vec<u8>,
     let key = EncryptingKey::new_with_mode(public_key(public_key_bytes)?, Mode::C1C3C2);
     key.encrypt_der(&mut SysRng, plaintext)
         .map_err(|_| NationalError::Random)
+}
+
+/// `SM2EnvelopedKey` (GB/T 35276-2017 §7.4).
+#[derive(der::Sequence)]
+struct EnvelopedKey {
+    sym_alg_id: SymmetricAlgorithm,
+    /// `SM2Cipher`: the SM4 key, encrypted to the recipient (C1C3C2 DER).
+    sym_encrypted_key: der::asn1::Any,
+    /// `SM2PublicKey`: the enclosed pair's uncompressed public point.
+    sm2_public_key: der::asn1::BitString,
+    /// The enclosed pair's 32-byte private key under the SM4 key, ECB.
+    sm2_encrypted_private_key: der::asn1::BitString,
+}
+
+/// `AlgorithmIdentifier` with no parameters.
+#[derive(der::Sequence)]
+struct SymmetricAlgorithm {
+    algorithm: der::asn1::ObjectIdentifier,
+    #[asn1(optional = "true")]
+    parameters: Option<der::asn1::Any>,
+}
+
+/// SM4 in ECB mode (GM/T 0006), the cipher of the envelope's private key.
+const SM4_ECB: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.156.10197.1.104.1");
+
+/// Encloses the key pair `enclosed` in an SM2 digital envelope (`SM2EnvelopedKey`, DER) that only
+/// the holder of the SM2 private key of `recipient_public_key` opens.
+pub fn sm2_envelope(
+    recipient_public_key: &[u8],
+    enclosed: &Sm2KeyPair,
+) -> Result<Vec<u8>, NationalError> {
+    use der::{Decode, Encode};
+    use sm2::elliptic_curve::rand_core::TryRng;
+    let mut key = Zeroizing::new([0u8; SM4_KEY_LEN]);
+    SysRng
+        .try_fill_bytes(&mut *key)
+        .map_err(|_| NationalError::Random)?;
+    let encrypted_key = sm2_encrypt(recipient_public_key, &*key)?;
+    let mut private = enclosed.secret_bytes();
+    sm4_ecb(&*key, &mut *private, true)?;
+    let envelope = EnvelopedKey {
+        sym_alg_id: SymmetricAlgorithm {
+            algorithm: SM4_ECB,
+            parameters: None,
+        },
+        sym_encrypted_key: der::asn1::Any::from_der(&encrypted_key)
+            .map_err(|_| NationalError::Envelope("the encrypted key"))?,
+        sm2_public_key: der::asn1::BitString::from_bytes(enclosed.public_key())
+            .map_err(|_| NationalError::Envelope("the public key"))?,
+        sm2_encrypted_private_key: der::asn1::BitString::from_bytes(&*private)
+            .map_err(|_| NationalError::Envelope("the private key"))?,
+    };
+    envelope
+        .to_der()
+        .map_err(|_| NationalError::Envelope("the envelope"))
+}
+
+/// Opens the SM2 digital envelope `envelope` with the recipient's key pair; the enclosed pair,
+/// checked to be the pair whose public key the envelope names.
+pub fn sm2_open_envelope(
+    recipient: &Sm2KeyPair,
+    envelope: &[u8],
+) -> Result<Sm2KeyPair, NationalError> {
+    use der::{Decode, Encode};
+    let envelope = EnvelopedKey::from_der(envelope)
+        .map_err(|_| NationalError::Envelope("not DER SM2EnvelopedKey"))?;
+    if envelope.sym_alg_id.algorithm != SM4_ECB {
+        return Err(NationalError::Envelope(
+            "the symmetric algorithm is not SM4-ECB (1.2.156.10197.1.104.1)",
+        ));
+    }
+    let encrypted_key = envelope
+        .sym_encrypted_key
+        .to_der()
+        .map_err(|_| NationalError::Envelope("the encrypted key"))?;
+    let key = recipient.decrypt(&encrypted_key)?;
+    if key.len() != SM4_KEY_LEN {
+        return Err(NationalError::Envelope(
+            "the enclosed SM4 key is not 16 bytes",
+        ));
+    }
+    let mut private: Zeroizing<[u8; 32]> = Zeroizing::new(
+        envelope
+            .sm2_encrypted_private_key
+            .as_bytes()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or(NationalError::Envelope(
+                "the encrypted private key is not 32 bytes",
+            ))?,
+    );
+    sm4_ecb(&key, &mut *private, false)?;
+    let secret = SecretKey::from_slice(&*private)
+        .map_err(|_| NationalError::Envelope("the enclosed private key is out of range"))?;
+    let pair = Sm2KeyPair::from_secret(&secret)?;
+    if Some(pair.public_key()) != envelope.sm2_public_key.as_bytes() {
+        return Err(NationalError::Envelope(
+            "the enclosed private key does not match the enclosed public key",
+        ));
+    }
+    Ok(pair)
+}
+
+/// SM4-ECB over whole blocks of `data` in place.
+fn sm4_ecb(key: &[u8], data: &mut [u8], encrypt: bool) -> Result<(), NationalError> {
+    use sm4::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit as _};
+    let cipher = Sm4::new_from_slice(key).map_err(|_| NationalError::Length("an SM4 key"))?;
+    for block in data.chunks_exact_mut(16) {
+        let block: &mut sm4::cipher::Array<u8, _> = block
+            .try_into()
+            .map_err(|_| NationalError::Length("an SM4 block"))?;
+        if encrypt {
+            cipher.encrypt_block(block);
+        } else {
+            cipher.decrypt_block(block);
+        }
+    }
+    Ok(())
 }
 
 /// An SM4 key in GCM mode.
@@ -519,6 +659,59 @@ mod tests {
             sm2_encrypt(pair.public_key(), b""),
             Err(NationalError::EmptyPlaintext)
         );
+    }
+
+    #[test]
+    fn envelopes_open_only_for_their_recipient_and_only_whole() {
+        let recipient = Sm2KeyPair::from_pkcs8(&sm2_generate().unwrap()).unwrap();
+        let enclosed = Sm2KeyPair::from_pkcs8(&sm2_generate().unwrap()).unwrap();
+        let envelope = sm2_envelope(recipient.public_key(), &enclosed).unwrap();
+        let opened = sm2_open_envelope(&recipient, &envelope).unwrap();
+        assert_eq!(opened.public_key(), enclosed.public_key());
+        assert_eq!(*opened.to_pkcs8().unwrap(), *enclosed.to_pkcs8().unwrap());
+        // The structure of GB/T 35276 §7.4, as openssl's parser sees it.
+        let (_, parts) = parse_envelope_for_test(&envelope);
+        assert_eq!(parts, ["SEQUENCE", "SEQUENCE", "BIT STRING", "BIT STRING"]);
+
+        let stranger = Sm2KeyPair::from_pkcs8(&sm2_generate().unwrap()).unwrap();
+        assert_eq!(
+            sm2_open_envelope(&stranger, &envelope).err(),
+            Some(NationalError::Decrypt)
+        );
+        // Every single flipped byte is refused (the private key under ECB is checked against the
+        // enclosed public key); so is every truncation.
+        for at in 0..envelope.len() {
+            let mut altered = envelope.clone();
+            altered[at] ^= 0x01;
+            assert!(
+                sm2_open_envelope(&recipient, &altered).is_err(),
+                "byte {at}"
+            );
+        }
+        for len in [0, 10, envelope.len() / 2, envelope.len() - 1] {
+            assert!(
+                sm2_open_envelope(&recipient, &envelope[..len]).is_err(),
+                "length {len}"
+            );
+        }
+    }
+
+    /// The outer SEQUENCE's length and the kinds of its four elements.
+    fn parse_envelope_for_test(der: &[u8]) -> (usize, Vec<&'static str>) {
+        use der::{Decode, Reader, SliceReader, Tag, Tagged};
+        let mut reader = SliceReader::new(der).unwrap();
+        let outer = der::asn1::Any::decode(&mut reader).unwrap();
+        let mut inner = SliceReader::new(outer.value()).unwrap();
+        let mut kinds = Vec::new();
+        while !inner.is_finished() {
+            let any = der::asn1::Any::decode(&mut inner).unwrap();
+            kinds.push(match any.tag() {
+                Tag::Sequence => "SEQUENCE",
+                Tag::BitString => "BIT STRING",
+                _ => "other",
+            });
+        }
+        (outer.value().len(), kinds)
     }
 
     #[test]
