@@ -9,7 +9,7 @@ use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use support::{Server, fails, openssl};
+use support::{Server, fails, http_get, openssl};
 
 /// The SM2 distinguishing identifier govtrust signs with (GM/T 0009's default).
 const DISTID: &str = "distid:1234567812345678";
@@ -248,4 +248,118 @@ fn sm4_gcm_keys_encrypt_and_refuse_a_flipped_tag() {
         ],
     ));
     assert!(refused.contains("authenticat"), "{refused}");
+}
+
+#[test]
+fn the_national_hierarchy_verifies_with_openssl_and_gmssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::dev(dir.path());
+    for name in ["root", "extranet", "intranet"] {
+        let answer = http_get(&server.http_url(&format!("/ca/national-{name}.crt")));
+        assert_eq!(answer.status, 200, "{name}");
+        assert_eq!(answer.header("content-type"), Some("application/pkix-cert"));
+        std::fs::write(dir.path().join(format!("{name}.der")), &answer.body).unwrap();
+        openssl(
+            dir.path(),
+            &[
+                "x509",
+                "-inform",
+                "DER",
+                "-in",
+                &format!("{name}.der"),
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+        let text = openssl(
+            dir.path(),
+            &["x509", "-in", &format!("{name}.pem"), "-noout", "-text"],
+        );
+        assert!(text.contains("Signature Algorithm: SM2-with-SM3"), "{text}");
+        assert!(text.contains("ASN1 OID: SM2"), "{text}");
+        assert!(text.contains("CA:TRUE"), "{text}");
+        let title = format!(
+            "govtrust National {}{} CA",
+            &name[..1].to_uppercase(),
+            &name[1..]
+        );
+        assert!(text.contains(&title), "{text}");
+    }
+    assert_eq!(
+        http_get(&server.http_url("/ca/national-nope.crt")).status,
+        404
+    );
+
+    // OpenSSL 3.0 applies the SM2 ID to the target certificate only: link by link.
+    for (issuer, cert) in [("root", "root"), ("root", "extranet"), ("root", "intranet")] {
+        let verified = Command::new("openssl")
+            .current_dir(dir.path())
+            .args(["verify", "-partial_chain", "-vfyopt", DISTID, "-CAfile"])
+            .args([format!("{issuer}.pem"), format!("{cert}.pem")])
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{issuer} -> {cert}: {verified:?}"
+        );
+    }
+    // The international root does not certify the national CAs.
+    let international = http_get(&server.http_url("/ca/root.crt")).body;
+    std::fs::write(dir.path().join("intl.der"), international).unwrap();
+    openssl(
+        dir.path(),
+        &[
+            "x509", "-inform", "DER", "-in", "intl.der", "-out", "intl.pem",
+        ],
+    );
+    let crossed = Command::new("openssl")
+        .current_dir(dir.path())
+        .args([
+            "verify",
+            "-partial_chain",
+            "-vfyopt",
+            DISTID,
+            "-CAfile",
+            "intl.pem",
+            "extranet.pem",
+        ])
+        .output()
+        .unwrap();
+    assert!(!crossed.status.success());
+
+    // The whole chain with a second, independent SM2 implementation (gmssl from PyPI), which the
+    // script first checks refuses a changed TBS and another key.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sm2_chain.py");
+    let checked = Command::new("python3")
+        .current_dir(dir.path())
+        .arg(&script)
+        .args([
+            "root.der",
+            "root.der",
+            "root.der",
+            "extranet.der",
+            "root.der",
+            "intranet.der",
+        ])
+        .output()
+        .expect("python3 runs");
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(said.matches("verified under").count(), 3, "{said}");
+    // A certificate signed by another SM2 key does not verify under the root.
+    let wrong = Command::new("python3")
+        .current_dir(dir.path())
+        .arg(&script)
+        .args(["extranet.der", "intranet.der"])
+        .output()
+        .unwrap();
+    assert!(
+        !wrong.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wrong.stdout)
+    );
 }

@@ -26,6 +26,7 @@ use crate::identity::{Network, Role, SERVER_IDENTITY, TrustDomain};
 use crate::issuance::{self, LeafSpec, Purpose};
 use crate::issuer::Serial;
 use crate::names::DnsName;
+use crate::national::NationalHierarchy;
 use crate::records::{self, PersonRecord};
 use crate::reserved::{self, ServerNames};
 use crate::timestamps::unix_ms;
@@ -121,6 +122,14 @@ pub(crate) fn initialize(
     batch
         .expect_absent(records::HIERARCHY)
         .put(records::HIERARCHY, hierarchy);
+    if let Some(national) = &ca.national {
+        batch
+            .expect_absent(crate::national::NATIONAL_HIERARCHY)
+            .put(
+                crate::national::NATIONAL_HIERARCHY,
+                records::encode(&national.record())?,
+            );
+    }
     let server = server_credential(&ca, &dns_names, &params.server_ips, now, &mut batch)?;
     let admins = admin_credentials(&ca, &params.admin_csrs, now, &mut batch)?;
     ca.audit
@@ -160,6 +169,7 @@ fn create(
     now: SystemTime,
 ) -> Result<Ca, Error> {
     let rng = SystemRandom::new();
+    let national = NationalHierarchy::create(&services.kms, &trust_domain, now, &rng)?;
     let hierarchy = Hierarchy::create(&services.kms, trust_domain, public_url, now, &rng)?;
     let settings = crate::Settings {
         base_url: hierarchy.public_url().map(str::to_owned),
@@ -176,6 +186,7 @@ fn create(
         audit,
         clock,
         hierarchy,
+        national: Some(national),
         server_names: ServerNames::new(server_names),
         lineages: crate::lineage::Lineages::default(),
         revocations: crate::revocation::Revocations::default(),

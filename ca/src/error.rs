@@ -139,6 +139,9 @@ pub enum Error {
         #[source]
         source: rcgen::Error,
     },
+    /// An SM2 certificate (built with x509-cert) could not be built.
+    #[error("cannot build SM2 certificate: {context}")]
+    Sm2Certificate { context: String },
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     RandomUnavailable,

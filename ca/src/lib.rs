@@ -53,6 +53,7 @@ mod issuer;
 mod lineage;
 mod locations;
 mod names;
+mod national;
 pub mod ocsp;
 mod pem;
 mod persons;
@@ -61,6 +62,7 @@ mod records;
 mod registry;
 mod reserved;
 mod revocation;
+mod sm2cert;
 mod timestamps;
 mod token;
 mod trust;
@@ -104,6 +106,8 @@ pub struct Ca {
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
     hierarchy: Hierarchy,
+    /// The SM2 hierarchy of the national suite; `None` in a deployment initialized before it.
+    national: Option<national::NationalHierarchy>,
     /// Names no system may hold.
     server_names: ServerNames,
     /// Every system's enrollment lineage, cached (one node).
@@ -206,6 +210,7 @@ impl Ca {
         clock: Arc<dyn Clock>,
     ) -> Result<Ca, Error> {
         let hierarchy = Hierarchy::load(store.as_ref(), &kms)?;
+        let national = national::NationalHierarchy::load(store.as_ref())?;
         let server_names = ServerNames::load(store.as_ref())?;
         let revocations = revocation::Revocations::load(store.as_ref(), clock.now())?;
         let crls = crl::Publisher::load(store.as_ref())?;
@@ -214,6 +219,7 @@ impl Ca {
             audit,
             clock,
             hierarchy,
+            national,
             server_names,
             lineages: lineage::Lineages::default(),
             revocations,
@@ -239,6 +245,12 @@ impl Ca {
     /// The certificate profiles it issues by.
     pub fn profiles(&self) -> &Profiles {
         &self.profiles
+    }
+
+    /// The SM2 CA certificates of the national suite, if this deployment has them (those
+    /// initialized before the national suite do not).
+    pub fn national_chain(&self) -> Option<&CaChain> {
+        self.national.as_ref().map(|national| national.chain())
     }
 
     /// The public base URL given at initialization (`govtrust init --public-url`), if any.

@@ -376,15 +376,19 @@ fn crl_metrics(ca: &Ca, page: &mut String) {
     }
 }
 
+/// `GET /ca/<ca>.crt`: a CA certificate, DER; `national-<ca>.crt` for the SM2 CAs of the
+/// national suite.
 async fn ca_certificate(State(http): State<Arc<Http>>, Path(file): Path<String>) -> Response {
-    let authority = file
-        .strip_suffix(".crt")
-        .and_then(|name| name.parse::<Authority>().ok());
-    let Some(authority) = authority else {
+    let name = file.strip_suffix(".crt").unwrap_or_default();
+    let (chain, name) = match name.strip_prefix("national-") {
+        Some(name) => (http.ca.national_chain(), name),
+        None => (Some(http.ca.chain()), name),
+    };
+    let (Some(chain), Ok(authority)) = (chain, name.parse::<Authority>()) else {
         return not_found(State(http)).await;
     };
     http.metrics.http.inc("ca");
-    let der = http.ca.chain().der(authority).to_vec();
+    let der = chain.der(authority).to_vec();
     cacheable(der, "application/pkix-cert")
 }
 
