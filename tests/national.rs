@@ -363,3 +363,101 @@ fn the_national_hierarchy_verifies_with_openssl_and_gmssl() {
         String::from_utf8_lossy(&wrong.stdout)
     );
 }
+
+/// `openssl req` for an SM2 key `key` (made by `openssl genpkey -algorithm sm2`), signed with
+/// SM3 and the SM2 ID `distid` (OpenSSL's own empty ID when `None`).
+fn sm2_csr(dir: &std::path::Path, key: &str, csr: &str, subject: &str, distid: Option<&str>) {
+    let mut args = vec![
+        "req", "-new", "-key", key, "-sm3", "-out", csr, "-subj", subject,
+    ];
+    let sigopt = distid.map(|id| format!("distid:{id}"));
+    if let Some(sigopt) = &sigopt {
+        args.extend(["-sigopt", sigopt]);
+    }
+    openssl(dir, &args);
+}
+
+#[test]
+fn sm2_requests_prove_possession_with_the_default_id_and_meet_the_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path();
+    let server = Server::dev(work);
+    let token = server.register("portal", &[]);
+    openssl(work, &["genpkey", "-algorithm", "sm2", "-out", "sm2.key"]);
+    let enroll = |csr: &str| {
+        fails(server.gt(&[
+            "enroll",
+            "--token",
+            &token,
+            "--csr",
+            work.join(csr).to_str().unwrap(),
+            "--out",
+            work.join("out").to_str().unwrap(),
+        ]))
+    };
+
+    // Signed with OpenSSL's own (empty) ID, or another ID: no proof of possession.
+    sm2_csr(work, "sm2.key", "empty-id.csr", "/CN=portal", None);
+    let refused = enroll("empty-id.csr");
+    assert!(
+        refused.contains("does not verify with the ID 1234567812345678"),
+        "{refused}"
+    );
+    sm2_csr(
+        work,
+        "sm2.key",
+        "other-id.csr",
+        "/CN=portal",
+        Some("ALICE123@YAHOO.COM"),
+    );
+    let refused = enroll("other-id.csr");
+    assert!(refused.contains("does not prove possession"), "{refused}");
+
+    // A broken signature: one byte of the signature changed.
+    sm2_csr(
+        work,
+        "sm2.key",
+        "good.csr",
+        "/CN=portal",
+        Some("1234567812345678"),
+    );
+    let der = openssl(
+        work,
+        &[
+            "req", "-in", "good.csr", "-outform", "DER", "-out", "good.der",
+        ],
+    );
+    assert!(der.is_empty());
+    let mut bytes = std::fs::read(work.join("good.der")).unwrap();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x01;
+    std::fs::write(work.join("broken.der"), &bytes).unwrap();
+    let refused = enroll("broken.der");
+    assert!(refused.contains("SM2"), "{refused}");
+
+    // A point off the SM2 curve: the key is refused before anything else.
+    let good = std::fs::read(work.join("good.der")).unwrap();
+    let curve = [
+        0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d, 0x03, 0x42, 0x00,
+    ];
+    let at = good.windows(curve.len()).position(|w| w == curve).unwrap() + curve.len();
+    let mut off_curve = good.clone();
+    off_curve[at + 64] ^= 0x01; // the point's last byte (y)
+    std::fs::write(work.join("off-curve.der"), &off_curve).unwrap();
+    let refused = enroll("off-curve.der");
+    assert!(refused.contains("the SM2 key is not valid"), "{refused}");
+
+    // A proper SM2 request passes the checks and meets the profile's key rule, which names
+    // the rule: the international system profile certifies no SM2 key.
+    let refused = enroll("good.csr");
+    assert!(
+        refused.contains("keys.algorithms") && refused.contains("key sm2 not allowed"),
+        "{refused}"
+    );
+    // Nothing was issued; the token still works.
+    let listed = server.ok(server.gt_as(
+        &server.admin("system-admin"),
+        &["cert", "list", "--system", "portal", "--json"],
+    ));
+    assert_eq!(support::json(&listed).as_array().unwrap().len(), 0);
+}

@@ -495,7 +495,13 @@ fn sign(
         validity,
         base_url: ca.settings.base_url.as_deref(),
     };
-    let leaf = issuance::issue(&issuer, &spec, &csr.public_key, now, &ca.rng)?;
+    let leaf = issuance::issue(
+        &issuer,
+        &spec,
+        csr.public_key.international()?,
+        now,
+        &ca.rng,
+    )?;
     let authority = issuer.authority();
     let mut record = certificates::from_leaf(
         leaf,

@@ -93,6 +93,7 @@ enum KeyAlgorithm {
     EcdsaP384,
     Ed25519,
     Rsa,
+    Sm2,
 }
 
 impl KeyAlgorithm {
@@ -102,6 +103,7 @@ impl KeyAlgorithm {
             KeyKind::EcdsaP384 => Self::EcdsaP384,
             KeyKind::Ed25519 => Self::Ed25519,
             KeyKind::Rsa { .. } => Self::Rsa,
+            KeyKind::Sm2 => Self::Sm2,
         }
     }
 
@@ -111,6 +113,7 @@ impl KeyAlgorithm {
             Self::EcdsaP384 => "ecdsa-p384",
             Self::Ed25519 => "ed25519",
             Self::Rsa => "rsa",
+            Self::Sm2 => "sm2",
         }
     }
 }
@@ -185,7 +188,7 @@ enum Family {
 impl Family {
     fn of(algorithm: KeyAlgorithm) -> Self {
         match algorithm {
-            KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 => Self::Ec,
+            KeyAlgorithm::EcdsaP256 | KeyAlgorithm::EcdsaP384 | KeyAlgorithm::Sm2 => Self::Ec,
             KeyAlgorithm::Ed25519 => Self::Ed25519,
             KeyAlgorithm::Rsa => Self::Rsa,
         }
