@@ -253,6 +253,7 @@ mod tests {
             created_by: String::new(),
             imported_from: None,
             budget_of: None,
+            escrowed: false,
         };
         LoadedKey {
             record,

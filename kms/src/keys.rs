@@ -105,6 +105,7 @@ impl Kms {
             created_by: actor.to_owned(),
             imported_from: None,
             budget_of: None,
+            escrowed: false,
         })
     }
 

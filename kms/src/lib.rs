@@ -24,6 +24,13 @@
 //!   recipient's X25519 public key, as single-use bundles bound to one recipient identity, their
 //!   source and their policy; [`Kms::import_key`] takes such a bundle, once, from its recipient,
 //!   and the imported key records where it came from. See `distribution`.
+//! - **National suite.** SM4-GCM, SM2 signature and SM2 encryption keys beside the
+//!   international ones ([`Suite`], [`national`]); SM2 key pairs travel in SM2 digital
+//!   envelopes.
+//! - **Escrow (dual certificates).** [`Kms::escrow_encryption_key`] assigns a subject an SM2
+//!   encryption key pair from a pre-generated pool ([`Kms::fill_escrow_pool`]), keeps it
+//!   escrowed as an internal key of the subject, and returns the private key enveloped to the
+//!   subject's signing key. Signing keys are never escrowed. See `escrow`.
 //!
 //! Every state change stages an audit event in the same durable batch (see
 //! [`govtrust_store::AuditSink`]). Authorization is not decided here: the server's policy point
@@ -40,6 +47,7 @@ mod custody;
 mod destruction;
 mod distribution;
 mod error;
+mod escrow;
 #[doc(hidden)]
 pub mod fuzzing;
 mod keys;
@@ -63,6 +71,7 @@ pub use budget::EncryptionLimit;
 pub use centre::{DEFAULT_UNSEAL_TIMEOUT, Kms};
 pub use custody::Signer;
 pub use error::Error;
+pub use escrow::{Escrowed, POOL_MAX};
 pub use suite::Suite;
 pub use types::{
     Algorithm, BundleExport, BundleId, BundleImport, BundleTerms, Clock, DataKey, Decrypted,

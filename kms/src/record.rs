@@ -12,6 +12,7 @@
 //! | `kms/due/<unix ms as 16 hex>/<id>` | empty: destruction index | — |
 //! | `kms/export/<id>/<bundle id>` | [`ExportRecord`] JSON: a bundle exported from key `<id>` | `govtrust-kms-v1\|export\|<id>\|<bundle id>` |
 //! | `kms/bundle/<bundle id>` | [`ImportRecord`] JSON: the bundle was imported (single use) | `govtrust-kms-v1\|bundle\|<bundle id>` |
+//! | `kms/pool/sm2/<pool id>` | a pre-generated SM2 encryption key pair (PKCS#8), waiting to be escrowed (see `escrow`) | `govtrust-kms-v1\|pool\|sm2\|<pool id>` |
 //! | `kms/nonces/<id>/<version as 8 hex>` | u64 BE: encryptions reserved under that version (kept when the key is destroyed: copies here count against it) | — |
 //!
 //! The material encoding is 32 raw bytes for AES-256-GCM and PKCS#8 DER for ECDSA and Ed25519.
@@ -132,6 +133,9 @@ pub(crate) struct KeyRecord {
     /// counts against (the same material). `None`: its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) budget_of: Option<BudgetOf>,
+    /// An encryption key pair generated for its owner's dual certificate and escrowed here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) escrowed: bool,
 }
 
 /// The key version whose encryption budget another key's version 1 shares: a copy of the
@@ -225,6 +229,7 @@ impl KeyRecord {
             created_by: self.created_by.clone(),
             origin: match &self.imported_from {
                 Some(terms) => KeyOrigin::Imported(Box::new(terms.terms())),
+                None if self.escrowed => KeyOrigin::Escrowed,
                 None => KeyOrigin::Generated,
             },
         }
@@ -365,6 +370,7 @@ mod tests {
             created_by: "spiffe://gov/admin".into(),
             imported_from: None,
             budget_of: None,
+            escrowed: false,
         };
         let json = serde_json::to_string(&record).unwrap();
         assert!(json.contains("\"ecdsa-p384-sha384\"") && json.contains("\"pre-active\""));

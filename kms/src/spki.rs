@@ -38,6 +38,12 @@ pub(crate) fn encode(algorithm: Algorithm, public_key: &[u8]) -> Option<Vec<u8>>
     (public_key.len() == len).then(|| [prefix, public_key].concat())
 }
 
+/// The uncompressed point inside an SM2 SubjectPublicKeyInfo DER.
+pub(crate) fn sm2_point(spki: &[u8]) -> Option<&[u8]> {
+    spki.strip_prefix(SM2_PREFIX)
+        .filter(|point| point.len() == 65)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

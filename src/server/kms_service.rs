@@ -935,7 +935,7 @@ fn key_message(key: &KeyInfo) -> pb::Key {
         created_by: key.created_by.clone(),
         imported_from: match &key.origin {
             KeyOrigin::Imported(terms) => Some(terms_message(terms)),
-            KeyOrigin::Generated => None,
+            KeyOrigin::Generated | KeyOrigin::Escrowed => None,
         },
         exports: Vec::new(),
     }
