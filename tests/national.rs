@@ -14,17 +14,27 @@ use support::{Server, fails, http_get, openssl};
 /// The SM2 distinguishing identifier govtrust signs with (GM/T 0009's default).
 const DISTID: &str = "distid:1234567812345678";
 
-#[test]
-fn sm2_signatures_verify_with_openssl_given_the_default_id() {
+/// A dev server, an enrolled system `tax-portal` and a key of `algorithm` it owns, whose
+/// public key (PEM) is in `<dir>/<public>`; the key's id.
+fn system_key(
+    algorithm: &str,
+    public: &str,
+) -> (tempfile::TempDir, Server, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::dev(dir.path());
     let system = server.enrolled(dir.path(), "tax-portal");
-    let key = server.create_key(&system, "sm2-sm3", &[]);
-    let id = key["key_id"].as_str().unwrap();
-    assert_eq!(key["algorithm"], "sm2-sm3");
+    let key = server.create_key(&system, algorithm, &[]);
+    assert_eq!(key["algorithm"], algorithm);
+    let id = key["key_id"].as_str().unwrap().to_owned();
+    let pem = server.ok(server.gt_as(&system, &["kms", "key", "public-key", &id]));
+    std::fs::write(dir.path().join(public), &pem).unwrap();
+    (dir, server, system, id)
+}
 
-    let pem = server.ok(server.gt_as(&system, &["kms", "key", "public-key", id]));
-    std::fs::write(dir.path().join("sm2.pub"), &pem).unwrap();
+#[test]
+fn sm2_signatures_verify_with_openssl_given_the_default_id() {
+    let (dir, server, system, id) = system_key("sm2-sm3", "sm2.pub");
+    let id = id.as_str();
     let text = openssl(
         dir.path(),
         &["pkey", "-pubin", "-in", "sm2.pub", "-text", "-noout"],
@@ -107,13 +117,8 @@ fn sm2_signatures_verify_with_openssl_given_the_default_id() {
 
 #[test]
 fn openssl_encrypts_to_an_sm2_key_and_the_centre_decrypts() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::dev(dir.path());
-    let system = server.enrolled(dir.path(), "tax-portal");
-    let key = server.create_key(&system, "sm2-encrypt", &[]);
-    let id = key["key_id"].as_str().unwrap();
-    let pem = server.ok(server.gt_as(&system, &["kms", "key", "public-key", id]));
-    std::fs::write(dir.path().join("enc.pub"), &pem).unwrap();
+    let (dir, server, system, id) = system_key("sm2-encrypt", "enc.pub");
+    let id = id.as_str();
     std::fs::write(dir.path().join("secret"), b"escrowed by the centre").unwrap();
     openssl(
         dir.path(),

@@ -45,6 +45,18 @@ pub struct CaChain {
 }
 
 impl CaChain {
+    /// The chain of the root, extranet and intranet CA certificates (DER).
+    pub(crate) fn new(root: &[u8], extranet: &[u8], intranet: &[u8]) -> Self {
+        Self {
+            root_pem: pem::certificate(root),
+            extranet_pem: pem::certificate(extranet),
+            intranet_pem: pem::certificate(intranet),
+            root_der: root.to_vec(),
+            extranet_der: extranet.to_vec(),
+            intranet_der: intranet.to_vec(),
+        }
+    }
+
     /// The certificate of `authority`, DER.
     pub fn der(&self, authority: Authority) -> &[u8] {
         match authority {
@@ -197,14 +209,7 @@ impl Hierarchy {
         created_at: SystemTime,
     ) -> Self {
         let (root, extranet, intranet) = cas;
-        let chain = CaChain {
-            root_pem: pem::certificate(&root.der),
-            extranet_pem: pem::certificate(&extranet.der),
-            intranet_pem: pem::certificate(&intranet.der),
-            root_der: root.der.clone(),
-            extranet_der: extranet.der.clone(),
-            intranet_der: intranet.der.clone(),
-        };
+        let chain = CaChain::new(&root.der, &extranet.der, &intranet.der);
         Self {
             kms,
             trust_domain,

@@ -17,13 +17,13 @@ use serde::{Deserialize, Serialize};
 use x509_cert::ext::pkix::KeyUsages;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::Error;
 use crate::hierarchy::CaChain;
 use crate::identity::{SERVER_IDENTITY, TrustDomain};
 use crate::issuer::{Authority, CLOCK_SKEW, Serial, later};
 use crate::records::{self, CaRecord};
 use crate::sm2cert::{self, Sm2CertSpec};
 use crate::timestamps::{from_unix_ms, unix_ms};
-use crate::{Error, pem};
 
 /// Where the national hierarchy is stored.
 pub(crate) const NATIONAL_HIERARCHY: &[u8] = b"ca/hierarchy-national";
@@ -116,14 +116,7 @@ impl NationalHierarchy {
         intranet: NationalCa,
         created_at: SystemTime,
     ) -> Self {
-        let chain = CaChain {
-            root_pem: pem::certificate(&root.der),
-            extranet_pem: pem::certificate(&extranet.der),
-            intranet_pem: pem::certificate(&intranet.der),
-            root_der: root.der.clone(),
-            extranet_der: extranet.der.clone(),
-            intranet_der: intranet.der.clone(),
-        };
+        let chain = CaChain::new(&root.der, &extranet.der, &intranet.der);
         Self {
             root,
             extranet,
