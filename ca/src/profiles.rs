@@ -595,6 +595,14 @@ fn parse_profile(file: &str, name: &str, text: &str) -> Result<Profile, Error> {
     if algorithms.is_empty() {
         return Err(bad(file, "keys.algorithms", "allow at least one"));
     }
+    if algorithms.contains(&KeyAlgorithm::Sm2) {
+        return Err(bad(
+            file,
+            "keys.algorithms",
+            "sm2 keys are certified by the national CAs, through national-suite profiles, \
+             which this version does not issue yet",
+        ));
+    }
     let rsa_bits = rsa_bits(file, &parsed.keys)?;
     let key_usage = key_usage(file, &algorithms, parsed.key_usage)?;
     if parsed.names.dns_required && parsed.names.dns == DnsRule::None {
@@ -765,6 +773,10 @@ mod tests {
             (
                 base.replace("holders = [\"system\"]", "holders = []"),
                 "holders",
+            ),
+            (
+                base.replace("algorithms = [", "algorithms = [\"sm2\", "),
+                "sm2 keys are certified by the national CAs",
             ),
             (
                 base.replace(

@@ -7,14 +7,19 @@
 //! The libraries of GM/T 0034:
 //! - **backup pool (备用库):** pairs generated in advance, sealed under the record key at
 //!   `kms/pool/sm2/<pool id>`, so assigning one costs no key generation;
-//!   [`Kms::fill_escrow_pool`] tops it up (the server does so in the background below a
-//!   threshold) and [`Kms::escrow_encryption_key`] takes one, generating a fresh pair only
-//!   when the pool is empty;
+//!   [`Kms::fill_escrow_pool`] tops it up (audited as `kms.escrow.pool`) and
+//!   [`Kms::escrow_encryption_key`] takes one, generating a fresh pair only when the pool is
+//!   empty;
 //! - **active library (在用库):** an assigned pair is an `sm2-encrypt` key of its owner, internal
 //!   (no caller uses it through the key API) and never exportable, marked
 //!   [`KeyOrigin::Escrowed`](crate::KeyOrigin::Escrowed);
-//! - **history library (历史库):** when its certificate expires or is revoked, the key is
-//!   deactivated: kept for recovery, protecting nothing new.
+//! - **history library (历史库):** not yet: moving a key there when its certificate expires or
+//!   is revoked comes with dual-certificate enrollment, as does refilling the pool in the
+//!   server's background. Nothing outside this crate's tests calls this module yet.
+//!
+//! The caller must take the recipient signing key from the owner's verified request (the SM2
+//! key its CSR proved possession of), never from anything else the caller says: whoever names
+//! the recipient receives the escrowed private key.
 //!
 //! Taking a pooled pair is a compare-and-swap on its pool entry in the same batch that writes
 //! the new key, so two enrollments never receive the same pair.
@@ -56,22 +61,28 @@ impl Kms {
     /// Generates SM2 encryption pairs until the pool holds `target` (at most [`POOL_MAX`] added
     /// per call); returns how many were added. Needs the centre unsealed.
     pub fn fill_escrow_pool(&self, target: usize) -> Result<usize, Error> {
-        let vault = self.vault()?;
+        self.vault()?;
         let have = self.escrow_pool_size()?;
         let wanted = target.saturating_sub(have).min(POOL_MAX);
-        // One durable batch per 64 pairs.
+        // One durable, audited batch per 64 pairs; a centre sealed meanwhile stops the filling.
         let mut left = wanted;
         while left > 0 {
+            let vault = self.vault()?;
+            let count = left.min(64);
             let mut batch = Batch::new();
-            for _ in 0..left.min(64) {
+            for _ in 0..count {
                 let material = generate_pair()?;
                 let id = crate::types::random_id("p-", "pool id")?;
                 let sealed = vault.key.seal(&pool_aad(&id), &material)?;
                 let key = format!("{POOL_PREFIX}{id}").into_bytes();
                 batch.expect_absent(key.clone()).put(key, sealed);
-                left -= 1;
             }
+            let event = self
+                .event("kms.escrow.pool", "govtrust", "sm2-encrypt")
+                .with("added", count.to_string());
+            self.audit.stage(&mut batch, &event)?;
             self.store.commit(batch)?;
+            left -= count;
         }
         if wanted > 0 {
             tracing::debug!(added = wanted, "escrow pool filled");
@@ -111,9 +122,9 @@ impl Kms {
                 .map(|id| String::from_utf8_lossy(id).into_owned())
                 .unwrap_or_default();
             let Some(material) = vault.key.open(&pool_aad(&id), &sealed) else {
-                return Err(Error::Corrupt {
-                    context: format!("pooled pair {id} does not unseal"),
-                });
+                // Never handed out; left for an operator to look at.
+                tracing::warn!(pool_id = %id, "a pooled SM2 pair does not unseal; skipped");
+                continue;
             };
             match self.assign(actor, &spec, &material, recipient, Some((&entry, &sealed))) {
                 // Another assignment took this pair first.

@@ -72,6 +72,7 @@ pub use centre::{DEFAULT_UNSEAL_TIMEOUT, Kms};
 pub use custody::Signer;
 pub use error::Error;
 pub use escrow::{Escrowed, POOL_MAX};
+pub use operations::SM2_MAX_PLAINTEXT;
 pub use suite::Suite;
 pub use types::{
     Algorithm, BundleExport, BundleId, BundleImport, BundleTerms, Clock, DataKey, Decrypted,

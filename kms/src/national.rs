@@ -16,8 +16,13 @@
 //!   pair's public key, and its 32-byte private key under the SM4 key in ECB mode (two blocks,
 //!   no padding, as GmSSL and gmsm write it); see [`sm2_envelope`].
 //!
-//! Secret scalars live in `sm2` key types, which wipe them on drop; SM4 key schedules are wiped
-//! on drop too (the `zeroize` feature of `sm4`).
+//! Limits, as for ring's key objects (see `material`): the `sm2` 0.14 key types hold the private
+//! scalar without wiping it on drop, so a loaded SM2 key is freed, not wiped (the PKCS#8 buffers
+//! this crate owns are `Zeroizing`); [`Sm2KeyPair`]'s `Debug` prints only the public key. SM4's
+//! key schedule is wiped on drop (the `zeroize` feature of `sm4`), but the `sm4` crate's S-box is
+//! a table lookup indexed by secret data, so SM4 is not constant-time against a co-resident
+//! attacker measuring cache timing (ring's AES is); a PKCS#11 custodian or a bitsliced SM4
+//! removes that limit.
 
 use aes_gcm::AesGcm;
 use aes_gcm::aead::{AeadInOut, KeyInit};
@@ -95,6 +100,14 @@ pub struct Sm2KeyPair {
     signing: sm2::dsa::SigningKey,
     decrypting: DecryptingKey,
     public: Vec<u8>,
+}
+
+impl std::fmt::Debug for Sm2KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sm2KeyPair")
+            .field("public_key", &hex::encode(&self.public))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sm2KeyPair {

@@ -121,8 +121,8 @@ impl Kms {
     /// `aad`. With `expected`, refuses a ciphertext of another key.
     ///
     /// An SM2 ciphertext (GM/T 0009 DER, from [`Kms::encrypt`] or any SM2 implementation, e.g.
-    /// `openssl pkeyutl -encrypt`) names no key: `expected` must be the SM2 encryption key. Each
-    /// of its versions that may decrypt is tried, the primary first (the SM3 check value inside
+    /// `openssl pkeyutl -encrypt`) names no key: `expected` must be the SM2 encryption key. The
+    /// primary version is tried first, then the three newest others (the SM3 check value inside
     /// the ciphertext tells the right one).
     pub fn decrypt(
         &self,
@@ -159,7 +159,7 @@ impl Kms {
         })
     }
 
-    /// A fresh 256-bit data key for envelope encryption, in plain and encrypted under `id`.
+    /// A fresh data key for envelope encryption, in plain and encrypted under `id`.
     ///
     /// The data key is of the wrapping key's suite: 32 bytes (AES-256) under an AES key, 16
     /// bytes (SM4) under an SM4 key.
@@ -247,8 +247,27 @@ fn seal(
     })
 }
 
+/// Most plaintext one SM2 encryption takes: SM2 protects keys and short secrets (its KDF runs
+/// over the whole message, with no streaming), so bulk data goes under an SM4 data key.
+pub const SM2_MAX_PLAINTEXT: usize = 64 * 1024;
+/// The longest SM2 ciphertext decrypted: the plaintext limit and the DER overhead (C1, C3).
+const SM2_MAX_CIPHERTEXT: usize = SM2_MAX_PLAINTEXT + 128;
+/// Versions of an SM2 key a ciphertext is tried against: the primary and the three newest
+/// others, so a caller cannot make one call cost a decryption per version of a key rotated
+/// many times. Older ciphertexts: re-encrypt them before rotating further.
+const SM2_VERSIONS_TRIED: usize = 4;
+
 /// Encrypts `plaintext` to the primary version of the SM2 encryption key `key`.
 fn sm2_encrypt(key: &LoadedKey, plaintext: &[u8], aad: &[u8]) -> Result<Encrypted, Error> {
+    if plaintext.len() > SM2_MAX_PLAINTEXT {
+        return Err(Error::InvalidArgument {
+            field: "plaintext",
+            reason: format!(
+                "SM2 encrypts at most {SM2_MAX_PLAINTEXT} bytes; encrypt bulk data under an \
+                 sm4-gcm data key"
+            ),
+        });
+    }
     if !aad.is_empty() {
         return Err(Error::InvalidArgument {
             field: "aad",
@@ -281,7 +300,16 @@ fn sm2_decrypt(key: &LoadedKey, ciphertext: &[u8], aad: &[u8]) -> Result<Decrypt
             reason: "SM2 ciphertexts carry no additional authenticated data".into(),
         });
     }
-    for version in key.versions_newest_primary_first() {
+    if ciphertext.len() > SM2_MAX_CIPHERTEXT {
+        return Err(Error::InvalidArgument {
+            field: "ciphertext",
+            reason: format!(
+                "an SM2 ciphertext holds at most {SM2_MAX_PLAINTEXT} bytes; this one is {} bytes",
+                ciphertext.len()
+            ),
+        });
+    }
+    for version in key.versions_newest_primary_first().take(SM2_VERSIONS_TRIED) {
         let pair = version.operator.sm2().ok_or_else(|| Error::Corrupt {
             context: format!("key {} holds no SM2 key pair", key.record.id),
         })?;

@@ -29,6 +29,9 @@ fn the_pool_fills_to_its_target_and_each_assignment_takes_one_pair() {
     assert_eq!(centre.kms.fill_escrow_pool(5).unwrap(), 5);
     assert_eq!(centre.kms.fill_escrow_pool(5).unwrap(), 0);
     assert_eq!(centre.kms.escrow_pool_size().unwrap(), 5);
+    let filled = audit_events(&*centre.store, "kms.escrow.pool");
+    assert_eq!(filled.len(), 1);
+    assert_eq!(filled[0]["added"], "5");
 
     let subject = signing_pair();
     let escrowed = centre
@@ -141,4 +144,23 @@ fn a_sealed_centre_neither_fills_nor_assigns() {
         .kms
         .escrow_encryption_key("ca", OWNER, 1, signing_pair().public_key(), "");
     assert!(matches!(refused, Err(Error::Sealed)), "{refused:?}");
+}
+
+#[test]
+fn a_pooled_pair_that_does_not_unseal_is_skipped_never_handed_out() {
+    let centre = Centre::unsealed();
+    let mut batch = govtrust_store::Batch::new();
+    // Sorts before any real pool id ("p-" + hex): tried first.
+    batch.put(b"kms/pool/sm2/p-".to_vec(), b"not sealed material".to_vec());
+    centre.store.commit(batch).unwrap();
+    assert_eq!(centre.kms.fill_escrow_pool(2).unwrap(), 1);
+    let subject = signing_pair();
+    let escrowed = centre
+        .kms
+        .escrow_encryption_key("ca", OWNER, 1, subject.public_key(), "")
+        .unwrap();
+    assert!(sm2_open_envelope(&subject, &escrowed.envelope).is_ok());
+    // The good pair was taken; the broken entry stays for an operator to look at.
+    assert_eq!(centre.kms.escrow_pool_size().unwrap(), 1);
+    assert!(centre.store.get(b"kms/pool/sm2/p-").unwrap().is_some());
 }

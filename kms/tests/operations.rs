@@ -397,6 +397,37 @@ fn national_keys_encrypt_decrypt_and_sign() {
     assert_eq!(decrypted.version, 1);
     let newer = centre.kms.encrypt(&sm2, b"newer", b"").unwrap();
     assert_eq!(newer.version, 2);
+
+    // At most 64 KiB per SM2 encryption (bulk data goes under an SM4 data key); a ciphertext
+    // is tried against the primary and the three newest other versions only.
+    let big = vec![7u8; govtrust_kms::SM2_MAX_PLAINTEXT + 1];
+    assert!(matches!(
+        centre.kms.encrypt(&sm2, &big, b""),
+        Err(Error::InvalidArgument {
+            field: "plaintext",
+            ..
+        })
+    ));
+    assert!(matches!(
+        centre.kms.decrypt(&vec![0x30; 70_000], b"", Some(&sm2)),
+        Err(Error::InvalidArgument {
+            field: "ciphertext",
+            ..
+        })
+    ));
+    for _ in 0..3 {
+        centre.kms.rotate_key("admin", &sm2).unwrap();
+    }
+    // Versions 5 (primary), 4, 3, 2 are tried: version 1's ciphertext no longer decrypts.
+    assert!(matches!(
+        centre.kms.decrypt(&encrypted.ciphertext, b"", Some(&sm2)),
+        Err(Error::MalformedCiphertext { .. })
+    ));
+    let decrypted = centre
+        .kms
+        .decrypt(&newer.ciphertext, b"", Some(&sm2))
+        .unwrap();
+    assert_eq!(decrypted.version, 2);
 }
 
 #[test]

@@ -236,9 +236,17 @@ impl KeyManagement for KeyService {
             }
         };
         let (id, key) = self.authorized_key(&principal, &named, KeyOperation::Use)?;
-        let out = self
-            .kms
-            .decrypt(&request.ciphertext, &request.aad, Some(&id));
+        let out = if Kms::ciphertext_names_key(&request.ciphertext) {
+            self.kms
+                .decrypt(&request.ciphertext, &request.aad, Some(&id))
+        } else {
+            // SM2: a scalar multiplication and a KDF over the ciphertext per version tried,
+            // off the async workers.
+            let kms = Arc::clone(&self.kms);
+            let (ciphertext, aad, key_id) =
+                (request.ciphertext.clone(), request.aad.clone(), id.clone());
+            blocking(move || Ok(kms.decrypt(&ciphertext, &aad, Some(&key_id)))).await?
+        };
         let out = self.used(&principal, &id, Operation::Decrypt, out).await?;
         if retired(&key) {
             self.account_retired_use(&principal, &id, "decrypt").await?;
