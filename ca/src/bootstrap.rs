@@ -122,7 +122,7 @@ pub(crate) fn initialize(
     batch
         .expect_absent(records::HIERARCHY)
         .put(records::HIERARCHY, hierarchy);
-    if let Some(national) = &ca.national {
+    if let Some(national) = ca.national.get() {
         batch
             .expect_absent(crate::national::NATIONAL_HIERARCHY)
             .put(
@@ -186,7 +186,7 @@ fn create(
         audit,
         clock,
         hierarchy,
-        national: Some(national),
+        national: std::sync::OnceLock::from(national),
         server_names: ServerNames::new(server_names),
         lineages: crate::lineage::Lineages::default(),
         revocations: crate::revocation::Revocations::default(),
@@ -402,6 +402,10 @@ fn init_event(
     .with("extranet_key", hierarchy.extranet.key_id)
     .with("intranet_key", hierarchy.intranet.key_id)
     .with("server_serial", server.serial.to_string());
+    let event = match ca.national.get() {
+        Some(national) => national.describe(event),
+        None => event,
+    };
     admins.iter().fold(event, |event, (role, credential)| {
         let key = match credential.private_key_pem {
             Some(_) => "generated",

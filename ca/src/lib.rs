@@ -106,8 +106,9 @@ pub struct Ca {
     audit: Arc<dyn AuditSink>,
     clock: Arc<dyn Clock>,
     hierarchy: Hierarchy,
-    /// The SM2 hierarchy of the national suite; `None` in a deployment initialized before it.
-    national: Option<national::NationalHierarchy>,
+    /// The SM2 hierarchy of the national suite; unset in a deployment initialized before it,
+    /// until [`Ca::ensure_national_hierarchy`] creates it.
+    national: std::sync::OnceLock<national::NationalHierarchy>,
     /// Names no system may hold.
     server_names: ServerNames,
     /// Every system's enrollment lineage, cached (one node).
@@ -210,7 +211,10 @@ impl Ca {
         clock: Arc<dyn Clock>,
     ) -> Result<Ca, Error> {
         let hierarchy = Hierarchy::load(store.as_ref(), &kms)?;
-        let national = national::NationalHierarchy::load(store.as_ref())?;
+        let national = std::sync::OnceLock::new();
+        if let Some(stored) = national::NationalHierarchy::load(store.as_ref())? {
+            let _ = national.set(stored);
+        }
         let server_names = ServerNames::load(store.as_ref())?;
         let revocations = revocation::Revocations::load(store.as_ref(), clock.now())?;
         let crls = crl::Publisher::load(store.as_ref())?;
@@ -250,7 +254,7 @@ impl Ca {
     /// The SM2 CA certificates of the national suite, if this deployment has them (those
     /// initialized before the national suite do not).
     pub fn national_chain(&self) -> Option<&CaChain> {
-        self.national.as_ref().map(|national| national.chain())
+        self.national.get().map(|national| national.chain())
     }
 
     /// The public base URL given at initialization (`govtrust init --public-url`), if any.

@@ -4,26 +4,26 @@
 //! of algorithm `sm2-sm3`; the certificates are built by [`crate::sm2cert`].
 //!
 //! Created with the international hierarchy by initialization and stored beside it at
-//! `ca/hierarchy-national`. A deployment initialized before the national suite existed has
-//! none ([`NationalHierarchy::load`] gives `None`).
+//! `ca/hierarchy-national`. A deployment initialized before the national suite existed gets
+//! one from [`Ca::ensure_national_hierarchy`], which the server calls once the kms is unsealed.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use govtrust_kms::{Algorithm, KeyId, KeySpec, Kms};
-use govtrust_store::Store;
+use govtrust_store::{AuditEvent, Batch, Error as StoreError, Store};
 use ring::rand::SecureRandom;
 use serde::{Deserialize, Serialize};
 use x509_cert::ext::pkix::KeyUsages;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::Error;
 use crate::hierarchy::CaChain;
 use crate::identity::{SERVER_IDENTITY, TrustDomain};
 use crate::issuer::{Authority, CLOCK_SKEW, Serial, later};
 use crate::records::{self, CaRecord};
 use crate::sm2cert::{self, Sm2CertSpec};
 use crate::timestamps::{from_unix_ms, unix_ms};
+use crate::{Ca, Error};
 
 /// Where the national hierarchy is stored.
 pub(crate) const NATIONAL_HIERARCHY: &[u8] = b"ca/hierarchy-national";
@@ -139,6 +139,58 @@ impl NationalHierarchy {
     /// The SM2 CA certificates.
     pub(crate) fn chain(&self) -> &CaChain {
         &self.chain
+    }
+
+    /// `event` with the national CAs' key ids.
+    pub(crate) fn describe(&self, event: AuditEvent) -> AuditEvent {
+        event
+            .with("national_root_key", self.root.key.to_string())
+            .with("national_extranet_key", self.extranet.key.to_string())
+            .with("national_intranet_key", self.intranet.key.to_string())
+    }
+}
+
+impl Ca {
+    /// Creates the national SM2 hierarchy of a deployment initialized before the national suite
+    /// existed: `Ok(true)` when it made one, `Ok(false)` when there was one already. Needs the
+    /// kms unsealed (it creates the three CA keys there). Audited as `ca.national.init` in the
+    /// batch that stores the hierarchy; if another process stored one first, that one is kept
+    /// (and the keys made here stay unused in the kms).
+    pub fn ensure_national_hierarchy(&self) -> Result<bool, Error> {
+        if self.national.get().is_some() {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let made = NationalHierarchy::create(
+            self.hierarchy.kms(),
+            self.hierarchy.trust_domain(),
+            now,
+            &self.rng,
+        )?;
+        let mut batch = Batch::new();
+        batch
+            .expect_absent(NATIONAL_HIERARCHY)
+            .put(NATIONAL_HIERARCHY, records::encode(&made.record())?);
+        let event = AuditEvent::new(
+            unix_ms(now),
+            "ca.national.init",
+            SERVER_IDENTITY,
+            self.hierarchy.trust_domain().as_str(),
+        );
+        self.audit.stage(&mut batch, &made.describe(event))?;
+        match self.store.commit(batch) {
+            Ok(_) => {
+                let _ = self.national.set(made);
+                Ok(true)
+            }
+            Err(StoreError::Conflict { .. }) => {
+                if let Some(stored) = NationalHierarchy::load(self.store.as_ref())? {
+                    let _ = self.national.set(stored);
+                }
+                Ok(false)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 }
 

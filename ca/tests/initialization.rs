@@ -410,3 +410,53 @@ fn a_bad_administrator_csr_fails_the_whole_initialization() {
         })
     ));
 }
+
+#[test]
+fn a_deployment_from_before_the_national_suite_gets_its_national_hierarchy_once() {
+    let fx = setup();
+    let national = fx.ca.national_chain().unwrap().clone();
+    // As a deployment initialized before the national suite: no national hierarchy stored.
+    let mut batch = govtrust_store::Batch::new();
+    batch.delete(b"ca/hierarchy-national".to_vec());
+    fx.store.commit(batch).unwrap();
+    let open = || {
+        Ca::open(
+            fx.store.clone(),
+            fx.kms.clone(),
+            Arc::new(RecordingAudit),
+            fx.clock.clone(),
+        )
+        .unwrap()
+    };
+    let old = open();
+    assert!(old.national_chain().is_none());
+    assert!(old.ensure_national_hierarchy().unwrap());
+    let made = old.national_chain().unwrap().clone();
+    assert_ne!(
+        made.root_der, national.root_der,
+        "a new hierarchy, new keys"
+    );
+    assert!(!old.ensure_national_hierarchy().unwrap(), "only once");
+    // Stored: the next start serves the same one.
+    assert_eq!(open().national_chain(), Some(&made));
+    let (_, root) = X509Certificate::from_der(&made.root_der).unwrap();
+    assert_eq!(
+        root.signature_algorithm.algorithm.to_id_string(),
+        "1.2.156.10197.1.501"
+    );
+    // A sealed kms makes none and says why.
+    let mut batch = govtrust_store::Batch::new();
+    batch.delete(b"ca/hierarchy-national".to_vec());
+    fx.store.commit(batch).unwrap();
+    let sealed_kms =
+        Arc::new(Kms::open(fx.store.clone(), Arc::new(RecordingAudit), fx.clock.clone()).unwrap());
+    let sealed = Ca::open(
+        fx.store.clone(),
+        sealed_kms,
+        Arc::new(RecordingAudit),
+        fx.clock.clone(),
+    )
+    .unwrap();
+    assert!(sealed.ensure_national_hierarchy().is_err());
+    assert!(sealed.national_chain().is_none());
+}

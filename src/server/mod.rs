@@ -376,13 +376,23 @@ fn ca_settings(config: &Config, public_url: &PublicUrl) -> govtrust_ca::Settings
 /// How often CRLs are checked for being due (made anew when older than their refresh).
 const CRL_SWEEP: Duration = Duration::from_secs(30);
 
-/// Makes the CRLs that are missing or due, now and every [`CRL_SWEEP`], while unsealed.
+/// Makes the CRLs that are missing or due, now and every [`CRL_SWEEP`], while unsealed; and,
+/// once, the national CA hierarchy of a deployment initialized before it existed.
 async fn refresh_crls(ca: Arc<Ca>, kms: Arc<Kms>) {
     let mut interval = tokio::time::interval(CRL_SWEEP);
     loop {
         interval.tick().await;
         if kms.is_sealed() {
             continue;
+        }
+        if ca.national_chain().is_none() {
+            let ca = ca.clone();
+            match tokio::task::spawn_blocking(move || ca.ensure_national_hierarchy()).await {
+                Ok(Ok(true)) => tracing::info!("national (SM2) CA hierarchy created"),
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "national CA hierarchy not created"),
+                Err(error) => tracing::error!(%error, "national CA hierarchy not created"),
+            }
         }
         let ca = ca.clone();
         match tokio::task::spawn_blocking(move || ca.refresh_crls()).await {
