@@ -380,12 +380,16 @@ const CRL_SWEEP: Duration = Duration::from_secs(30);
 /// once, the national CA hierarchy of a deployment initialized before it existed.
 async fn refresh_crls(ca: Arc<Ca>, kms: Arc<Kms>) {
     let mut interval = tokio::time::interval(CRL_SWEEP);
+    // Tried once per run: a failure leaves the keys it made unused in the kms, so it is not
+    // repeated every sweep (the next start tries again).
+    let mut national_tried = false;
     loop {
         interval.tick().await;
         if kms.is_sealed() {
             continue;
         }
-        if ca.national_chain().is_none() {
+        if !national_tried && ca.national_chain().is_none() {
+            national_tried = true;
             let ca = ca.clone();
             match tokio::task::spawn_blocking(move || ca.ensure_national_hierarchy()).await {
                 Ok(Ok(true)) => tracing::info!("national (SM2) CA hierarchy created"),
