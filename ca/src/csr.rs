@@ -136,7 +136,7 @@ pub(crate) fn check(csr: &[u8], system: &SystemRecord) -> Result<CheckedCsr, Err
     let request = decode(&der)?;
     let spki = &request.certification_request_info.subject_pki;
     let key = key_kind(spki)?;
-    prove_possession(&request)?;
+    prove_possession(&request, key)?;
     check_subject(&request.certification_request_info.subject, system)?;
     let dns_names = requested_names(&request, system)?;
     let public_key = subject_key(key, spki)?;
@@ -165,7 +165,7 @@ pub(crate) fn check_administrator(
     let request = decode(&der)?;
     let spki = &request.certification_request_info.subject_pki;
     let key = key_kind(spki)?;
-    prove_possession(&request)?;
+    prove_possession(&request, key)?;
     check_administrator_names(&request, role, spiffe_id)?;
     let public_key = subject_key(key, spki)?;
     let public_key = match public_key {
@@ -201,7 +201,7 @@ pub(crate) fn check_person(
     let request = decode(&der)?;
     let spki = &request.certification_request_info.subject_pki;
     let key = key_kind(spki)?;
-    prove_possession(&request)?;
+    prove_possession(&request, key)?;
     let refuse = |asked: &str| {
         Error::csr(format!(
             "it asks for the name {asked:?}; a person's request may name only {id} or {name} \
@@ -455,7 +455,7 @@ fn curve(spki: &ParsedSpki<'_>) -> Result<KeyKind, Error> {
 }
 
 /// Checks the signature algorithm and that the signature verifies with the request's key.
-fn prove_possession(request: &X509CertificationRequest<'_>) -> Result<(), Error> {
+fn prove_possession(request: &X509CertificationRequest<'_>, key: KeyKind) -> Result<(), Error> {
     let allowed = [
         OID_PKCS1_SHA256WITHRSA,
         OID_PKCS1_SHA384WITHRSA,
@@ -466,8 +466,7 @@ fn prove_possession(request: &X509CertificationRequest<'_>) -> Result<(), Error>
         OID_SIG_ED25519,
     ];
     let algorithm = &request.signature_algorithm.algorithm;
-    let info = &request.certification_request_info;
-    let sm2_key = key_kind(&info.subject_pki).ok() == Some(KeyKind::Sm2);
+    let sm2_key = key == KeyKind::Sm2;
     if algorithm.to_id_string() == OID_SM2_WITH_SM3 && sm2_key {
         return prove_sm2_possession(request);
     }
