@@ -220,7 +220,8 @@ impl KeyManagement for KeyService {
         let principal = self.principal(&mut request)?;
         let request = request.into_inner();
         let expected = Some(request.key_id.as_str()).filter(|k| !k.is_empty());
-        let named = match (Kms::ciphertext_names_key(&request.ciphertext), expected) {
+        let framed = Kms::ciphertext_names_key(&request.ciphertext);
+        let named = match (framed, expected) {
             // An SM2 ciphertext (GM/T 0009 DER) names no key: the key given is the one to use
             // (and to authorize), and decrypting tells whether the ciphertext is for it.
             (false, Some(given)) => given.to_owned(),
@@ -236,7 +237,7 @@ impl KeyManagement for KeyService {
             }
         };
         let (id, key) = self.authorized_key(&principal, &named, KeyOperation::Use)?;
-        let out = if Kms::ciphertext_names_key(&request.ciphertext) {
+        let out = if framed {
             self.kms
                 .decrypt(&request.ciphertext, &request.aad, Some(&id))
         } else {
